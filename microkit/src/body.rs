@@ -1,0 +1,240 @@
+//! The body type of microkit's requests and responses.
+//!
+//! Why an enum rather than one boxed body: most responses are a single buffer (JSON, text) and
+//! most requests arrive as hyper's [`Incoming`]; keeping those two unboxed saves an allocation
+//! and a virtual call per frame on the hot path, while any other [`http_body::Body`] still fits
+//! through [`Body::new`].
+
+use std::any::Any;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::BoxError;
+
+/// The body of a [`Request`](crate::Request) or a [`Response`](crate::Response).
+#[must_use]
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Incoming(Incoming),
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl Body {
+    /// An empty body.
+    pub const fn empty() -> Self {
+        Self { kind: Kind::Empty }
+    }
+
+    /// Wraps any [`http_body::Body`] whose data is [`Bytes`].
+    ///
+    /// A `Body` passed here is returned as it is, without a second box.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut slot = Some(body);
+        if let Some(already) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Body>>() {
+            if let Some(body) = already.take() {
+                return body;
+            }
+        }
+        match slot {
+            Some(body) => Self {
+                kind: Kind::Boxed(body.map_err(Into::into).boxed_unsync()),
+            },
+            None => Self::empty(),
+        }
+    }
+
+    /// Collects the whole body into one buffer, failing once more than `limit` bytes arrive.
+    pub async fn collect_limited(self, limit: usize) -> Result<Bytes, BodyError> {
+        if let Kind::Full(bytes) = self.kind {
+            let bytes = bytes.unwrap_or_default();
+            return if bytes.len() > limit {
+                Err(BodyError::TooLarge { limit })
+            } else {
+                Ok(bytes)
+            };
+        }
+        match http_body_util::Limited::new(self, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                Err(BodyError::TooLarge { limit })
+            }
+            Err(err) => Err(BodyError::Read(err)),
+        }
+    }
+}
+
+/// Why a body could not be read in full.
+#[derive(Debug)]
+pub enum BodyError {
+    /// More bytes arrived than the limit allows.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The connection failed or the peer sent a malformed body.
+    Read(BoxError),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
+            Self::Read(err) => write!(f, "the body could not be read: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl Default for Body {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Empty => "empty",
+            Kind::Full(_) => "full",
+            Kind::Incoming(_) => "incoming",
+            Kind::Boxed(_) => "boxed",
+        };
+        f.debug_tuple("Body").field(&kind).finish()
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Self {
+            kind: Kind::Full(Some(bytes)),
+        }
+    }
+}
+
+impl From<Incoming> for Body {
+    fn from(incoming: Incoming) -> Self {
+        Self {
+            kind: Kind::Incoming(incoming),
+        }
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Self {
+        Bytes::from(text).into()
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(text: &'static str) -> Self {
+        Bytes::from_static(text.as_bytes()).into()
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Bytes::from(bytes).into()
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(bytes: &'static [u8]) -> Self {
+        Bytes::from_static(bytes).into()
+    }
+}
+
+impl From<()> for Body {
+    fn from((): ()) -> Self {
+        Self::empty()
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|bytes| !bytes.is_empty())
+                    .map(|bytes| Ok(Frame::data(bytes))),
+            ),
+            Kind::Incoming(incoming) => Pin::new(incoming)
+                .poll_frame(cx)
+                .map_err(|err| Box::new(err) as BoxError),
+            Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Kind::Incoming(incoming) => incoming.is_end_stream(),
+            Kind::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Incoming(incoming) => incoming.size_hint(),
+            Kind::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn full_body_collects_and_reports_its_size() {
+        let body = Body::from("hello");
+        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(5));
+        assert_eq!(body.collect_limited(5).await.unwrap(), "hello");
+    }
+
+    #[tokio::test]
+    async fn limit_is_enforced_on_buffered_and_streamed_bodies() {
+        let full = Body::from("hello");
+        assert!(matches!(
+            full.collect_limited(4).await,
+            Err(BodyError::TooLarge { limit: 4 })
+        ));
+        let streamed = Body::new(http_body_util::Full::new(Bytes::from_static(b"hello")));
+        assert!(matches!(
+            streamed.collect_limited(4).await,
+            Err(BodyError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn wrapping_a_body_does_not_box_it_again() {
+        let body = Body::new(Body::from("x"));
+        assert!(matches!(body.kind, Kind::Full(_)));
+    }
+}

@@ -1,0 +1,192 @@
+use bytes::{BufMut, BytesMut};
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::body::read_limited;
+use super::{FromRequest, Rejection, RejectionKind};
+use crate::problem::FieldError;
+use crate::response::IntoResponse;
+use crate::{Body, Problem, Request, Response};
+
+/// A JSON body: an extractor (the last handler argument) and a response.
+///
+/// As an extractor it refuses, each time with serde's own message in the problem's `detail`:
+/// a `Content-Type` that is not `application/json` (or `application/*+json`) with 415, a body
+/// over the limit with 413, malformed JSON with 400, and valid JSON of the wrong shape with 422,
+/// naming the failing field in the problem's `errors` member.
+///
+/// ```
+/// use microkit::{router::post, Json, Router};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize, Serialize)]
+/// struct Product { name: String, price_cents: i64 }
+///
+/// async fn echo(Json(product): Json<Product>) -> Json<Product> {
+///     Json(product)
+/// }
+///
+/// let app: Router = Router::new().route("/echo", post(echo));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Json<T>(pub T);
+
+const APPLICATION_JSON: &str = "application/json";
+
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .rsplit_once('+')
+                .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json")))
+}
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Rejection;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            return Err(Rejection::new(
+                RejectionKind::UnsupportedMediaType,
+                "expected a request body with `Content-Type: application/json`",
+            ));
+        }
+        let (_, bytes) = read_limited(request).await?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// Parses a JSON body, refusing it as the extractor does (400 malformed, 422 wrong shape).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Rejection> {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|err| json_rejection(&err))?;
+        deserializer.end().map_err(|err| malformed(&err))?;
+        Ok(Json(value))
+    }
+}
+
+fn malformed(err: &serde_json::Error) -> Rejection {
+    Rejection::new(
+        RejectionKind::MalformedBody,
+        format!("the request body is not valid JSON: {err}"),
+    )
+}
+
+fn json_rejection(err: &serde_path_to_error::Error<serde_json::Error>) -> Rejection {
+    let inner = err.inner();
+    if !inner.is_data() {
+        return malformed(inner);
+    }
+    let message = inner.to_string();
+    let path = err.path().to_string();
+    let field = if path == "." {
+        // serde reports a missing field at its parent; the name is in the message.
+        message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or_default()
+            .to_owned()
+    } else {
+        path
+    };
+    let detail = if field.is_empty() {
+        format!("the request body has the wrong shape: {message}")
+    } else {
+        format!("the request body has the wrong shape at `{field}`: {message}")
+    };
+    let rejection = Rejection::new(RejectionKind::InvalidBody, detail);
+    if field.is_empty() {
+        rejection
+    } else {
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        rejection
+            .with_problem(|problem| problem.with_field_errors([FieldError::new(field, message)]))
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        let mut writer = BytesMut::with_capacity(128).writer();
+        match serde_json::to_writer(&mut writer, &self.0) {
+            Ok(()) => {
+                let mut response = Response::new(Body::from(writer.into_inner().freeze()));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(APPLICATION_JSON));
+                response
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "a response could not be serialized to JSON");
+                Problem::internal("the response could not be serialized").into_response()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Product {
+        name: String,
+        price_cents: i64,
+    }
+
+    #[test]
+    fn json_media_types() {
+        let mut headers = HeaderMap::new();
+        for (value, expected) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/merge-patch+json", true),
+            ("text/json", false),
+            ("text/plain", false),
+            ("application/jsonp", false),
+        ] {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(is_json(&headers), expected, "{value}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        let err = Json::<Product>::from_bytes(b"{\"name\": ").unwrap_err();
+        assert_eq!(err.status(), 400);
+        let err = Json::<Product>::from_bytes(br#"{"name":"a","price_cents":1} x"#).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn wrong_shape_is_422_naming_the_field() {
+        let err = Json::<Product>::from_bytes(br#"{"name":"a","price_cents":"x"}"#).unwrap_err();
+        assert_eq!(err.status(), 422);
+        assert_eq!(err.problem().field_errors()[0].field, "price_cents");
+        let err = Json::<Product>::from_bytes(br#"{"price_cents":1}"#).unwrap_err();
+        assert_eq!(err.status(), 422);
+        assert_eq!(err.problem().field_errors()[0].field, "name");
+    }
+}

@@ -1,0 +1,107 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{HeaderMap, Method, Uri, Version};
+
+use super::path::RouteMatch;
+use super::{FromRequestParts, Rejection, RejectionKind};
+
+macro_rules! clone_from_parts {
+    ($ty:ty, $field:ident) => {
+        impl<S: Send + Sync> FromRequestParts<S> for $ty {
+            type Rejection = std::convert::Infallible;
+
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+                Ok(parts.$field.clone())
+            }
+        }
+    };
+}
+
+clone_from_parts!(HeaderMap, headers);
+clone_from_parts!(Method, method);
+clone_from_parts!(Uri, uri);
+clone_from_parts!(Version, version);
+
+/// The client's socket address, as the server accepted it.
+///
+/// The server puts it in every request's extensions; a request built by hand (in a test, say)
+/// can carry one with `request.extensions_mut().insert(RemoteAddr(addr))`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RemoteAddr(pub SocketAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for RemoteAddr {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RemoteAddr>()
+            .copied()
+            .ok_or_else(|| {
+                Rejection::new(
+                RejectionKind::MissingContext,
+                "the client address is unknown: the request did not come through microkit's server",
+            )
+            })
+    }
+}
+
+/// The route pattern that matched the request, such as `/user/{id}`: a low-cardinality label
+/// for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedPath(pub(crate) Arc<str>);
+
+impl MatchedPath {
+    /// The pattern.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for MatchedPath {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RouteMatch>()
+            .map(|matched| MatchedPath(matched.pattern.clone()))
+            .ok_or_else(|| {
+                Rejection::new(
+                    RejectionKind::MissingContext,
+                    "no route matched this request",
+                )
+            })
+    }
+}
+
+/// A value from the request's extensions, put there by a middleware layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extension<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Extension<T>
+where
+    S: Send + Sync,
+    T: Clone + Send + Sync + 'static,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<T>()
+            .cloned()
+            .map(Extension)
+            .ok_or_else(|| {
+                Rejection::new(
+                    RejectionKind::MissingContext,
+                    format!(
+                    "the request extension `{}` is missing: is the layer that adds it installed?",
+                    std::any::type_name::<T>()
+                ),
+                )
+            })
+    }
+}

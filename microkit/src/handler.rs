@@ -1,0 +1,100 @@
+//! Handlers: async functions whose arguments are extractors and whose output is a response.
+//!
+//! Any `async fn` with up to 12 arguments is a [`Handler`] when every argument but the last
+//! implements [`FromRequestParts`], the last implements [`FromRequest`] (which every
+//! `FromRequestParts` type also does), and the output implements [`IntoResponse`]. The body
+//! extractor, if any, must therefore be the last argument, and there can be only one.
+//!
+//! ```
+//! use microkit::{extract::{Path, Query}, router::get, Json, Router};
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Page { offset: Option<u64> }
+//!
+//! async fn list(Path(uid): Path<u64>, Query(page): Query<Page>) -> Json<Vec<u64>> {
+//!     Json(vec![uid, page.offset.unwrap_or(0)])
+//! }
+//!
+//! let app: Router = Router::new().route("/user/{uid}/items", get(list));
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::extract::{FromRequest, FromRequestParts};
+use crate::response::IntoResponse;
+use crate::{Request, Response};
+
+/// The future a handler returns: boxed once, as the router stores handlers of many types.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// An async function that answers a request. Implemented for async functions and closures
+/// whose arguments are extractors; `T` records those arguments' types.
+#[diagnostic::on_unimplemented(
+    note = "a handler is an `async fn` whose arguments are extractors, with at most one body \
+            extractor (such as `Json<T>`) and it in last place, returning a type that implements \
+            `IntoResponse`"
+)]
+pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
+    /// Answers `request`, with `state` available to the extractors.
+    fn call(self, request: Request, state: S) -> HandlerFuture;
+}
+
+impl<F, Fut, Res, S> Handler<((),), S> for F
+where
+    F: FnOnce() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Res> + Send,
+    Res: IntoResponse,
+{
+    fn call(self, _: Request, _: S) -> HandlerFuture {
+        Box::pin(async move { self().await.into_response() })
+    }
+}
+
+macro_rules! impl_handler {
+    ([$($part:ident),*], $last:ident) => {
+        #[allow(non_snake_case)]
+        impl<F, Fut, S, Res, M, $($part,)* $last> Handler<(M, $($part,)* $last,), S> for F
+        where
+            F: FnOnce($($part,)* $last,) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = Res> + Send,
+            S: Send + Sync + 'static,
+            Res: IntoResponse,
+            $($part: FromRequestParts<S> + Send,)*
+            $last: FromRequest<S, M> + Send,
+        {
+            fn call(self, request: Request, state: S) -> HandlerFuture {
+                Box::pin(async move {
+                    #[allow(unused_mut)]
+                    let (mut parts, body) = request.into_parts();
+                    $(
+                        let $part = match $part::from_request_parts(&mut parts, &state).await {
+                            Ok(value) => value,
+                            Err(rejection) => return rejection.into_response(),
+                        };
+                    )*
+                    let request = Request::from_parts(parts, body);
+                    let $last = match $last::from_request(request, &state).await {
+                        Ok(value) => value,
+                        Err(rejection) => return rejection.into_response(),
+                    };
+                    self($($part,)* $last,).await.into_response()
+                })
+            }
+        }
+    };
+}
+
+impl_handler!([], T1);
+impl_handler!([T1], T2);
+impl_handler!([T1, T2], T3);
+impl_handler!([T1, T2, T3], T4);
+impl_handler!([T1, T2, T3, T4], T5);
+impl_handler!([T1, T2, T3, T4, T5], T6);
+impl_handler!([T1, T2, T3, T4, T5, T6], T7);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7], T8);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8], T9);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8, T9], T10);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8, T9, T10], T11);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11], T12);

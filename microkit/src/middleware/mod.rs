@@ -1,0 +1,7 @@
+//! microkit's own tower layers. Any tower or tower-http layer fits a
+//! [`Router`](crate::Router) too, through [`Router::layer`](crate::Router::layer) and
+//! [`Router::route_layer`](crate::Router::route_layer).
+
+mod request_id;
+
+pub use self::request_id::{RequestId, RequestIdLayer, RequestIdService, X_REQUEST_ID};

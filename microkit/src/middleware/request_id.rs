@@ -1,0 +1,155 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::extract::{FromRequestParts, Rejection};
+
+/// The header that carries a request's id.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming id kept; a longer one is replaced, so ids stay fit for logs.
+const MAX_INCOMING_LEN: usize = 128;
+
+/// The id of a request: the caller's `x-request-id` when it sent a sane one, a fresh UUID v4
+/// otherwise. Handlers extract it; [`RequestIdLayer`] puts it in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value, to pass on to other services.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    fn from_incoming(value: &HeaderValue) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let sane = !text.is_empty()
+            && text.len() <= MAX_INCOMING_LEN
+            && text.bytes().all(|b| b.is_ascii_graphic());
+        sane.then(|| Self(value.clone()))
+    }
+
+    fn generate() -> Self {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        Self(HeaderValue::from_str(&id).expect("a UUID is a valid header value"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        crate::extract::Extension::<RequestId>::from_request_parts(parts, state)
+            .await
+            .map(|ext| ext.0)
+    }
+}
+
+/// Keeps an incoming `x-request-id` or makes one, exposes it to handlers as [`RequestId`],
+/// and echoes it on the response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl RequestIdLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// The service of [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, ResB> Service<http::Request<B>> for RequestIdService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let id = request
+            .headers()
+            .get(&X_REQUEST_ID)
+            .and_then(RequestId::from_incoming)
+            .unwrap_or_else(RequestId::generate);
+        request.headers_mut().insert(X_REQUEST_ID, id.0.clone());
+        let header = id.0.clone();
+        request.extensions_mut().insert(id);
+        RequestIdFuture {
+            inner: self.inner.call(request),
+            header: Some(header),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestIdService`].
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        inner: F,
+        header: Option<HeaderValue>,
+    }
+}
+
+impl<F, ResB, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(header) = this.header.take() {
+            response.headers_mut().entry(X_REQUEST_ID).or_insert(header);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sane_incoming_ids_are_kept() {
+        assert!(RequestId::from_incoming(&HeaderValue::from_static("abc-123")).is_some());
+        assert!(RequestId::from_incoming(&HeaderValue::from_static("")).is_none());
+        assert!(RequestId::from_incoming(&HeaderValue::from_static("has space")).is_none());
+        let long = HeaderValue::from_str(&"x".repeat(MAX_INCOMING_LEN + 1)).unwrap();
+        assert!(RequestId::from_incoming(&long).is_none());
+    }
+
+    #[test]
+    fn generated_ids_are_uuids() {
+        let id = RequestId::generate();
+        assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
+    }
+}

@@ -1,0 +1,316 @@
+//! RFC 9457 problem details: the one error body of microkit.
+//!
+//! Every error the framework produces (a missing route, a wrong method, a body that does not
+//! parse, a panicking handler) is a [`Problem`], sent as `application/problem+json`. Handlers
+//! return the same type, so clients of a microkit service parse one error format, whatever
+//! went wrong and wherever.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::{BufMut, BytesMut};
+use http::{header, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::response::IntoResponse;
+use crate::{Body, Response};
+
+/// The media type of a problem body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem: `type`, `title`, `status`, `detail`, `instance` and extension members.
+///
+/// ```
+/// use microkit::{FieldError, Problem};
+/// use http::StatusCode;
+///
+/// let problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
+///     .with_detail("the product is not valid")
+///     .with_field_errors([FieldError::new("price_cents", "must be at least 0")]);
+/// assert_eq!(problem.status(), StatusCode::UNPROCESSABLE_ENTITY);
+/// assert_eq!(problem.title(), "Unprocessable Entity");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    // Boxed so that `Result<T, Problem>` stays as small as `T` on the happy path.
+    inner: Box<Members>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Members {
+    status: StatusCode,
+    type_uri: Cow<'static, str>,
+    title: Cow<'static, str>,
+    detail: Option<String>,
+    instance: Option<String>,
+    extensions: Map<String, Value>,
+}
+
+/// One failing field, listed in a problem's `errors` extension member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The field's name (a JSON pointer-like path such as `tags[2]` where it is nested).
+    pub field: String,
+    /// What is wrong with it, in words a client developer can act on.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A failing field and what is wrong with it.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Problem {
+    /// A problem with `status`, titled with the status' canonical reason and typed `about:blank`.
+    pub fn new(status: StatusCode) -> Self {
+        Self {
+            inner: Box::new(Members {
+                status,
+                type_uri: Cow::Borrowed("about:blank"),
+                title: Cow::Borrowed(status.canonical_reason().unwrap_or("Error")),
+                detail: None,
+                instance: None,
+                extensions: Map::new(),
+            }),
+        }
+    }
+
+    /// 400 Bad Request with a detail.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST).with_detail(detail)
+    }
+
+    /// 404 Not Found with a detail.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND).with_detail(detail)
+    }
+
+    /// 409 Conflict with a detail.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT).with_detail(detail)
+    }
+
+    /// 422 Unprocessable Content with a detail.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(detail)
+    }
+
+    /// 500 Internal Server Error with a detail.
+    ///
+    /// The detail reaches the client: keep internals (paths, SQL, stack traces) out of it.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR).with_detail(detail)
+    }
+
+    /// Sets the `type` URI that identifies the kind of problem.
+    pub fn with_type(mut self, type_uri: impl Into<Cow<'static, str>>) -> Self {
+        self.inner.type_uri = type_uri.into();
+        self
+    }
+
+    /// Sets the short, human-readable `title`.
+    pub fn with_title(mut self, title: impl Into<Cow<'static, str>>) -> Self {
+        self.inner.title = title.into();
+        self
+    }
+
+    /// Sets the `detail`: this occurrence explained.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.inner.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the `instance` URI that identifies this occurrence.
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.inner.instance = Some(instance.into());
+        self
+    }
+
+    /// Adds an extension member. Names of the standard members are ignored.
+    pub fn with_extension(mut self, name: impl Into<String>, value: impl Serialize) -> Self {
+        let name = name.into();
+        if !is_standard_member(&name) {
+            let value = serde_json::to_value(value).unwrap_or(Value::Null);
+            self.inner.extensions.insert(name, value);
+        }
+        self
+    }
+
+    /// Lists failing fields in the `errors` extension member.
+    pub fn with_field_errors(self, errors: impl IntoIterator<Item = FieldError>) -> Self {
+        let errors: Vec<FieldError> = errors.into_iter().collect();
+        self.with_extension("errors", errors)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status
+    }
+
+    /// The `type` URI (`about:blank` unless set).
+    pub fn type_uri(&self) -> &str {
+        &self.inner.type_uri
+    }
+
+    /// The `title`.
+    pub fn title(&self) -> &str {
+        &self.inner.title
+    }
+
+    /// The `detail`, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
+    }
+
+    /// The `instance`, if any.
+    pub fn instance(&self) -> Option<&str> {
+        self.inner.instance.as_deref()
+    }
+
+    /// An extension member, if present.
+    pub fn extension(&self, name: &str) -> Option<&Value> {
+        self.inner.extensions.get(name)
+    }
+
+    /// The failing fields listed in the `errors` member, if any.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        self.extension("errors")
+            .and_then(|errors| serde_json::from_value(errors.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Serializes the problem to its JSON body.
+    pub fn to_json(&self) -> bytes::Bytes {
+        let mut writer = BytesMut::with_capacity(128).writer();
+        // Serializing a struct of strings and JSON values cannot fail.
+        let _ = serde_json::to_writer(&mut writer, self);
+        writer.into_inner().freeze()
+    }
+}
+
+fn is_standard_member(name: &str) -> bool {
+    matches!(name, "type" | "title" | "status" | "detail" | "instance")
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.inner.status.as_u16(), self.inner.title)?;
+        if let Some(detail) = &self.inner.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.to_json()));
+        *response.status_mut() = self.inner.status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+impl From<StatusCode> for Problem {
+    fn from(status: StatusCode) -> Self {
+        Self::new(status)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "type", default = "about_blank")]
+    type_uri: Cow<'a, str>,
+    #[serde(default)]
+    title: Cow<'a, str>,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    detail: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    instance: Option<Cow<'a, str>>,
+    #[serde(flatten)]
+    extensions: Cow<'a, Map<String, Value>>,
+}
+
+fn about_blank() -> Cow<'static, str> {
+    Cow::Borrowed("about:blank")
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            type_uri: Cow::Borrowed(&self.inner.type_uri),
+            title: Cow::Borrowed(&self.inner.title),
+            status: self.inner.status.as_u16(),
+            detail: self.inner.detail.as_deref().map(Cow::Borrowed),
+            instance: self.inner.instance.as_deref().map(Cow::Borrowed),
+            extensions: Cow::Borrowed(&self.inner.extensions),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Problem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = Wire::deserialize(deserializer)?;
+        let status = StatusCode::from_u16(wire.status).map_err(serde::de::Error::custom)?;
+        let mut problem = Problem::new(status).with_type(wire.type_uri.into_owned());
+        if !wire.title.is_empty() {
+            problem.inner.title = Cow::Owned(wire.title.into_owned());
+        }
+        problem.inner.detail = wire.detail.map(Cow::into_owned);
+        problem.inner.instance = wire.instance.map(Cow::into_owned);
+        problem.inner.extensions = wire.extensions.into_owned();
+        Ok(problem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_the_standard_members_and_extensions() {
+        let problem = Problem::unprocessable("bad product")
+            .with_instance("/product/7")
+            .with_field_errors([FieldError::new("name", "must not be empty")]);
+        let json: Value = serde_json::from_slice(&problem.to_json()).unwrap();
+        assert_eq!(json["type"], "about:blank");
+        assert_eq!(json["title"], "Unprocessable Entity");
+        assert_eq!(json["status"], 422);
+        assert_eq!(json["detail"], "bad product");
+        assert_eq!(json["instance"], "/product/7");
+        assert_eq!(json["errors"][0]["field"], "name");
+    }
+
+    #[test]
+    fn extensions_cannot_overwrite_standard_members() {
+        let problem = Problem::bad_request("x").with_extension("status", 999);
+        let json: Value = serde_json::from_slice(&problem.to_json()).unwrap();
+        assert_eq!(json["status"], 400);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let problem = Problem::conflict("taken").with_extension("retry", true);
+        let back: Problem = serde_json::from_slice(&problem.to_json()).unwrap();
+        assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn responds_with_the_problem_media_type_and_status() {
+        let response = Problem::not_found("no such user").into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+}

@@ -1,0 +1,349 @@
+//! Answering requests with a frozen router: match the path, pick the method, call the route.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_LENGTH, LOCATION};
+use http::{HeaderValue, Method, StatusCode};
+use http_body::Body as _;
+use tower_service::Service;
+
+use super::matcher::Matcher;
+use super::method_routing::{join, MethodTable};
+use super::route::{Endpoint, Route};
+use super::Router;
+use crate::extract::{PathParams, RouteMatch};
+use crate::handler::HandlerFuture;
+use crate::response::IntoResponse;
+use crate::{Body, BoxError, Problem, Request, Response};
+
+/// A frozen [`Router`]: a tower service answering requests, cheap to clone.
+#[derive(Clone)]
+pub struct RouterService {
+    inner: Dispatch,
+}
+
+#[derive(Clone)]
+enum Dispatch {
+    /// No router-wide layers: call the core directly, without boxing.
+    Plain(Arc<RouterCore>),
+    Layered(Route),
+}
+
+struct RouterCore {
+    matcher: Matcher<usize>,
+    tables: Vec<(Arc<str>, MethodTable)>,
+    fallback: Route,
+    redirect_trailing_slash: bool,
+    /// `Allow` for `OPTIONS *`: every method the router routes anywhere.
+    server_allow: HeaderValue,
+}
+
+impl RouterService {
+    pub(super) fn new(router: Router<()>) -> Self {
+        let Router {
+            paths,
+            fallback,
+            layers,
+            redirect_trailing_slash,
+            ..
+        } = router;
+        let mut matcher = Matcher::new();
+        let mut tables = Vec::with_capacity(paths.len());
+        let mut all_methods = vec![Method::OPTIONS];
+        for (path, method_router) in paths {
+            let table = method_router.into_table(&());
+            for method in table.allow.to_str().unwrap_or_default().split(',') {
+                if let Ok(method) = method.parse::<Method>() {
+                    if !all_methods.contains(&method) {
+                        all_methods.push(method);
+                    }
+                }
+            }
+            matcher
+                .insert(path.as_str(), tables.len())
+                .expect("routes were checked for conflicts as they were added");
+            tables.push((Arc::from(path), table));
+        }
+        let fallback = fallback.map_or_else(
+            || Route::from_handler(not_found, ()),
+            |endpoint: Endpoint<()>| endpoint.into_route(&()),
+        );
+        let core = Arc::new(RouterCore {
+            matcher,
+            tables,
+            fallback,
+            redirect_trailing_slash,
+            server_allow: join(&all_methods),
+        });
+        let inner = if layers.is_empty() {
+            Dispatch::Plain(core)
+        } else {
+            let route = Route::from_service(CoreService(core));
+            Dispatch::Layered(layers.iter().fold(route, |route, layer| layer(route)))
+        };
+        Self { inner }
+    }
+
+    /// Answers one request.
+    pub fn call(&self, request: Request) -> RouterFuture {
+        let dispatched = catch_unwind(AssertUnwindSafe(|| match &self.inner {
+            Dispatch::Plain(core) => core.dispatch(request),
+            Dispatch::Layered(route) => Answer::Future(route.call(request)),
+        }));
+        RouterFuture {
+            state: match dispatched {
+                Ok(answer) => answer,
+                Err(panic) => Answer::Ready(Some(panic_response(panic.as_ref()))),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for RouterService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RouterService")
+    }
+}
+
+async fn not_found(request: Request) -> Problem {
+    Problem::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+enum Answer {
+    Ready(Option<Response>),
+    Future(HandlerFuture),
+    /// A `HEAD` request answered by the `GET` route: the body is dropped once it answers.
+    Head(HandlerFuture),
+}
+
+impl RouterCore {
+    fn dispatch(&self, mut request: Request) -> Answer {
+        let path = request.uri().path();
+        let Ok(matched) = self.matcher.at(path) else {
+            return self.unmatched(request);
+        };
+        let (pattern, table) = &self.tables[*matched.value];
+        let method = request.method();
+        let (route, head) = match table.route(method) {
+            Some(route) => (route, false),
+            None if *method == Method::HEAD && table.get().is_some() => {
+                (table.get().expect("checked above"), true)
+            }
+            None if *method == Method::OPTIONS => {
+                return Answer::Ready(Some(allow_response(
+                    StatusCode::NO_CONTENT,
+                    &table.allow_with_options,
+                )));
+            }
+            None => return Answer::Ready(Some(method_not_allowed(&request, &table.allow))),
+        };
+        let mut params = PathParams::default();
+        for (key, value) in matched.params.iter() {
+            params.push(key, value);
+        }
+        request.extensions_mut().insert(RouteMatch {
+            pattern: pattern.clone(),
+            params,
+            body_limit: table.body_limit,
+        });
+        let future = route.call(request);
+        if head {
+            Answer::Head(future)
+        } else {
+            Answer::Future(future)
+        }
+    }
+
+    fn unmatched(&self, request: Request) -> Answer {
+        if request.method() == Method::OPTIONS && request.uri().path() == "*" {
+            return Answer::Ready(Some(allow_response(
+                StatusCode::NO_CONTENT,
+                &self.server_allow,
+            )));
+        }
+        if self.redirect_trailing_slash {
+            if let Some(redirect) = self.slash_redirect(&request) {
+                return Answer::Ready(Some(redirect));
+            }
+        }
+        Answer::Future(self.fallback.call(request))
+    }
+
+    /// A 308 to the same path with the trailing slash added or removed, when that form is
+    /// routed for the request's method.
+    fn slash_redirect(&self, request: &Request) -> Option<Response> {
+        let path = request.uri().path();
+        // `//host/` would become the protocol-relative `//host`: never redirect off-site.
+        if path.starts_with("//") {
+            return None;
+        }
+        let alternative = match path.strip_suffix('/') {
+            Some("") => return None,
+            Some(trimmed) => trimmed.to_owned(),
+            None => format!("{path}/"),
+        };
+        let matched = self.matcher.at(&alternative).ok()?;
+        if !self.tables[*matched.value].1.answers(request.method()) {
+            return None;
+        }
+        let location = match request.uri().query() {
+            Some(query) => format!("{alternative}?{query}"),
+            None => alternative,
+        };
+        let location = HeaderValue::try_from(location).ok()?;
+        let mut response = StatusCode::PERMANENT_REDIRECT.into_response();
+        response.headers_mut().insert(LOCATION, location);
+        Some(response)
+    }
+}
+
+fn allow_response(status: StatusCode, allow: &HeaderValue) -> Response {
+    let mut response = status.into_response();
+    response.headers_mut().insert(ALLOW, allow.clone());
+    response
+}
+
+fn method_not_allowed(request: &Request, allow: &HeaderValue) -> Response {
+    let problem = Problem::new(StatusCode::METHOD_NOT_ALLOWED).with_detail(format!(
+        "{} is not allowed on {}; allowed: {}",
+        request.method(),
+        request.uri().path(),
+        allow.to_str().unwrap_or_default()
+    ));
+    let mut response = problem.into_response();
+    response.headers_mut().insert(ALLOW, allow.clone());
+    response
+}
+
+fn panic_response(panic: &(dyn std::any::Any + Send)) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    tracing::error!(panic = message, "a request handler panicked");
+    Problem::internal("the request handler failed unexpectedly").into_response()
+}
+
+/// Drops a response's body for `HEAD`, keeping the length it would have had.
+fn without_body(mut response: Response) -> Response {
+    if !response.headers().contains_key(CONTENT_LENGTH) {
+        if let Some(length) = response.body().size_hint().exact() {
+            response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    *response.body_mut() = Body::empty();
+    response
+}
+
+/// The future of [`RouterService::call`]. A panic while it runs becomes a 500 problem.
+pub struct RouterFuture {
+    state: Answer,
+}
+
+impl fmt::Debug for RouterFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RouterFuture")
+    }
+}
+
+impl Future for RouterFuture {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let (future, head) = match &mut self.state {
+            Answer::Ready(response) => {
+                return Poll::Ready(response.take().expect("polled after completion"));
+            }
+            Answer::Future(future) => (future, false),
+            Answer::Head(future) => (future, true),
+        };
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        let response = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(response)) if head => without_body(response),
+            Ok(Poll::Ready(response)) => response,
+            Err(panic) => panic_response(panic.as_ref()),
+        };
+        self.state = Answer::Ready(None);
+        Poll::Ready(response)
+    }
+}
+
+/// The router core as a tower service, for router-wide layers to wrap.
+#[derive(Clone)]
+struct CoreService(Arc<RouterCore>);
+
+impl Service<Request> for CoreService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = InfallibleFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> InfallibleFuture {
+        InfallibleFuture(RouterFuture {
+            state: self.0.dispatch(request),
+        })
+    }
+}
+
+struct InfallibleFuture(RouterFuture);
+
+impl Future for InfallibleFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(Ok)
+    }
+}
+
+impl<B> Service<http::Request<B>> for RouterService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ServiceFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> ServiceFuture {
+        ServiceFuture(RouterService::call(self, request.map(Body::new)))
+    }
+}
+
+/// The future of [`RouterService`] used as a tower service.
+pub struct ServiceFuture(RouterFuture);
+
+impl fmt::Debug for ServiceFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServiceFuture")
+    }
+}
+
+impl Future for ServiceFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(Ok)
+    }
+}

@@ -1,0 +1,248 @@
+//! Type-erased endpoints: what a method table stores for each method.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tower::ServiceExt;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::handler::{Handler, HandlerFuture};
+use crate::response::IntoResponse;
+use crate::{Body, BoxError, Problem, Request, Response};
+
+/// One endpoint, type-erased: a handler bound to its state, or a tower service.
+///
+/// Routes are what tower layers wrap (`L: Layer<Route>`); users meet the type only in such
+/// bounds. Cloning is a reference-count increment.
+#[derive(Clone)]
+pub struct Route(Arc<dyn CallRoute>);
+
+trait CallRoute: Send + Sync {
+    fn call(&self, request: Request) -> HandlerFuture;
+}
+
+struct HandlerRoute<H, T, S> {
+    handler: H,
+    state: S,
+    _arguments: PhantomData<fn() -> T>,
+}
+
+impl<H, T, S> CallRoute for HandlerRoute<H, T, S>
+where
+    H: Handler<T, S>,
+    S: Clone + Send + Sync + 'static,
+{
+    fn call(&self, request: Request) -> HandlerFuture {
+        self.handler.clone().call(request, self.state.clone())
+    }
+}
+
+struct ServiceRoute<Svc> {
+    service: Svc,
+}
+
+impl<Svc, B> CallRoute for ServiceRoute<Svc>
+where
+    Svc: Service<Request, Response = http::Response<B>> + Clone + Send + Sync + 'static,
+    Svc::Error: Into<BoxError>,
+    Svc::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn call(&self, request: Request) -> HandlerFuture {
+        let service = self.service.clone();
+        Box::pin(async move {
+            match service.oneshot(request).await {
+                Ok(response) => response.map(Body::new),
+                Err(err) => {
+                    let err: BoxError = err.into();
+                    tracing::error!(error = %err, "a service behind the router failed");
+                    Problem::internal("the request could not be processed").into_response()
+                }
+            }
+        })
+    }
+}
+
+impl Route {
+    pub(crate) fn from_handler<H, T, S>(handler: H, state: S) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+        S: Clone + Send + Sync + 'static,
+    {
+        Self(Arc::new(HandlerRoute {
+            handler,
+            state,
+            _arguments: PhantomData,
+        }))
+    }
+
+    /// Wraps a tower service. Its errors become 500 problems (and are logged): put fallible
+    /// layers such as `tower::timeout` behind one that turns errors into responses, or accept
+    /// that default.
+    pub fn from_service(service: impl RouteService) -> Self {
+        service.into_route()
+    }
+
+    pub(crate) fn call(&self, request: Request) -> HandlerFuture {
+        self.0.call(request)
+    }
+}
+
+/// A tower service that can serve as a route: it answers microkit requests with HTTP
+/// responses of any body, and is cheap to clone. Implemented for every such service; layers
+/// that wrap routes must produce one.
+pub trait RouteService: Clone + Send + Sync + 'static {
+    /// Erases the service's type.
+    fn into_route(self) -> Route;
+}
+
+impl<Svc, B> RouteService for Svc
+where
+    Svc: Service<Request, Response = http::Response<B>> + Clone + Send + Sync + 'static,
+    Svc::Error: Into<BoxError>,
+    Svc::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn into_route(self) -> Route {
+        Route(Arc::new(ServiceRoute { service: self }))
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Route")
+    }
+}
+
+impl Service<Request> for Route {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RouteFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> RouteFuture {
+        RouteFuture(self.0.call(request))
+    }
+}
+
+/// The future of a [`Route`] used as a tower service.
+pub struct RouteFuture(HandlerFuture);
+
+impl fmt::Debug for RouteFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RouteFuture")
+    }
+}
+
+impl Future for RouteFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map(Ok)
+    }
+}
+
+/// A shared function that wraps a route in a layer: how layers are kept until the state, and
+/// so the routes, are known.
+pub(crate) type LayerFn = Arc<dyn Fn(Route) -> Route + Send + Sync>;
+
+pub(crate) fn layer_fn<L>(layer: L) -> LayerFn
+where
+    L: Layer<Route> + Clone + Send + Sync + 'static,
+    L::Service: RouteService,
+{
+    Arc::new(move |route: Route| layer.layer(route).into_route())
+}
+
+/// An endpoint before or after the router's state is known.
+pub(crate) enum Endpoint<S> {
+    /// Ready to call.
+    Route(Route),
+    /// A handler waiting for the state, with the layers to wrap it in once bound.
+    Handler(BoxedIntoRoute<S>),
+}
+
+impl<S> Clone for Endpoint<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Route(route) => Self::Route(route.clone()),
+            Self::Handler(handler) => Self::Handler(handler.clone()),
+        }
+    }
+}
+
+impl Endpoint<()> {
+    /// The route of an endpoint whose state is bound.
+    pub(crate) fn into_ready(self) -> Route {
+        self.into_route(&())
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Endpoint<S> {
+    pub(crate) fn from_handler<H, T>(handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        Self::Handler(BoxedIntoRoute {
+            make: Arc::new(move |state: S| Route::from_handler(handler.clone(), state)),
+            layers: Vec::new(),
+        })
+    }
+
+    pub(crate) fn layer(self, layer: &LayerFn) -> Self {
+        match self {
+            Self::Route(route) => Self::Route(layer(route)),
+            Self::Handler(mut handler) => {
+                handler.layers.push(layer.clone());
+                Self::Handler(handler)
+            }
+        }
+    }
+
+    pub(crate) fn into_route(self, state: &S) -> Route {
+        match self {
+            Self::Route(route) => route,
+            Self::Handler(handler) => handler.into_route(state),
+        }
+    }
+
+    pub(crate) fn with_state<S2>(self, state: &S) -> Endpoint<S2> {
+        Endpoint::Route(self.into_route(state))
+    }
+}
+
+/// A handler that becomes a [`Route`] once given the router's state.
+pub(crate) struct BoxedIntoRoute<S> {
+    make: Arc<dyn Fn(S) -> Route + Send + Sync>,
+    layers: Vec<LayerFn>,
+}
+
+impl<S> Clone for BoxedIntoRoute<S> {
+    fn clone(&self) -> Self {
+        Self {
+            make: self.make.clone(),
+            layers: self.layers.clone(),
+        }
+    }
+}
+
+impl<S: Clone> BoxedIntoRoute<S> {
+    fn into_route(self, state: &S) -> Route {
+        let route = (self.make)(state.clone());
+        self.layers.iter().fold(route, |route, layer| layer(route))
+    }
+}

@@ -1,0 +1,130 @@
+//! One connection: HTTP/1.1 or h2c, its per-request bookkeeping and its idle timer.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::time::{sleep_until, Instant};
+
+use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
+use crate::router::RouterService;
+use crate::Body;
+
+pub(super) struct Connection {
+    pub(super) stream: TcpStream,
+    pub(super) remote: SocketAddr,
+    pub(super) router: RouterService,
+    pub(super) builder: Arc<Builder<TokioExecutor>>,
+    pub(super) body_limit: usize,
+    pub(super) keep_alive_timeout: Duration,
+    pub(super) shutdown: watch::Receiver<bool>,
+    pub(super) permit: OwnedSemaphorePermit,
+}
+
+/// When the connection last finished a request, and how many are running.
+struct Activity {
+    started: Instant,
+    last_active_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn idle_deadline(&self, timeout: Duration) -> Instant {
+        self.started + Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed)) + timeout
+    }
+}
+
+/// Counts a request as in flight until dropped, even when the client goes away mid-request.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let elapsed = self.0.started.elapsed().as_millis() as u64;
+        self.0.last_active_ms.store(elapsed, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Connection {
+    pub(super) async fn serve(self) {
+        let Connection {
+            stream,
+            remote,
+            router,
+            builder,
+            body_limit,
+            keep_alive_timeout,
+            mut shutdown,
+            permit: _permit,
+        } = self;
+        let activity = Arc::new(Activity {
+            started: Instant::now(),
+            last_active_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        });
+        let requests = activity.clone();
+        let custom_limit = (body_limit != DEFAULT_BODY_LIMIT).then_some(BodyLimit(body_limit));
+        let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+            let in_flight = InFlight::start(&requests);
+            let mut request = request.map(Body::from);
+            request.extensions_mut().insert(RemoteAddr(remote));
+            if let Some(limit) = custom_limit {
+                request.extensions_mut().insert(limit);
+            }
+            let answer = router.call(request);
+            async move {
+                let response = answer.await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
+        });
+
+        let mut connection =
+            pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+        let mut closing = *shutdown.borrow();
+        if closing {
+            connection.as_mut().graceful_shutdown();
+        }
+        let idle = sleep_until(activity.idle_deadline(keep_alive_timeout));
+        let mut idle = pin!(idle);
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%remote, error = %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = shutdown.changed(), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = idle.as_mut(), if !closing => {
+                    let deadline = activity.idle_deadline(keep_alive_timeout);
+                    if activity.in_flight.load(Ordering::Relaxed) == 0 && deadline <= Instant::now() {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    } else {
+                        idle.as_mut().reset(deadline.max(Instant::now() + keep_alive_timeout / 4));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Serving a router: HTTP/1.1 and HTTP/2 (h2c), limits, graceful shutdown.
+//!
+//! ```no_run
+//! use microkit::router::{get, Router};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let app: Router = Router::new().route("/", get(|| async { "Hello, World!" }));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! microkit::serve(listener, app)
+//!     .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await
+//! # }
+//! ```
+//!
+//! Each accepted connection gets `TCP_NODELAY` and a task of its own; hyper-util's automatic
+//! builder tells HTTP/1.1 from an HTTP/2 preface. On shutdown the listener is closed first (new
+//! connections are refused), every connection is asked to finish (HTTP/1.1 stops keep-alive,
+//! HTTP/2 sends GOAWAY), and connections still busy at the deadline are closed.
+
+mod config;
+mod connection;
+
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use self::config::ServerConfig;
+use self::connection::Connection;
+use crate::router::{Router, RouterService};
+
+/// Serves `router` on `listener` until the shutdown signal, if any, fires.
+///
+/// The returned [`Serve`] is a future; configure it first with [`Serve::config`] and
+/// [`Serve::with_graceful_shutdown`].
+pub fn serve(listener: TcpListener, router: Router) -> Serve {
+    Serve {
+        listener,
+        router: router.into_service(),
+        config: ServerConfig::default(),
+        signal: None,
+    }
+}
+
+/// A server being configured; `.await` it to serve.
+#[must_use = "a server does nothing until awaited"]
+pub struct Serve {
+    listener: TcpListener,
+    router: RouterService,
+    config: ServerConfig,
+    signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("listener", &self.listener)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Serve {
+    /// Sets the limits and timeouts.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Shuts down gracefully once `signal` completes: stop accepting, let in-flight requests
+    /// finish up to the shutdown timeout, then close.
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.signal = Some(Box::pin(signal));
+        self
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    async fn run(self) -> io::Result<()> {
+        let Serve {
+            listener,
+            router,
+            config,
+            signal,
+        } = self;
+        let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let builder = Arc::new(http_builder(&config));
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+
+        loop {
+            let permit = tokio::select! {
+                biased;
+                () = &mut signal => break,
+                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            };
+            let (stream, remote) = tokio::select! {
+                biased;
+                () = &mut signal => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        handle_accept_error(err).await;
+                        continue;
+                    }
+                },
+            };
+            while connections.try_join_next().is_some() {}
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%remote, error = %err, "TCP_NODELAY could not be set");
+            }
+            connections.spawn(
+                Connection {
+                    stream,
+                    remote,
+                    router: router.clone(),
+                    builder: builder.clone(),
+                    body_limit: config.body_limit,
+                    keep_alive_timeout: config.keep_alive_timeout,
+                    shutdown: shutdown_rx.clone(),
+                    permit,
+                }
+                .serve(),
+            );
+        }
+
+        drop(listener);
+        let _ = shutdown.send(true);
+        let drained = tokio::time::timeout(config.shutdown_timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = connections.len(),
+                "shutdown timeout reached; closing the connections still busy"
+            );
+            connections.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+impl IntoFuture for Serve {
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+fn http_builder(config: &ServerConfig) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes)
+        .max_headers(config.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Accept errors that concern one connection are skipped; others (out of file descriptors,
+/// say) pause accepting briefly rather than spinning or stopping the server.
+async fn handle_accept_error(err: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "accepting a connection failed; retrying shortly");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
