@@ -46,6 +46,7 @@
 //! | [`middleware`] | the request-id layer; any tower-http layer fits too |
 
 pub mod body;
+pub mod discovery;
 pub mod extract;
 pub mod handler;
 pub mod middleware;
