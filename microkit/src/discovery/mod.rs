@@ -6,13 +6,14 @@
 //! |---|---|---|
 //! | [`MemoryRegistry`] | one process (the default; tests; the bundled shop) | until deregistered |
 //! | [`FixedRegistry`] | a static list from configuration or `MICROKIT_SERVICES` | always |
-//! | `EtcdRegistry` | many processes and machines | a lease with a 10 s TTL kept alive every TTL/3 |
+//! | [`EtcdRegistry`] | many processes and machines | a lease with a 10 s TTL kept alive every TTL/3 |
 //!
 //! Registering returns a [`Registration`]: keep it alive as long as the instance serves;
 //! [`Registration::deregister`] (or dropping it) removes the instance. Watching returns a
 //! [`Watch`], the latest instance list of one service, updated in place: what the
 //! inter-service client's resolver caches, so calls never wait on the registry.
 
+mod etcd;
 mod fixed;
 mod instance;
 mod memory;
@@ -21,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use self::etcd::EtcdRegistry;
 pub use self::fixed::{FixedRegistry, SERVICES_ENV};
 pub use self::instance::Instance;
 pub use self::memory::MemoryRegistry;

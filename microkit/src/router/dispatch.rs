@@ -19,6 +19,7 @@ use super::method_routing::{join, MethodTable};
 use super::route::{Endpoint, Route};
 use super::Router;
 use crate::extract::{PathParams, RouteMatch};
+use crate::metrics::RouteSlot;
 use crate::handler::HandlerFuture;
 use crate::response::IntoResponse;
 use crate::{Body, BoxError, Problem, Request, Response};
@@ -148,6 +149,9 @@ impl RouterCore {
             }
             None => return Answer::Ready(Some(method_not_allowed(&request, &table.allow))),
         };
+        if let Some(slot) = request.extensions().get::<RouteSlot>() {
+            let _ = slot.0.set(pattern.clone());
+        }
         let mut params = PathParams::default();
         for (key, value) in matched.params.iter() {
             params.push(key, value);

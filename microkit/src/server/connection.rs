@@ -15,7 +15,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{sleep_until, Instant};
 
+use crate::client::{parse_deadline, with_deadline, DEADLINE_HEADER};
 use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
+use crate::response::IntoResponse;
+use crate::{Problem, Response};
 use crate::router::RouterService;
 use crate::Body;
 
@@ -61,6 +64,13 @@ impl Drop for InFlight {
     }
 }
 
+/// The caller's deadline passed: it no longer waits for an answer, so stop working on one.
+fn deadline_passed() -> Response {
+    Problem::new(http::StatusCode::GATEWAY_TIMEOUT)
+        .with_detail("the caller's deadline passed before the request was answered")
+        .into_response()
+}
+
 impl Connection {
     pub(super) async fn serve(self) {
         let Connection {
@@ -87,9 +97,19 @@ impl Connection {
             if let Some(limit) = custom_limit {
                 request.extensions_mut().insert(limit);
             }
+            let deadline = request.headers().get(&DEADLINE_HEADER).and_then(parse_deadline);
             let answer = router.call(request);
             async move {
-                let response = answer.await;
+                let response = match deadline {
+                    None => answer.await,
+                    Some(deadline) if deadline <= tokio::time::Instant::now() => deadline_passed(),
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, with_deadline(deadline, answer)).await {
+                            Ok(response) => response,
+                            Err(_) => deadline_passed(),
+                        }
+                    }
+                };
                 drop(in_flight);
                 Ok::<_, Infallible>(response)
             }

@@ -1,0 +1,332 @@
+//! Picking an instance of one service, and learning from each answer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::config::{Balance, ClientConfig};
+use crate::discovery::{Instance, Watch};
+
+/// One instance and what the client has learned about it.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub(crate) instance: Instance,
+    in_flight: AtomicUsize,
+    state: Mutex<EndpointState>,
+}
+
+#[derive(Debug)]
+struct EndpointState {
+    /// Peak-EWMA latency in seconds: jumps up to a slow answer at once, decays slowly.
+    ewma: f64,
+    updated: Instant,
+    consecutive_failures: u32,
+    ejections: u32,
+    ejected_until: Option<Instant>,
+    /// Ejected before and back for a trial: its next answer readmits it or ejects it again.
+    probing: bool,
+}
+
+/// How long a latency observation takes to fade (Linkerd's decay).
+const EWMA_DECAY: Duration = Duration::from_secs(10);
+/// The latency assumed of an instance not yet measured: optimistic, so new instances get tried.
+const INITIAL_EWMA: f64 = 0.001;
+
+impl Endpoint {
+    fn new(instance: Instance) -> Self {
+        Self {
+            instance,
+            in_flight: AtomicUsize::new(0),
+            state: Mutex::new(EndpointState {
+                ewma: INITIAL_EWMA,
+                updated: Instant::now(),
+                consecutive_failures: 0,
+                ejections: 0,
+                ejected_until: None,
+                probing: false,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, EndpointState> {
+        self.state.lock().expect("endpoint lock poisoned")
+    }
+
+    fn is_ejected(&self, now: Instant) -> bool {
+        self.state().ejected_until.is_some_and(|until| until > now)
+    }
+
+    fn cost(&self) -> f64 {
+        let in_flight = self.in_flight.load(Ordering::Relaxed) as f64;
+        let weight = f64::from(self.instance.weight.max(1));
+        self.state().ewma * (in_flight + 1.0) / weight
+    }
+
+    /// Counts a request in flight until the guard drops.
+    pub(crate) fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+pub(crate) struct InFlight(Arc<Endpoint>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The instances of one service, refreshed from the registry's watch.
+pub(crate) struct ServiceBalancer {
+    watch: Mutex<Watch>,
+    endpoints: Mutex<Arc<[Arc<Endpoint>]>>,
+    next: AtomicUsize,
+    balance: Balance,
+}
+
+impl ServiceBalancer {
+    pub(crate) fn new(watch: Watch, balance: Balance) -> Self {
+        let balancer = Self {
+            watch: Mutex::new(watch),
+            endpoints: Mutex::new(Arc::from(Vec::new())),
+            next: AtomicUsize::new(0),
+            balance,
+        };
+        balancer.refresh(true);
+        balancer
+    }
+
+    /// Takes in the registry's latest list, keeping what was learned of known instances.
+    fn refresh(&self, force: bool) {
+        let mut watch = self.watch.lock().expect("watch lock poisoned");
+        if !force && !watch.has_changed().unwrap_or(false) {
+            return;
+        }
+        let instances = watch.borrow_and_update().clone();
+        let mut endpoints = self.endpoints.lock().expect("endpoints lock poisoned");
+        let known: HashMap<&str, &Arc<Endpoint>> = endpoints
+            .iter()
+            .map(|endpoint| (endpoint.instance.id.as_str(), endpoint))
+            .collect();
+        let next: Vec<Arc<Endpoint>> = instances
+            .iter()
+            .map(|instance| match known.get(instance.id.as_str()) {
+                Some(endpoint) if endpoint.instance == *instance => Arc::clone(endpoint),
+                _ => Arc::new(Endpoint::new(instance.clone())),
+            })
+            .collect();
+        *endpoints = Arc::from(next);
+    }
+
+    pub(crate) fn endpoints(&self) -> Arc<[Arc<Endpoint>]> {
+        self.refresh(false);
+        self.endpoints.lock().expect("endpoints lock poisoned").clone()
+    }
+
+    /// Picks an instance, avoiding those already tried for this call while others remain.
+    pub(crate) fn pick(&self, tried: &[Arc<Endpoint>]) -> Option<Arc<Endpoint>> {
+        let all = self.endpoints();
+        let untried: Vec<&Arc<Endpoint>> = all
+            .iter()
+            .filter(|endpoint| !tried.iter().any(|t| Arc::ptr_eq(t, endpoint)))
+            .collect();
+        let candidates: Vec<&Arc<Endpoint>> = if untried.is_empty() {
+            all.iter().collect()
+        } else {
+            untried
+        };
+        if candidates.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let healthy: Vec<&Arc<Endpoint>> = candidates
+            .iter()
+            .copied()
+            .filter(|endpoint| !endpoint.is_ejected(now))
+            .collect();
+        let ejected_share = 1.0 - healthy.len() as f64 / all.len().max(1) as f64;
+        // Panic mode: with more than half ejected, the few left would be overloaded; spread
+        // over all rather than trust the ejections.
+        let pool = if healthy.is_empty() || ejected_share > 0.5 {
+            candidates
+        } else {
+            healthy
+        };
+        Some(Arc::clone(self.choose(&pool)))
+    }
+
+    fn choose<'a>(&self, pool: &[&'a Arc<Endpoint>]) -> &'a Arc<Endpoint> {
+        match (self.balance, pool.len()) {
+            (_, 1) => pool[0],
+            (Balance::RoundRobin, len) => pool[self.next.fetch_add(1, Ordering::Relaxed) % len],
+            (_, len) => {
+                let first = fastrand::usize(..len);
+                let second = (first + 1 + fastrand::usize(..len - 1)) % len;
+                let (a, b) = (pool[first], pool[second]);
+                if b.cost() < a.cost() {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    }
+
+    /// Learns from an answer in `latency`.
+    pub(crate) fn record_success(&self, endpoint: &Endpoint, latency: Duration) {
+        let mut state = endpoint.state();
+        let now = Instant::now();
+        let elapsed = now.duration_since(state.updated).as_secs_f64();
+        let sample = latency.as_secs_f64();
+        state.ewma = if sample > state.ewma {
+            sample
+        } else {
+            let weight = (-elapsed / EWMA_DECAY.as_secs_f64()).exp();
+            state.ewma * weight + sample * (1.0 - weight)
+        };
+        state.updated = now;
+        state.consecutive_failures = 0;
+        state.probing = false;
+        state.ejected_until = None;
+    }
+
+    /// Learns from a failure (no connection, a timeout, a 502/503/504), ejecting the instance
+    /// once it failed too often in a row, unless it is the last one standing.
+    pub(crate) fn record_failure(&self, endpoint: &Endpoint, config: &ClientConfig) {
+        let now = Instant::now();
+        let should_eject = {
+            let mut state = endpoint.state();
+            state.consecutive_failures += 1;
+            let already_ejected = state.ejected_until.is_some_and(|until| until > now);
+            !already_ejected && (state.probing || state.consecutive_failures >= config.ejection_failures)
+        };
+        if !should_eject {
+            return;
+        }
+        let others_available = self
+            .endpoints()
+            .iter()
+            .any(|other| !std::ptr::eq(other.as_ref(), endpoint) && !other.is_ejected(now));
+        if !others_available {
+            return;
+        }
+        let mut state = endpoint.state();
+        state.ejections += 1;
+        let duration = config
+            .ejection_base
+            .saturating_mul(state.ejections)
+            .min(config.ejection_max);
+        state.ejected_until = Some(now + duration);
+        state.probing = true;
+        state.consecutive_failures = 0;
+        tracing::warn!(
+            service = %endpoint.instance.service,
+            addr = %endpoint.instance.addr,
+            seconds = duration.as_secs(),
+            "instance ejected after consecutive failures"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::Instance;
+
+    fn balancer(ports: &[u16]) -> (ServiceBalancer, tokio::sync::watch::Sender<Arc<[Instance]>>) {
+        let instances: Vec<Instance> = ports
+            .iter()
+            .map(|&port| Instance::new("svc", ([127, 0, 0, 1], port).into()).with_id(port.to_string()))
+            .collect();
+        let (sender, receiver) = tokio::sync::watch::channel(Arc::from(instances));
+        (ServiceBalancer::new(receiver, Balance::PeakEwma), sender)
+    }
+
+    fn config() -> ClientConfig {
+        ClientConfig::default().ejection(5, Duration::from_secs(30), Duration::from_secs(300))
+    }
+
+    #[tokio::test]
+    async fn five_consecutive_failures_eject_but_never_the_last_instance() {
+        let (balancer, _sender) = balancer(&[1, 2]);
+        let endpoints = balancer.endpoints();
+        for _ in 0..4 {
+            balancer.record_failure(&endpoints[0], &config());
+        }
+        assert!(!endpoints[0].is_ejected(Instant::now()));
+        balancer.record_failure(&endpoints[0], &config());
+        assert!(endpoints[0].is_ejected(Instant::now()));
+        for _ in 0..20 {
+            assert_eq!(balancer.pick(&[]).unwrap().instance.id, "2");
+        }
+        for _ in 0..10 {
+            balancer.record_failure(&endpoints[1], &config());
+        }
+        assert!(!endpoints[1].is_ejected(Instant::now()), "the last instance stays");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ejection_grows_with_each_ejection_and_a_probe_readmits() {
+        let (balancer, _sender) = balancer(&[1, 2, 3]);
+        let endpoints = balancer.endpoints();
+        for _ in 0..5 {
+            balancer.record_failure(&endpoints[0], &config());
+        }
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(!endpoints[0].is_ejected(Instant::now()), "back for a probe after 30 s");
+        balancer.record_failure(&endpoints[0], &config());
+        assert!(endpoints[0].is_ejected(Instant::now()), "a failed probe ejects again");
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(endpoints[0].is_ejected(Instant::now()), "the second ejection lasts 60 s");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        balancer.record_success(&endpoints[0], Duration::from_millis(1));
+        balancer.record_failure(&endpoints[0], &config());
+        assert!(!endpoints[0].is_ejected(Instant::now()), "a successful probe readmits");
+    }
+
+    #[tokio::test]
+    async fn panic_mode_uses_every_instance_past_half_ejected() {
+        let (balancer, _sender) = balancer(&[1, 2, 3]);
+        let endpoints = balancer.endpoints();
+        for endpoint in &endpoints[..2] {
+            for _ in 0..5 {
+                balancer.record_failure(endpoint, &config());
+            }
+        }
+        assert!(endpoints[..2].iter().all(|e| e.is_ejected(Instant::now())));
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            seen.insert(balancer.pick(&[]).unwrap().instance.id.clone());
+        }
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn p2c_prefers_the_faster_instance() {
+        let (balancer, _sender) = balancer(&[1, 2]);
+        let endpoints = balancer.endpoints();
+        balancer.record_success(&endpoints[0], Duration::from_millis(200));
+        balancer.record_success(&endpoints[1], Duration::from_millis(1));
+        let fast = (0..100)
+            .filter(|_| balancer.pick(&[]).unwrap().instance.id == "2")
+            .count();
+        assert_eq!(fast, 100, "with two instances, P2C always compares both");
+    }
+
+    #[tokio::test]
+    async fn new_lists_keep_what_was_learned() {
+        let (balancer, sender) = balancer(&[1, 2]);
+        let before = balancer.endpoints();
+        let mut instances = sender.borrow().to_vec();
+        instances.push(Instance::new("svc", ([127, 0, 0, 1], 3).into()).with_id("3"));
+        sender.send(Arc::from(instances)).unwrap();
+        let after = balancer.endpoints();
+        assert_eq!(after.len(), 3);
+        assert!(Arc::ptr_eq(&before[0], &after[0]));
+        assert!(balancer.pick(&before).unwrap().instance.id == "3");
+    }
+}

@@ -1,0 +1,512 @@
+//! Calling other services by name: resolve, balance, retry within a budget, eject failing
+//! instances, respect deadlines.
+//!
+//! ```no_run
+//! use microkit::client::ServiceClient;
+//! use microkit::discovery::MemoryRegistry;
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Product { id: u64, price_cents: i64 }
+//!
+//! # async fn run() -> Result<(), microkit::client::ClientError> {
+//! let client = ServiceClient::new(MemoryRegistry::new());
+//! let product: Product = client.get_json("catalog", "/product/7").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A call flows: the service's instance list (a registry watch, cached: calls never wait on
+//! the registry) → the balancer (power of two choices on peak-EWMA latency by default) →
+//! an attempt with its own timeout, carrying the time left in [`DEADLINE_HEADER`] → on a
+//! failure, a retry on another instance when it is safe (the request never reached a server,
+//! or an idempotent method met a 502/503/504, a timeout or a broken connection), the budget
+//! allows it, and time remains. A 500 or a 4xx is never retried. Failures feed outlier
+//! ejection (see [`ClientConfig`]).
+
+mod balancer;
+mod budget;
+mod config;
+mod deadline;
+mod error;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http_body::Body as _;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use self::balancer::{Endpoint, ServiceBalancer};
+use self::budget::RetryBudget;
+pub use self::config::{Balance, ClientConfig};
+pub use self::deadline::{current_deadline, parse_deadline, with_deadline, DEADLINE_HEADER};
+pub use self::error::ClientError;
+use crate::discovery::Registry;
+use crate::{Body, Problem, Request, Response};
+
+/// How a call ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CallOutcome {
+    /// A 1xx, 2xx or 3xx answer.
+    Success,
+    /// A 4xx answer.
+    ClientError,
+    /// A 5xx answer.
+    ServerError,
+    /// No instance to call.
+    NoInstances,
+    /// Time ran out.
+    Timeout,
+    /// No connection, or a broken one.
+    Transport,
+}
+
+impl CallOutcome {
+    /// A label for the outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::ClientError => "client_error",
+            Self::ServerError => "server_error",
+            Self::NoInstances => "no_instances",
+            Self::Timeout => "timeout",
+            Self::Transport => "transport",
+        }
+    }
+}
+
+/// Something told of every call: where metrics are recorded.
+pub trait CallObserver: Send + Sync + 'static {
+    /// A call to `service` ended with `outcome` after `elapsed`, retries included.
+    fn observe(&self, service: &str, outcome: CallOutcome, elapsed: Duration);
+}
+
+/// Calls services by name. Cheap to clone; clones share connections, instance statistics and
+/// the retry budget.
+#[derive(Clone)]
+pub struct ServiceClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<dyn Registry>,
+    http: Client<HttpConnector, Body>,
+    config: ClientConfig,
+    budget: RetryBudget,
+    balancers: Mutex<HashMap<String, Arc<ServiceBalancer>>>,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl std::fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to send on each attempt: buffered bodies can be sent again, streamed ones once.
+enum Payload {
+    Replayable(Bytes),
+    Once(Option<Body>),
+}
+
+impl ServiceClient {
+    /// A client resolving through `registry`, with the default configuration.
+    pub fn new(registry: impl Registry) -> Self {
+        Self::with_config(registry, ClientConfig::default())
+    }
+
+    /// A client resolving through `registry`.
+    pub fn with_config(registry: impl Registry, config: ClientConfig) -> Self {
+        Self::build(Arc::new(registry), config, None)
+    }
+
+    /// A client that also reports every call to `observer`.
+    pub fn with_observer(
+        registry: Arc<dyn Registry>,
+        config: ClientConfig,
+        observer: Arc<dyn CallObserver>,
+    ) -> Self {
+        Self::build(registry, config, Some(observer))
+    }
+
+    fn build(
+        registry: Arc<dyn Registry>,
+        config: ClientConfig,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let http = Client::builder(TokioExecutor::new())
+            // The timer is what makes the idle timeout real: without it idle connections are
+            // only dropped when next checked out.
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .timer(TokioTimer::new())
+            .build(connector);
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                http,
+                budget: RetryBudget::new(config.retry_ratio, config.retry_min_per_second),
+                config,
+                balancers: Mutex::new(HashMap::new()),
+                observer,
+            }),
+        }
+    }
+
+    /// The registry the client resolves through.
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.inner.registry
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    async fn balancer(&self, service: &str) -> Result<Arc<ServiceBalancer>, ClientError> {
+        if let Some(balancer) = self.lookup(service) {
+            return Ok(balancer);
+        }
+        let watch = self
+            .inner
+            .registry
+            .watch(service)
+            .await
+            .map_err(ClientError::Discovery)?;
+        let mut balancers = self.inner.balancers.lock().expect("balancers lock poisoned");
+        Ok(balancers
+            .entry(service.to_owned())
+            .or_insert_with(|| Arc::new(ServiceBalancer::new(watch, self.inner.config.balance)))
+            .clone())
+    }
+
+    fn lookup(&self, service: &str) -> Option<Arc<ServiceBalancer>> {
+        self.inner
+            .balancers
+            .lock()
+            .expect("balancers lock poisoned")
+            .get(service)
+            .cloned()
+    }
+
+    /// Sends `request` (its URI a path and query, such as `/product/7?full=1`) to an instance
+    /// of `service`, and returns the answer whatever its status. Errors are what kept an
+    /// answer from arriving.
+    pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
+        let started = Instant::now();
+        let result = self.send_inner(service, request, started).await;
+        if let Some(observer) = &self.inner.observer {
+            let outcome = match &result {
+                Ok(response) if response.status().is_server_error() => CallOutcome::ServerError,
+                Ok(response) if response.status().is_client_error() => CallOutcome::ClientError,
+                Ok(_) => CallOutcome::Success,
+                Err(ClientError::NoInstances { .. } | ClientError::Discovery(_)) => {
+                    CallOutcome::NoInstances
+                }
+                Err(err) if err.is_timeout() => CallOutcome::Timeout,
+                Err(_) => CallOutcome::Transport,
+            };
+            observer.observe(service, outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn send_inner(
+        &self,
+        service: &str,
+        request: Request,
+        started: Instant,
+    ) -> Result<Response, ClientError> {
+        let config = &self.inner.config;
+        let balancer = self.balancer(service).await?;
+        let deadline = match current_deadline() {
+            Some(inherited) => inherited.min(started + config.deadline),
+            None => started + config.deadline,
+        };
+        let (parts, body) = request.into_parts();
+        let idempotent = is_idempotent(&parts.method);
+        let mut payload = self.payload(service, body).await?;
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |path| path.as_str())
+            .to_owned();
+        let mut headers = parts.headers;
+        headers.remove(HOST);
+
+        self.inner.budget.deposit();
+        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::DeadlineExceeded { service: service.to_owned() });
+            }
+            let Some(endpoint) = balancer.pick(&tried) else {
+                return Err(ClientError::NoInstances { service: service.to_owned() });
+            };
+            let replayable = matches!(payload, Payload::Replayable(_));
+            let body = match &mut payload {
+                Payload::Replayable(bytes) => Body::from(bytes.clone()),
+                Payload::Once(body) => body.take().unwrap_or_default(),
+            };
+            let request = build_request(&parts.method, &endpoint, &path, &headers, body, deadline - now)
+                .map_err(|err| ClientError::Transport { service: service.to_owned(), source: err.into() })?;
+            let attempt_deadline = (now + config.attempt_timeout).min(deadline);
+            let in_flight = endpoint.start();
+            let result = tokio::time::timeout_at(attempt_deadline, self.inner.http.request(request)).await;
+            drop(in_flight);
+
+            let (error, retry_safe) = match result {
+                Ok(Ok(response)) => {
+                    let status = response.status();
+                    if !is_gateway_failure(status) {
+                        balancer.record_success(&endpoint, now.elapsed());
+                        return Ok(response.map(Body::from));
+                    }
+                    balancer.record_failure(&endpoint, config);
+                    if !(idempotent && replayable && self.may_retry(attempt, deadline, &mut tried, endpoint).await) {
+                        return Ok(response.map(Body::from));
+                    }
+                    continue;
+                }
+                Ok(Err(err)) => {
+                    balancer.record_failure(&endpoint, config);
+                    let never_reached = err.is_connect();
+                    let error = if never_reached {
+                        ClientError::Connect { service: service.to_owned(), source: err.into() }
+                    } else {
+                        ClientError::Transport { service: service.to_owned(), source: err.into() }
+                    };
+                    (error, replayable && (never_reached || idempotent))
+                }
+                Err(_) => {
+                    balancer.record_failure(&endpoint, config);
+                    let error = if attempt_deadline >= deadline {
+                        ClientError::DeadlineExceeded { service: service.to_owned() }
+                    } else {
+                        ClientError::Timeout { service: service.to_owned() }
+                    };
+                    (error, replayable && idempotent)
+                }
+            };
+            if !(retry_safe && self.may_retry(attempt, deadline, &mut tried, endpoint).await) {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Whether another attempt may follow: attempts left, a token in the budget, time left
+    /// after the backoff (which it sleeps).
+    async fn may_retry(
+        &self,
+        attempt: u32,
+        deadline: Instant,
+        tried: &mut Vec<Arc<Endpoint>>,
+        endpoint: Arc<Endpoint>,
+    ) -> bool {
+        let config = &self.inner.config;
+        if attempt >= config.max_attempts || !self.inner.budget.withdraw() {
+            return false;
+        }
+        tried.push(endpoint);
+        let ceiling = config
+            .backoff_base
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(config.backoff_max);
+        let backoff = ceiling.mul_f64(fastrand::f64());
+        let wake = Instant::now() + backoff;
+        if wake >= deadline {
+            return false;
+        }
+        tokio::time::sleep_until(wake).await;
+        true
+    }
+
+    async fn payload(&self, service: &str, body: Body) -> Result<Payload, ClientError> {
+        let limit = self.inner.config.max_replay_body;
+        let small = body.size_hint().upper().is_some_and(|upper| upper <= limit as u64);
+        if !small {
+            return Ok(Payload::Once(Some(body)));
+        }
+        body.collect_limited(limit)
+            .await
+            .map(Payload::Replayable)
+            .map_err(|err| ClientError::Transport { service: service.to_owned(), source: err.into() })
+    }
+
+    /// Calls `service` with an optional JSON body and parses a JSON answer; an error status
+    /// becomes [`ClientError::Status`] carrying the service's problem.
+    pub async fn call_json<B, T>(
+        &self,
+        method: Method,
+        service: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let response = self.call(method, service, path, body).await?;
+        let bytes = read_body(service, response).await?;
+        let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
+        serde_json::from_slice(&bytes).map_err(|err| ClientError::Decode {
+            service: service.to_owned(),
+            source: err.into(),
+        })
+    }
+
+    /// Calls `service` and checks for a success status, returning the response.
+    pub async fn call<B>(
+        &self,
+        method: Method,
+        service: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Response, ClientError>
+    where
+        B: Serialize + ?Sized,
+    {
+        let mut request = Request::new(match body {
+            Some(body) => Body::from(serde_json::to_vec(body).map_err(|err| ClientError::Decode {
+                service: service.to_owned(),
+                source: err.into(),
+            })?),
+            None => Body::empty(),
+        });
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse::<Uri>().map_err(|err| ClientError::Transport {
+            service: service.to_owned(),
+            source: err.into(),
+        })?;
+        if body.is_some() {
+            request
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let response = self.send(service, request).await?;
+        if response.status().is_client_error() || response.status().is_server_error() {
+            return Err(status_error(service, response).await);
+        }
+        Ok(response)
+    }
+
+    /// `GET`s JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, service: &str, path: &str) -> Result<T, ClientError> {
+        self.call_json::<(), T>(Method::GET, service, path, None).await
+    }
+
+    /// `POST`s JSON and parses the JSON answer.
+    pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        service: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call_json(Method::POST, service, path, Some(body)).await
+    }
+
+    /// `PUT`s JSON and parses the JSON answer.
+    pub async fn put_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        service: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call_json(Method::PUT, service, path, Some(body)).await
+    }
+
+    /// `PATCH`es JSON and parses the JSON answer.
+    pub async fn patch_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        service: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call_json(Method::PATCH, service, path, Some(body)).await
+    }
+
+    /// `DELETE`s, expecting a success status.
+    pub async fn delete(&self, service: &str, path: &str) -> Result<(), ClientError> {
+        self.call::<()>(Method::DELETE, service, path, None).await.map(drop)
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn is_gateway_failure(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+fn build_request(
+    method: &Method,
+    endpoint: &Endpoint,
+    path: &str,
+    headers: &HeaderMap,
+    body: Body,
+    remaining: Duration,
+) -> Result<Request, http::Error> {
+    let mut request = Request::builder()
+        .method(method.clone())
+        .uri(format!("http://{}{path}", endpoint.instance.addr))
+        .body(body)?;
+    *request.headers_mut() = headers.clone();
+    request
+        .headers_mut()
+        .insert(DEADLINE_HEADER, HeaderValue::from(remaining.as_millis().max(1) as u64));
+    Ok(request)
+}
+
+/// The largest answer the JSON helpers read.
+const MAX_JSON_ANSWER: usize = 16 * 1024 * 1024;
+
+async fn read_body(service: &str, response: Response) -> Result<Bytes, ClientError> {
+    response
+        .into_body()
+        .collect_limited(MAX_JSON_ANSWER)
+        .await
+        .map_err(|err| ClientError::Transport { service: service.to_owned(), source: err.into() })
+}
+
+async fn status_error(service: &str, response: Response) -> ClientError {
+    let status = response.status();
+    let bytes = read_body(service, response).await.unwrap_or_default();
+    let problem = serde_json::from_slice::<Problem>(&bytes)
+        .ok()
+        .filter(|problem| problem.status() == status)
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(&bytes);
+            let problem = Problem::new(status);
+            if text.trim().is_empty() {
+                problem
+            } else {
+                problem.with_detail(text.chars().take(512).collect::<String>())
+            }
+        });
+    ClientError::Status { service: service.to_owned(), problem }
+}

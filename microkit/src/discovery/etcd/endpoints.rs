@@ -1,0 +1,97 @@
+//! Endpoint spellings: `127.0.0.1:2379`, `http://host:2379`, and `etcd://host:port,host:port`
+//! URLs, all normalized to `http://host:port`.
+
+use crate::discovery::DiscoveryError;
+
+/// The port of etcd's client URL, when a URL names none.
+const DEFAULT_PORT: u16 = 2379;
+
+/// Normalizes one endpoint to `http://host:port`.
+pub(super) fn normalize(endpoint: &str) -> Result<String, DiscoveryError> {
+    let endpoint = endpoint.trim();
+    let rest = match endpoint.split_once("://") {
+        None => endpoint,
+        Some(("http", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(DiscoveryError::Config(format!(
+                "etcd endpoint `{endpoint}`: only http:// is supported, not {scheme}://"
+            )))
+        }
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    host_port(authority, endpoint).map(|authority| format!("http://{authority}"))
+}
+
+/// Parses `etcd://HOST:PORT[,HOST:PORT...]` into normalized endpoints.
+pub(super) fn parse_url(url: &str) -> Result<Vec<String>, DiscoveryError> {
+    let list = url
+        .trim()
+        .strip_prefix("etcd://")
+        .ok_or_else(|| DiscoveryError::Config(format!("`{url}` is not an etcd:// URL")))?;
+    let list = list.strip_suffix('/').unwrap_or(list);
+    let endpoints = list
+        .split(',')
+        .map(str::trim)
+        .filter(|hp| !hp.is_empty())
+        .map(|hp| host_port(hp, url).map(|authority| format!("http://{authority}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints.is_empty() {
+        return Err(DiscoveryError::Config(format!("`{url}` names no host")));
+    }
+    Ok(endpoints)
+}
+
+/// Checks `host[:port]` (IPv6 hosts bracketed), adding etcd's default port when missing.
+fn host_port(authority: &str, context: &str) -> Result<String, DiscoveryError> {
+    let invalid = |why: &str| DiscoveryError::Config(format!("etcd endpoint `{context}`: {why}"));
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(invalid("expected host:port"));
+    }
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| invalid("expected host:port"))?;
+    if parsed.host().is_empty() {
+        return Err(invalid("no host"));
+    }
+    // A port after the host (an IPv6 host is bracketed, so its colons do not count).
+    let port = authority
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.contains(':') || host.ends_with(']'))
+        .map(|(_, port)| port);
+    match port {
+        Some(port) if port.parse::<u16>().is_ok() => Ok(authority.to_owned()),
+        Some(_) => Err(invalid("invalid port")),
+        None => Ok(format!("{authority}:{DEFAULT_PORT}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_endpoints() {
+        assert_eq!(
+            normalize("127.0.0.1:2379").unwrap(),
+            "http://127.0.0.1:2379"
+        );
+        assert_eq!(normalize("http://etcd:1/").unwrap(), "http://etcd:1");
+        assert_eq!(normalize("[::1]:5").unwrap(), "http://[::1]:5");
+        assert_eq!(normalize("etcd").unwrap(), "http://etcd:2379");
+        assert!(normalize("https://etcd:1").is_err());
+        assert!(normalize("http://etcd:1/v3").is_err());
+        assert!(normalize("").is_err());
+        assert!(normalize("etcd:x").is_err());
+    }
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            parse_url("etcd://10.0.0.1:2379,10.0.0.2:2380").unwrap(),
+            ["http://10.0.0.1:2379", "http://10.0.0.2:2380"]
+        );
+        assert!(parse_url("http://10.0.0.1:2379").is_err());
+        assert!(parse_url("etcd://").is_err());
+        assert!(parse_url("etcd://a:1,b:").is_err());
+    }
+}

@@ -1,0 +1,271 @@
+//! [`EtcdRegistry`]: discovery for many processes and machines, through etcd's v3 JSON gateway.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `client` | HTTP to the gateway: failover between endpoints, streamed answers |
+//! | `wire` | the gateway's JSON (base64 keys and values, int64 as strings) |
+//! | `ops` | the typed calls: lease grant / keepalive / revoke, put, range, delete |
+//! | `keeper` | one registration's lease, kept alive, and re-registration |
+//! | `watcher` | one watched service's list, mirrored from a prefix watch |
+//! | `endpoints` | endpoint and `etcd://` URL parsing |
+//! | `backoff` | retry delays |
+
+mod backoff;
+mod client;
+mod endpoints;
+mod keeper;
+mod ops;
+mod watcher;
+mod wire;
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use self::client::Client;
+use self::keeper::Keeper;
+use self::watcher::Watchers;
+use self::wire::prefix_end;
+use super::{BoxFuture, DiscoveryError, Instance, Registration, Registry, Watch};
+
+/// How long one call to etcd may take, connect included, before the next endpoint is tried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A registry in etcd (3.4 or later), spoken to over its v3 JSON gateway, so no protobuf
+/// toolchain is needed.
+///
+/// Each registered instance is the key `<prefix><service>/<id>`, holding the instance as JSON,
+/// attached to a lease of [`ttl`](Self::with_ttl) kept alive every TTL/3: an instance that
+/// dies without deregistering disappears within its TTL. If etcd loses the lease (it expired
+/// during an outage, or etcd came back without its data), the instance registers again.
+///
+/// Watches list the service's keys, then follow a prefix watch; when the watch breaks or is
+/// compacted they list again. While etcd is unreachable they keep serving the last good list.
+///
+/// Cloning shares the connections and the watches.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), microkit::discovery::DiscoveryError> {
+/// use microkit::discovery::{EtcdRegistry, Instance, Registry};
+///
+/// let registry = EtcdRegistry::from_url("etcd://10.0.0.1:2379,10.0.0.2:2379")?;
+/// let registration = registry
+///     .register(Instance::new("catalog", "10.0.0.7:8080".parse().unwrap()))
+///     .await?;
+/// let users = registry.watch("users").await?;
+/// // ... serve ...
+/// registration.deregister().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct EtcdRegistry {
+    client: Client,
+    ttl: Duration,
+    prefix: String,
+    watchers: Watchers,
+}
+
+impl EtcdRegistry {
+    /// The default lease TTL.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
+    /// The default key prefix.
+    pub const DEFAULT_PREFIX: &'static str = "/microkit/services/";
+
+    /// A registry using the etcd members at `endpoints`: socket addresses, `host:port` or
+    /// `http://host:port` (TLS is not supported). Only the endpoints are checked here;
+    /// connections are made on first use, so a service may start before etcd does.
+    pub fn connect<E: ToString>(endpoints: &[E]) -> Result<Self, DiscoveryError> {
+        let endpoints = endpoints
+            .iter()
+            .map(|endpoint| endpoints::normalize(&endpoint.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(DiscoveryError::Config("no etcd endpoint given".into()));
+        }
+        Ok(Self::with_endpoints(endpoints))
+    }
+
+    /// A registry from an `etcd://HOST:PORT[,HOST:PORT...]` URL (port 2379 when left out).
+    pub fn from_url(url: &str) -> Result<Self, DiscoveryError> {
+        endpoints::parse_url(url).map(Self::with_endpoints)
+    }
+
+    fn with_endpoints(endpoints: Vec<String>) -> Self {
+        Self {
+            client: Client::new(endpoints, REQUEST_TIMEOUT),
+            ttl: Self::DEFAULT_TTL,
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+            watchers: Watchers::default(),
+        }
+    }
+
+    /// Sets the lease TTL (whole seconds, rounded up; etcd raises TTLs below its minimum,
+    /// about 2 s by default). Registrations made afterwards use it.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Duration::from_secs(ttl_secs(ttl) as u64);
+        self
+    }
+
+    /// Sets the key prefix (a `/` is appended if missing). Registries that share a cluster
+    /// see each other's instances only under the same prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let mut prefix = prefix.into();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        self.prefix = prefix;
+        // Running watches follow the old prefix: this registry must not share them.
+        self.watchers = Watchers::default();
+        self
+    }
+
+    /// The lease TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The keys of `service`'s instances all start with this.
+    fn service_prefix(&self, service: &str) -> Vec<u8> {
+        format!("{}{service}/", self.prefix).into_bytes()
+    }
+}
+
+/// `ttl` in whole seconds, rounded up, at least 1.
+fn ttl_secs(ttl: Duration) -> i64 {
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    i64::try_from(secs).unwrap_or(i64::MAX).max(1)
+}
+
+/// Service names and ids are key segments: a `/` in them would let one service's prefix
+/// cover another's keys.
+fn check_segment(what: &str, value: &str) -> Result<(), DiscoveryError> {
+    if value.is_empty() || value.contains('/') {
+        return Err(DiscoveryError::Config(format!(
+            "{what} `{value}` must be non-empty and contain no `/`"
+        )));
+    }
+    Ok(())
+}
+
+impl Registry for EtcdRegistry {
+    fn register(&self, instance: Instance) -> BoxFuture<'_, Result<Registration, DiscoveryError>> {
+        Box::pin(async move {
+            check_segment("service name", &instance.service)?;
+            check_segment("instance id", &instance.id)?;
+            let mut key = self.service_prefix(&instance.service);
+            key.extend_from_slice(instance.id.as_bytes());
+            let value = serde_json::to_vec(&instance)
+                .map_err(|err| DiscoveryError::Config(format!("unserializable instance: {err}")))?;
+
+            let mut keeper =
+                Keeper::new(self.client.clone(), key.clone(), value, ttl_secs(self.ttl));
+            keeper.register().await?;
+            let (stop, stopped) = oneshot::channel();
+            let keeper = tokio::spawn(keeper.run(self.ttl / 3, stopped));
+
+            let client = self.client.clone();
+            Ok(Registration::new(instance, move || async move {
+                let _ = stop.send(());
+                // Stop the keeper first, or it could put the key back.
+                match keeper.await.ok().flatten() {
+                    // Revoking deletes the key if it is still ours: a newer registration of
+                    // the same id (on its own lease) is left alone.
+                    Some(lease) => {
+                        if let Err(err) = client.revoke(lease).await {
+                            tracing::warn!(error = %err, "could not revoke the etcd lease; it expires with its TTL");
+                        }
+                    }
+                    None => {
+                        if let Err(err) = client.delete(&key).await {
+                            tracing::warn!(error = %err, "could not delete the instance from etcd");
+                        }
+                    }
+                }
+            }))
+        })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Instance>, DiscoveryError>> {
+        Box::pin(async move {
+            let prefix = self.service_prefix(service);
+            let (kvs, _) = self.client.range(&prefix, &prefix_end(&prefix)).await?;
+            Ok(kvs.iter().filter_map(watcher::decode).collect())
+        })
+    }
+
+    fn watch<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Watch, DiscoveryError>> {
+        Box::pin(watcher::watch(
+            &self.client,
+            &self.watchers,
+            service,
+            self.service_prefix(service),
+        ))
+    }
+}
+
+impl std::fmt::Debug for EtcdRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdRegistry")
+            .field("endpoints", &self.client.endpoints())
+            .field("ttl", &self.ttl)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_from_addresses_strings_and_urls() {
+        let addr: std::net::SocketAddr = "127.0.0.1:2379".parse().unwrap();
+        let registry = EtcdRegistry::connect(&[addr]).unwrap();
+        assert_eq!(registry.client.endpoints(), ["http://127.0.0.1:2379"]);
+        let registry = EtcdRegistry::connect(&["http://a:1", "b:2"]).unwrap();
+        assert_eq!(registry.client.endpoints(), ["http://a:1", "http://b:2"]);
+        assert!(EtcdRegistry::connect::<&str>(&[]).is_err());
+
+        let registry = EtcdRegistry::from_url("etcd://a:1,b:2")
+            .unwrap()
+            .with_ttl(Duration::from_millis(1500))
+            .with_prefix("/x");
+        assert_eq!(registry.ttl(), Duration::from_secs(2));
+        assert_eq!(registry.prefix(), "/x/");
+        assert_eq!(registry.service_prefix("catalog"), b"/x/catalog/");
+        assert_eq!(registry.ttl, EtcdRegistry::DEFAULT_TTL.min(registry.ttl));
+    }
+
+    #[tokio::test]
+    async fn rejects_slashes_in_key_segments() {
+        let registry = EtcdRegistry::connect(&["127.0.0.1:1"]).unwrap();
+        let instance = Instance::new("a/b", ([127, 0, 0, 1], 1).into());
+        assert!(matches!(
+            registry.register(instance).await,
+            Err(DiscoveryError::Config(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_etcd_is_unavailable() {
+        // Port 1 on loopback: refused at once.
+        let registry = EtcdRegistry::connect(&["127.0.0.1:1"]).unwrap();
+        assert!(matches!(
+            registry.resolve("catalog").await,
+            Err(DiscoveryError::Unavailable(_))
+        ));
+        assert!(matches!(
+            registry.watch("catalog").await,
+            Err(DiscoveryError::Unavailable(_))
+        ));
+    }
+}

@@ -1,0 +1,105 @@
+//! What a proxy does to headers on the way through.
+
+use std::net::SocketAddr;
+
+use http::header::{HeaderName, HeaderValue, CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderMap;
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+const PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): those named in `Connection`, and the
+/// standard ones, which describe one connection and must not travel further.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Records where the request came from: `Forwarded` (RFC 7239) and the `X-Forwarded-*`
+/// headers most backends read, appending to what earlier proxies wrote.
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>) {
+    let host = headers.get(HOST).cloned();
+    let mut forwarded = Vec::new();
+    if let Some(client) = client {
+        forwarded.push(format!("for=\"{client}\""));
+        append(headers, X_FORWARDED_FOR, &client.ip().to_string());
+    }
+    forwarded.push("proto=http".to_owned());
+    if let Some(host) = host.as_ref().and_then(|host| host.to_str().ok()) {
+        forwarded.push(format!("host=\"{host}\""));
+    }
+    append(headers, FORWARDED, &forwarded.join(";"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+fn append(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    let combined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(earlier) if !earlier.is_empty() => format!("{earlier}, {value}"),
+        _ => value.to_owned(),
+    };
+    if let Ok(combined) = HeaderValue::from_str(&combined) {
+        headers.insert(name, combined);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed_including_those_named_in_connection() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_headers_append_to_earlier_proxies() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("shop.example"));
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+        add_forwarded(&mut headers, Some(([127, 0, 0, 1], 5000).into()));
+        assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.9, 127.0.0.1");
+        assert_eq!(headers[X_FORWARDED_HOST], "shop.example");
+        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        assert_eq!(
+            headers[FORWARDED],
+            "for=\"127.0.0.1:5000\";proto=http;host=\"shop.example\""
+        );
+    }
+}

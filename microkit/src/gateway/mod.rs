@@ -1,0 +1,166 @@
+//! The gateway: the balancer at the edge.
+//!
+//! A gateway is nothing new: a [`Router`] whose handlers forward through a
+//! [`ServiceClient`]. Each route maps a path pattern to a service; the request goes to an
+//! instance of it unchanged (same method, path, query and body), with hop-by-hop headers
+//! stripped, `Forwarded` and `X-Forwarded-For/-Proto/-Host` added, and the request id and the
+//! deadline passed on. Bodies stream both ways; small idempotent requests are retried by the
+//! client on another instance. Failures become problems: 503 when no instance is there, 504
+//! when time runs out, 502 for anything else that went wrong behind the gateway.
+//!
+//! ```
+//! use microkit::client::ServiceClient;
+//! use microkit::discovery::MemoryRegistry;
+//! use microkit::gateway::Gateway;
+//!
+//! let client = ServiceClient::new(MemoryRegistry::new());
+//! let edge = Gateway::new(client)
+//!     .route("/product/", "catalog")
+//!     .route("/product/{id}", "catalog")
+//!     .internal("/emails/")
+//!     .into_router();
+//! ```
+
+mod headers;
+mod networks;
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::json;
+
+pub use self::networks::{AllowNetworks, AllowNetworksLayer, Network};
+use crate::client::ServiceClient;
+use crate::extract::RemoteAddr;
+use crate::middleware::RequestIdLayer;
+use crate::response::IntoResponse;
+use crate::router::{any, get, Router};
+use crate::{Json, Problem, Request, Response};
+
+/// A route table from path patterns to services, turned into a [`Router`].
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    client: ServiceClient,
+    routes: Vec<(String, Target)>,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Service(Arc<str>),
+    Internal,
+}
+
+impl Gateway {
+    /// A gateway with no routes, forwarding through `client`.
+    pub fn new(client: ServiceClient) -> Self {
+        Self {
+            client,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Forwards requests matching `pattern` (router syntax), whatever their method, to
+    /// `service`.
+    pub fn route(mut self, pattern: &str, service: &str) -> Self {
+        self.routes
+            .push((pattern.to_owned(), Target::Service(Arc::from(service))));
+        self
+    }
+
+    /// Refuses requests matching `pattern` with 403: routes that services keep for each
+    /// other.
+    pub fn internal(mut self, pattern: &str) -> Self {
+        self.routes.push((pattern.to_owned(), Target::Internal));
+        self
+    }
+
+    /// The services the gateway forwards to.
+    pub fn services(&self) -> Vec<String> {
+        let mut services: Vec<String> = self
+            .routes
+            .iter()
+            .filter_map(|(_, target)| match target {
+                Target::Service(name) => Some(name.to_string()),
+                Target::Internal => None,
+            })
+            .collect();
+        services.sort();
+        services.dedup();
+        services
+    }
+
+    /// The router: the routes, `GET /health` (200 once every service has a healthy instance),
+    /// and a request id on everything.
+    pub fn into_router(self) -> Router {
+        let services = Arc::new(self.services());
+        let health_client = self.client.clone();
+        let mut router = Router::new().route(
+            "/health",
+            get(move || health(health_client.clone(), services.clone())),
+        );
+        for (pattern, target) in self.routes {
+            router = match target {
+                Target::Service(service) => {
+                    let client = self.client.clone();
+                    router.route(
+                        &pattern,
+                        any(move |remote: Option<RemoteAddr>, request: Request| {
+                            forward(client.clone(), service.clone(), remote, request)
+                        }),
+                    )
+                }
+                Target::Internal => router.route(&pattern, any(refuse_internal)),
+            };
+        }
+        router.layer(RequestIdLayer::new())
+    }
+}
+
+async fn forward(
+    client: ServiceClient,
+    service: Arc<str>,
+    remote: Option<RemoteAddr>,
+    mut request: Request,
+) -> Response {
+    headers::strip_hop_by_hop(request.headers_mut());
+    headers::add_forwarded(request.headers_mut(), remote.map(|RemoteAddr(addr)| addr));
+    match client.send(&service, request).await {
+        Ok(mut response) => {
+            headers::strip_hop_by_hop(response.headers_mut());
+            response
+        }
+        Err(err) => err.to_problem().into_response(),
+    }
+}
+
+async fn refuse_internal() -> Problem {
+    Problem::new(StatusCode::FORBIDDEN).with_detail("this route is internal to the services")
+}
+
+async fn health(client: ServiceClient, services: Arc<Vec<String>>) -> Response {
+    let mut checks = tokio::task::JoinSet::new();
+    for service in services.iter().cloned() {
+        let client = client.clone();
+        checks.spawn(async move {
+            let answered = client.call::<()>(http::Method::GET, &service, "/health", None).await;
+            (service, answered.is_ok())
+        });
+    }
+    let mut unhealthy = Vec::new();
+    while let Some(checked) = checks.join_next().await {
+        match checked {
+            Ok((service, false)) => unhealthy.push(service),
+            Ok((_, true)) => {}
+            Err(err) => unhealthy.push(format!("(a check failed: {err})")),
+        }
+    }
+    unhealthy.sort();
+    if unhealthy.is_empty() {
+        Json(json!({ "status": "ok", "services": *services })).into_response()
+    } else {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+            .with_detail(format!("not healthy yet: {}", unhealthy.join(", ")))
+            .with_extension("unhealthy", unhealthy)
+            .into_response()
+    }
+}

@@ -1,0 +1,154 @@
+//! The list endpoint's query: paging and filters.
+
+use serde_json::Value;
+
+use super::spec::ResourceSpec;
+use crate::{FieldError, Problem};
+
+/// A parsed list query.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ListParams {
+    pub(crate) offset: u64,
+    pub(crate) limit: u64,
+    pub(crate) filters: Vec<(String, Value)>,
+    /// The filters as they came, for the `Link` header.
+    raw_filters: Vec<(String, String)>,
+}
+
+/// Parses `offset`, `limit` and filters; anything else, a negative or non-numeric paging
+/// value, or a filter value of the wrong type is a 400 naming the parameter.
+pub(crate) fn parse(spec: &ResourceSpec, schema: &Value, query: Option<&str>) -> Result<ListParams, Problem> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|err| Problem::bad_request(format!("invalid query string: {err}")))?;
+    let mut params = ListParams {
+        offset: 0,
+        limit: spec.default_limit,
+        filters: Vec::new(),
+        raw_filters: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "offset" => match value.parse::<u64>() {
+                Ok(offset) => params.offset = offset,
+                Err(_) => errors.push(FieldError::new("offset", "must be a whole number, 0 or more")),
+            },
+            "limit" => match value.parse::<u64>() {
+                Ok(limit) => params.limit = limit.min(spec.max_limit),
+                Err(_) => errors.push(FieldError::new("limit", "must be a whole number, 0 or more")),
+            },
+            field if spec.filterable.contains(&field) => match typed_value(schema, field, &value) {
+                Some(typed) => {
+                    params.filters.push((key.clone(), typed));
+                    params.raw_filters.push((key, value));
+                }
+                None => errors.push(FieldError::new(field, "has the wrong type for this field")),
+            },
+            _ => errors.push(FieldError::new(
+                key,
+                "is not a query parameter of this list (offset, limit or a filterable field)",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(params)
+    } else {
+        Err(Problem::bad_request("the list query is invalid").with_field_errors(errors))
+    }
+}
+
+/// A filter's text as the JSON value its field holds, by the field's schema type.
+fn typed_value(schema: &Value, field: &str, text: &str) -> Option<Value> {
+    let types: Vec<&str> = match &schema["properties"][field]["type"] {
+        Value::String(kind) => vec![kind.as_str()],
+        Value::Array(kinds) => kinds.iter().filter_map(Value::as_str).collect(),
+        _ => vec!["string"],
+    };
+    if types.contains(&"integer") {
+        return text.parse::<i64>().ok().map(Value::from);
+    }
+    if types.contains(&"number") {
+        return text.parse::<f64>().ok().map(Value::from);
+    }
+    if types.contains(&"boolean") {
+        return text.parse::<bool>().ok().map(Value::from);
+    }
+    Some(Value::String(text.to_owned()))
+}
+
+impl ListParams {
+    /// The `Link` header to the next page, while more items remain.
+    pub(crate) fn next_link(&self, list_path: &str, returned: usize, total: u64) -> Option<String> {
+        let next = self.offset.checked_add(returned as u64)?;
+        if returned == 0 || next >= total {
+            return None;
+        }
+        let mut query = vec![("offset".to_owned(), next.to_string()), ("limit".to_owned(), self.limit.to_string())];
+        query.extend(self.raw_filters.iter().cloned());
+        let query = serde_urlencoded::to_string(&query).ok()?;
+        Some(format!("<{list_path}?{query}>; rel=\"next\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::spec::Actions;
+    use crate::resource::store::IdKind;
+    use serde_json::json;
+
+    const SPEC: ResourceSpec = ResourceSpec {
+        name: "User",
+        collection: "user",
+        path: "/user",
+        list_path: None,
+        id_field: "id",
+        id_kind: IdKind::Integer,
+        read_only: &[],
+        unique: &["email"],
+        filterable: &["email", "age"],
+        soft_delete: None,
+        actions: Actions::ALL,
+        default_limit: 20,
+        max_limit: 100,
+    };
+
+    fn schema() -> Value {
+        json!({"properties": {"email": {"type": "string"}, "age": {"type": ["integer", "null"]}}})
+    }
+
+    #[test]
+    fn paging_defaults_and_clamps() {
+        let params = parse(&SPEC, &schema(), None).unwrap();
+        assert_eq!((params.offset, params.limit), (0, 20));
+        let params = parse(&SPEC, &schema(), Some("offset=5&limit=1000")).unwrap();
+        assert_eq!((params.offset, params.limit), (5, 100));
+    }
+
+    #[test]
+    fn bad_paging_unknown_parameters_and_mistyped_filters_are_400() {
+        for query in ["offset=-1", "limit=x", "offset=99999999999999999999999", "colour=red", "age=old"] {
+            let problem = parse(&SPEC, &schema(), Some(query)).unwrap_err();
+            assert_eq!(problem.status(), 400, "{query}");
+        }
+    }
+
+    #[test]
+    fn filters_are_typed_by_the_schema() {
+        let params = parse(&SPEC, &schema(), Some("email=a%40b.example&age=30")).unwrap();
+        assert_eq!(
+            params.filters,
+            vec![("email".to_owned(), json!("a@b.example")), ("age".to_owned(), json!(30))]
+        );
+    }
+
+    #[test]
+    fn next_link_while_more_remain() {
+        let params = parse(&SPEC, &schema(), Some("limit=2&email=a%40b.example")).unwrap();
+        assert_eq!(
+            params.next_link("/user/", 2, 5).unwrap(),
+            "</user/?offset=2&limit=2&email=a%40b.example>; rel=\"next\""
+        );
+        assert!(params.next_link("/user/", 1, 1).is_none());
+    }
+}

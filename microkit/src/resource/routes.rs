@@ -1,0 +1,95 @@
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::handlers::{self, Ctx};
+use super::hooks::{Hooks, NoHooks};
+use super::repo::Repo;
+use super::spec::Resource;
+use super::store::Store;
+use crate::router::{get, post, MethodRouter};
+use crate::Router;
+
+/// The generated endpoints of a resource, ready to mount.
+///
+/// ```
+/// use std::sync::Arc;
+/// use microkit::resource::{store::MemoryStore, ResourceRoutes};
+/// # use microkit::resource::{Resource, ResourceSpec, Actions, store::IdKind};
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct Product { id: u64, name: String }
+/// # impl Resource for Product {
+/// #     const SPEC: ResourceSpec = ResourceSpec { name: "Product", collection: "product",
+/// #         path: "/product", list_path: Some("/products/"), id_field: "id", id_kind: IdKind::Integer,
+/// #         read_only: &[], unique: &[], filterable: &[], soft_delete: None,
+/// #         actions: Actions::ALL, default_limit: 20, max_limit: 100 };
+/// #     fn json_schema() -> serde_json::Value { serde_json::json!({}) }
+/// # }
+///
+/// let store = Arc::new(MemoryStore::default());
+/// let app: microkit::Router = ResourceRoutes::<Product>::new(store).router();
+/// ```
+pub struct ResourceRoutes<R, H = NoHooks> {
+    store: Arc<dyn Store>,
+    hooks: H,
+    _resource: PhantomData<fn() -> R>,
+}
+
+impl<R, H> std::fmt::Debug for ResourceRoutes<R, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceRoutes").finish_non_exhaustive()
+    }
+}
+
+impl<R: Resource> ResourceRoutes<R> {
+    /// The endpoints of `R` over `store`, without hooks.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            hooks: NoHooks,
+            _resource: PhantomData,
+        }
+    }
+}
+
+impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
+    /// Runs `hooks` around each action.
+    pub fn hooks<H2: Hooks<R>>(self, hooks: H2) -> ResourceRoutes<R, H2> {
+        ResourceRoutes {
+            store: self.store,
+            hooks,
+            _resource: PhantomData,
+        }
+    }
+
+    /// The router serving the resource's endpoints (those its actions allow).
+    pub fn router(self) -> Router {
+        let spec = &R::SPEC;
+        let actions = spec.actions;
+        let ctx = Arc::new(Ctx::new(Repo::<R>::new(self.store), self.hooks));
+        let mut router = Router::new();
+        if actions.create {
+            router = router.route(&spec.create_path(), post(handlers::create::<R, H>));
+        }
+        if actions.list {
+            // Routing the create path again adds the method when both share it.
+            router = router.route(&spec.list_path(), get(handlers::list::<R, H>));
+        }
+        let mut item = MethodRouter::new();
+        if actions.read {
+            item = item.get(handlers::read::<R, H>);
+        }
+        if actions.update {
+            item = item.put(handlers::update::<R, H>);
+        }
+        if actions.patch {
+            item = item.patch(handlers::patch::<R, H>);
+        }
+        if actions.delete {
+            item = item.delete(handlers::delete::<R, H>);
+        }
+        if actions.read || actions.update || actions.patch || actions.delete {
+            router = router.route(&spec.item_pattern(), item);
+        }
+        router.with_state(ctx)
+    }
+}

@@ -1,0 +1,132 @@
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::store::IdKind;
+use crate::FieldError;
+
+/// A type whose values are REST resources, usually implemented by `#[derive(Resource)]`.
+///
+/// The generic handlers of [`ResourceRoutes`](super::ResourceRoutes) do the work; a resource
+/// only says what it is ([`SPEC`](Resource::SPEC)), how its fields are checked
+/// ([`validate`](Resource::validate)) and what its JSON looks like
+/// ([`json_schema`](Resource::json_schema)).
+pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// What the attributes declared.
+    const SPEC: ResourceSpec;
+
+    /// Checks every field rule, listing every failing field (empty when valid).
+    fn validate(&self) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// The JSON Schema (2020-12, as OpenAPI 3.1 uses) of the resource's JSON form.
+    fn json_schema() -> Value;
+}
+
+/// The static description of a resource.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceSpec {
+    /// The type's name, as the OpenAPI schema is named (`Product`).
+    pub name: &'static str,
+    /// The store collection (`product`): lowercase letters, digits and `_`.
+    pub collection: &'static str,
+    /// The item path without the id (`/product`, or `/user/{uid}/cart` when nested): items
+    /// live at `{path}/{id}` and are created with `POST {path}/`.
+    pub path: &'static str,
+    /// Where the list is served, when not at `{path}/` (`/products/`).
+    pub list_path: Option<&'static str>,
+    /// The id field's name.
+    pub id_field: &'static str,
+    /// How ids are made.
+    pub id_kind: IdKind,
+    /// Fields only the server writes (timestamps, say): ignored in requests. The id and the
+    /// soft-delete field are always server-set and are not repeated here.
+    pub read_only: &'static [&'static str],
+    /// Fields unique among live items (a duplicate is a 409).
+    pub unique: &'static [&'static str],
+    /// Fields the list can be filtered by (`?email=a@b.example`).
+    pub filterable: &'static [&'static str],
+    /// The `bool` field that marks an item deleted, when deleting keeps it.
+    pub soft_delete: Option<&'static str>,
+    /// The endpoints generated.
+    pub actions: Actions,
+    /// The page size when a list request gives no `limit`.
+    pub default_limit: u64,
+    /// The largest page; larger `limit`s are clamped to it.
+    pub max_limit: u64,
+}
+
+/// Which endpoints a resource has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actions {
+    /// `POST {path}/`
+    pub create: bool,
+    /// `GET {path}/{id}`
+    pub read: bool,
+    /// `PUT {path}/{id}`
+    pub update: bool,
+    /// `PATCH {path}/{id}` (JSON Merge Patch)
+    pub patch: bool,
+    /// `DELETE {path}/{id}`
+    pub delete: bool,
+    /// `GET {list path}`
+    pub list: bool,
+}
+
+impl Actions {
+    /// Every endpoint.
+    pub const ALL: Actions = Actions {
+        create: true,
+        read: true,
+        update: true,
+        patch: true,
+        delete: true,
+        list: true,
+    };
+}
+
+impl ResourceSpec {
+    /// The path parameters of the parent, in order (`["uid"]` for `/user/{uid}/cart`).
+    pub fn parent_params(&self) -> Vec<&'static str> {
+        let mut params = Vec::new();
+        let mut rest = self.path;
+        while let Some(start) = rest.find('{') {
+            let Some(end) = rest[start..].find('}') else { break };
+            params.push(&rest[start + 1..start + end]);
+            rest = &rest[start + end + 1..];
+        }
+        params
+    }
+
+    /// Where the list is served.
+    pub fn list_path(&self) -> String {
+        self.list_path
+            .map_or_else(|| format!("{}/", self.path), str::to_owned)
+    }
+
+    /// Where items are created.
+    pub fn create_path(&self) -> String {
+        format!("{}/", self.path)
+    }
+
+    /// The item route pattern (`/product/{id}`); the id parameter is named after the id field
+    /// unless a parent parameter already has that name.
+    pub fn item_pattern(&self) -> String {
+        format!("{}/{{{}}}", self.path, self.id_param())
+    }
+
+    /// The name of the id's path parameter.
+    pub fn id_param(&self) -> &'static str {
+        if self.parent_params().contains(&self.id_field) {
+            "__microkit_id"
+        } else {
+            self.id_field
+        }
+    }
+
+    /// Whether `field` is set by the server only.
+    pub fn is_server_set(&self, field: &str) -> bool {
+        field == self.id_field || self.soft_delete == Some(field) || self.read_only.contains(&field)
+    }
+}

@@ -1,0 +1,136 @@
+//! [`StoreError`]: what a store operation can fail with, and its HTTP problem.
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::{BoxError, FieldError, Problem};
+
+/// Why a store operation failed.
+///
+/// Every failed operation changed nothing.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No live record with this id under this parent.
+    NotFound,
+    /// A live record already has this value of a unique field (`"id"` for the id itself).
+    Duplicate {
+        /// The unique field.
+        field: String,
+    },
+    /// The caller's `if_version` is not the record's version.
+    VersionMismatch {
+        /// The record's version.
+        current: u64,
+    },
+    /// The id is not of the collection's kind or not well formed (see
+    /// [`Id::parse`](super::Id::parse)), or a create lacks a required id or gives one the
+    /// store allocates.
+    InvalidId(String),
+    /// A list filter names a field that is not filterable or has a value that is not a JSON
+    /// scalar.
+    InvalidFilter(String),
+    /// The backend failed (I/O, connection, SQL). Its details are for logs, not clients.
+    Backend(BoxError),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        StoreError::Backend(error.into())
+    }
+
+    /// The problem to answer a client with: 404, 409 naming the field, 412, 400, or 500.
+    ///
+    /// A backend error is logged here (with `tracing`, at error level) and answered with a
+    /// generic 500, so that SQL, paths and hosts do not leak to clients.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            StoreError::NotFound => Problem::not_found("the resource does not exist"),
+            StoreError::Duplicate { field } => {
+                Problem::conflict(format!("another resource already has this {field}"))
+                    .with_field_errors([FieldError::new(field.as_str(), "is already taken")])
+            }
+            StoreError::VersionMismatch { current } => {
+                Problem::new(StatusCode::PRECONDITION_FAILED)
+                    .with_detail(format!(
+                        "the resource has changed: its current version is {current}"
+                    ))
+                    .with_extension("current_version", current)
+            }
+            StoreError::InvalidId(reason) => Problem::bad_request(format!("invalid id: {reason}")),
+            StoreError::InvalidFilter(reason) => {
+                Problem::bad_request(format!("invalid filter: {reason}"))
+            }
+            StoreError::Backend(error) => {
+                tracing::error!(error = %error, "resource store backend failed");
+                Problem::internal("the resource store failed")
+            }
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("record not found"),
+            StoreError::Duplicate { field } => {
+                write!(f, "duplicate value of unique field `{field}`")
+            }
+            StoreError::VersionMismatch { current } => {
+                write!(f, "version mismatch: the record is at version {current}")
+            }
+            StoreError::InvalidId(reason) => write!(f, "invalid id: {reason}"),
+            StoreError::InvalidFilter(reason) => write!(f, "invalid filter: {reason}"),
+            StoreError::Backend(error) => write!(f, "store backend error: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Backend(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        error.to_problem()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_to_problems() {
+        assert_eq!(StoreError::NotFound.to_problem().status(), 404);
+        let dup = StoreError::Duplicate {
+            field: "sku".into(),
+        }
+        .to_problem();
+        assert_eq!(dup.status(), 409);
+        assert_eq!(dup.field_errors()[0].field, "sku");
+        let stale = StoreError::VersionMismatch { current: 3 }.to_problem();
+        assert_eq!(stale.status(), 412);
+        assert_eq!(stale.extension("current_version"), Some(&3.into()));
+        assert_eq!(StoreError::InvalidId("x".into()).to_problem().status(), 400);
+        assert_eq!(
+            StoreError::InvalidFilter("x".into()).to_problem().status(),
+            400
+        );
+    }
+
+    #[test]
+    fn backend_details_do_not_leak() {
+        let problem =
+            StoreError::backend("password authentication failed for db.internal").to_problem();
+        assert_eq!(problem.status(), 500);
+        assert!(!problem.detail().unwrap().contains("db.internal"));
+    }
+}

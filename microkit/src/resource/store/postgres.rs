@@ -1,0 +1,566 @@
+//! [`PostgresStore`]: records in PostgreSQL (feature `postgres`).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::{Map, Value};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::NoTls;
+
+use super::{
+    check_filters, check_id, id_for_create, Collection, Id, IdKind, ListQuery, Page, Record, Store,
+    StoreError, StoreFuture,
+};
+
+/// The connections a pool opens at most, unless told otherwise.
+const DEFAULT_POOL_SIZE: usize = 16;
+
+/// The advisory lock that serializes `prepare` across processes (an arbitrary constant:
+/// "microkit" in ASCII).
+const PREPARE_LOCK: i64 = 0x6d69_6372_6f6b_6974;
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// A store in PostgreSQL, for deployments that outgrow one machine.
+///
+/// # Connections
+///
+/// A [`deadpool_postgres`] pool of `tokio-postgres` connections (16 unless
+/// [`connect_with`](Self::connect_with) says otherwise), each caching its prepared
+/// statements. Connections are plain TCP or Unix sockets (`NoTls`): put the database on a
+/// private network, or terminate TLS in front of it.
+///
+/// # Schema
+///
+/// One table per collection, named after it: `id` (`BIGINT GENERATED ALWAYS AS IDENTITY`,
+/// so integer ids come from a sequence and are never reused, or `TEXT COLLATE "C"` so text
+/// ids sort by bytes as in the other stores), `parent`, `version`, `deleted` and `data`
+/// (`JSONB`). Unique fields are enforced by the database with partial unique indexes on
+/// `(data -> '<field>') WHERE NOT deleted` (JSON `null` excluded); a violation (SQLSTATE 23505)
+/// is mapped back to its field through the index name, `<collection>__u_<field>`.
+///
+/// # Atomicity
+///
+/// Every operation is one statement: conditional replaces and deletes lock the row, check its
+/// parent and version, and write it in a single `WITH ... FOR UPDATE` statement, and a list
+/// counts and pages on one snapshot. `prepare` runs its `CREATE ... IF NOT EXISTS` under a
+/// transaction-scoped advisory lock, so processes starting together do not race on the
+/// catalog (and it retries once if something else did).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    tables: Arc<Mutex<HashMap<String, Arc<Sql>>>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
+    /// the `key=value` form), with a pool of up to 16 connections. Fails if the server
+    /// cannot be reached now.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Like [`connect`](Self::connect), with a pool of up to `pool_size` connections.
+    pub async fn connect_with(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::backend)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .build()
+            .map_err(StoreError::backend)?;
+        // Fail now, not on the first request, when the server is unreachable.
+        drop(pool.get().await.map_err(StoreError::backend)?);
+        Ok(Self {
+            pool,
+            tables: Arc::default(),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(StoreError::backend)
+    }
+
+    /// The SQL of a collection, preparing it first if needed.
+    async fn sql(&self, c: &Collection) -> Result<Arc<Sql>, StoreError> {
+        if let Some(sql) = lock(&self.tables).get(c.name()) {
+            if sql.collection == *c {
+                return Ok(sql.clone());
+            }
+        }
+        let sql = Arc::new(Sql::new(c.clone()));
+        let mut client = self.client().await?;
+        let mut retried = false;
+        loop {
+            match run_ddl(&mut client, &sql).await {
+                Ok(()) => break,
+                // Another process created the same object at the same moment (possible only if
+                // it does not take our advisory lock): the second attempt sees it exists.
+                Err(e) if !retried && is_concurrent_ddl(&e) => retried = true,
+                Err(e) => return Err(StoreError::backend(e)),
+            }
+        }
+        lock(&self.tables).insert(c.name().to_owned(), sql.clone());
+        Ok(sql)
+    }
+}
+
+async fn run_ddl(
+    client: &mut deadpool_postgres::Client,
+    sql: &Sql,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PREPARE_LOCK])
+        .await?;
+    tx.batch_execute(&sql.ddl()).await?;
+    tx.commit().await
+}
+
+fn is_concurrent_ddl(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        *code == SqlState::UNIQUE_VIOLATION
+            || *code == SqlState::DUPLICATE_TABLE
+            || *code == SqlState::DUPLICATE_OBJECT
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The map only ever holds complete entries: a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `name` as a quoted SQL identifier. Names are validated by [`Collection`]; quoting keeps
+/// keywords usable as names and the case of field names.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `data -> '<field>'`. Field names are validated by [`Collection`]
+/// (`[A-Za-z_][A-Za-z0-9_]*`), so they need no escaping inside the literal.
+fn field(field: &str) -> String {
+    format!("(data -> '{field}')")
+}
+
+/// A collection and the SQL of its operations.
+struct Sql {
+    collection: Collection,
+    table: String,
+    insert: String,
+    select: String,
+    replace: String,
+    delete: String,
+}
+
+impl Sql {
+    fn new(collection: Collection) -> Self {
+        let t = ident(collection.name());
+        let insert = match collection.kind() {
+            IdKind::Integer => format!(
+                "INSERT INTO {t} (parent, version, deleted, data) VALUES ($1, 1, false, $2) \
+                 RETURNING id, version"
+            ),
+            // A soft-deleted row with this id is taken over, one version above; a live one
+            // makes the upsert a no-op that returns no row.
+            IdKind::Uuid | IdKind::Text => format!(
+                "INSERT INTO {t} AS r (id, parent, version, deleted, data) VALUES ($3, $1, 1, false, $2) \
+                 ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, version = r.version + 1, \
+                 deleted = false, data = EXCLUDED.data WHERE r.deleted RETURNING id, version"
+            ),
+        };
+        let current = format!(
+            "cur AS (SELECT id, version FROM {t} \
+             WHERE id = $1 AND parent IS NOT DISTINCT FROM $2 AND NOT deleted FOR UPDATE)"
+        );
+        let select = format!(
+            "SELECT version, data FROM {t} WHERE id = $1 AND parent IS NOT DISTINCT FROM $2 AND NOT deleted"
+        );
+        // No row: not found. A row with a NULL second column: version mismatch.
+        let replace = format!(
+            "WITH {current}, \
+             upd AS (UPDATE {t} AS r SET version = r.version + 1, data = $4 FROM cur \
+                     WHERE r.id = cur.id AND ($3::bigint IS NULL OR cur.version = $3) RETURNING r.version) \
+             SELECT cur.version, (SELECT version FROM upd) FROM cur"
+        );
+        let remove = if collection.is_soft_delete() {
+            format!("UPDATE {t} AS r SET deleted = true, version = r.version + 1 FROM cur")
+        } else {
+            format!("DELETE FROM {t} AS r USING cur")
+        };
+        let delete = format!(
+            "WITH {current}, \
+             del AS ({remove} WHERE r.id = cur.id AND ($3::bigint IS NULL OR cur.version = $3) RETURNING r.id) \
+             SELECT cur.version, EXISTS (SELECT 1 FROM del) FROM cur"
+        );
+        Self {
+            collection,
+            table: t,
+            insert,
+            select,
+            replace,
+            delete,
+        }
+    }
+
+    fn ddl(&self) -> String {
+        let name = self.collection.name();
+        let t = &self.table;
+        let id = match self.collection.kind() {
+            IdKind::Integer => "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            IdKind::Uuid | IdKind::Text => "id TEXT COLLATE \"C\" PRIMARY KEY",
+        };
+        let mut ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {t} ({id}, parent TEXT, version BIGINT NOT NULL, \
+             deleted BOOLEAN NOT NULL DEFAULT false, data JSONB NOT NULL);\n\
+             CREATE INDEX IF NOT EXISTS {} ON {t} (parent, id) WHERE NOT deleted;\n",
+            ident(&format!("{name}__parent"))
+        );
+        for f in self.collection.unique_fields() {
+            let _ = writeln!(
+                ddl,
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {t} ((NULLIF({}, 'null'::jsonb))) WHERE NOT deleted;",
+                ident(&format!("{name}__u_{f}")),
+                field(f)
+            );
+        }
+        for f in self.collection.filterable_fields() {
+            let _ = writeln!(
+                ddl,
+                "CREATE INDEX IF NOT EXISTS {} ON {t} ({}) WHERE NOT deleted;",
+                ident(&format!("{name}__f_{f}")),
+                field(f)
+            );
+        }
+        ddl
+    }
+
+    /// The `WHERE` clause selecting the live records of a parent that match `filters`, whose
+    /// parameters are the parent (when there is one) and then the non-null filter values.
+    fn matching(&self, parent: Option<&str>, filters: &[(String, Value)]) -> String {
+        let mut clause = String::from("NOT deleted");
+        let mut n = 0;
+        if parent.is_some() {
+            n += 1;
+            let _ = write!(clause, " AND parent = ${n}");
+        } else {
+            clause.push_str(" AND parent IS NULL");
+        }
+        for (name, value) in filters {
+            let f = field(name);
+            if value.is_null() {
+                let _ = write!(clause, " AND ({f} IS NULL OR {f} = 'null'::jsonb)");
+            } else {
+                n += 1;
+                let _ = write!(clause, " AND {f} = ${n}");
+            }
+        }
+        clause
+    }
+
+    fn id(
+        &self,
+        row: &tokio_postgres::Row,
+        column: usize,
+    ) -> Result<Option<Id>, tokio_postgres::Error> {
+        Ok(match self.collection.kind() {
+            IdKind::Integer => row.try_get::<_, Option<i64>>(column)?.map(Id::Int),
+            IdKind::Uuid | IdKind::Text => row.try_get::<_, Option<String>>(column)?.map(Id::Text),
+        })
+    }
+
+    /// Maps a failed write: a unique violation is a [`StoreError::Duplicate`].
+    fn write_error(&self, error: tokio_postgres::Error) -> StoreError {
+        if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            let constraint = error
+                .as_db_error()
+                .and_then(|e| e.constraint())
+                .unwrap_or_default();
+            let name = self.collection.name();
+            if let Some(field) = constraint
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix("__u_"))
+            {
+                return StoreError::Duplicate {
+                    field: field.to_owned(),
+                };
+            }
+            if constraint == format!("{name}_pkey") {
+                return StoreError::Duplicate { field: "id".into() };
+            }
+        }
+        StoreError::backend(error)
+    }
+}
+
+fn id_param(id: &Id) -> Param<'_> {
+    match id {
+        Id::Int(n) => n,
+        Id::Text(s) => s,
+    }
+}
+
+fn version(v: i64) -> u64 {
+    // Versions start at 1 and only grow.
+    u64::try_from(v).unwrap_or_default()
+}
+
+fn backend(error: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+impl Store for PostgresStore {
+    fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            // Always run the DDL: an explicit prepare also repairs a dropped index.
+            lock(&self.tables).remove(c.name());
+            self.sql(c).await.map(drop)
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: Option<Id>,
+        data: Map<String, Value>,
+    ) -> StoreFuture<'a, Record> {
+        Box::pin(async move {
+            let id = id_for_create(c, id)?;
+            let sql = self.sql(c).await?;
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql.insert).await.map_err(backend)?;
+            let json = Json(&data);
+            let row = match &id {
+                None => client.query_opt(&stmt, &[&parent, &json]).await,
+                Some(id) => {
+                    client
+                        .query_opt(&stmt, &[&parent, &json, id_param(id)])
+                        .await
+                }
+            }
+            .map_err(|e| sql.write_error(e))?
+            .ok_or(StoreError::Duplicate { field: "id".into() })?;
+            let id = sql
+                .id(&row, 0)
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            let version = version(row.try_get(1).map_err(backend)?);
+            Ok(Record {
+                id,
+                version,
+                parent: parent.map(str::to_owned),
+                data,
+            })
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+    ) -> StoreFuture<'a, Record> {
+        Box::pin(async move {
+            check_id(c, id)?;
+            let sql = self.sql(c).await?;
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql.select).await.map_err(backend)?;
+            let row = client
+                .query_opt(&stmt, &[id_param(id), &parent])
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            let Json(data) = row
+                .try_get::<_, Json<Map<String, Value>>>(1)
+                .map_err(backend)?;
+            Ok(Record {
+                id: id.clone(),
+                version: version(row.try_get(0).map_err(backend)?),
+                parent: parent.map(str::to_owned),
+                data,
+            })
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+        data: Map<String, Value>,
+        if_version: Option<u64>,
+    ) -> StoreFuture<'a, Record> {
+        Box::pin(async move {
+            check_id(c, id)?;
+            let Some(expected) = if_version.map(i64::try_from).transpose().ok() else {
+                // No record ever gets that far.
+                return Err(StoreError::NotFound);
+            };
+            let sql = self.sql(c).await?;
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql.replace).await.map_err(backend)?;
+            let row = client
+                .query_opt(&stmt, &[id_param(id), &parent, &expected, &Json(&data)])
+                .await
+                .map_err(|e| sql.write_error(e))?
+                .ok_or(StoreError::NotFound)?;
+            let current = version(row.try_get(0).map_err(backend)?);
+            let new: Option<i64> = row.try_get(1).map_err(backend)?;
+            let new = new.ok_or(StoreError::VersionMismatch { current })?;
+            Ok(Record {
+                id: id.clone(),
+                version: version(new),
+                parent: parent.map(str::to_owned),
+                data,
+            })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+        if_version: Option<u64>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            check_id(c, id)?;
+            let Some(expected) = if_version.map(i64::try_from).transpose().ok() else {
+                return Err(StoreError::NotFound);
+            };
+            let sql = self.sql(c).await?;
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql.delete).await.map_err(backend)?;
+            let row = client
+                .query_opt(&stmt, &[id_param(id), &parent, &expected])
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            let current = version(row.try_get(0).map_err(backend)?);
+            let deleted: bool = row.try_get(1).map_err(backend)?;
+            if deleted {
+                Ok(())
+            } else {
+                Err(StoreError::VersionMismatch { current })
+            }
+        })
+    }
+
+    fn list<'a>(&'a self, c: &'a Collection, query: &'a ListQuery) -> StoreFuture<'a, Page> {
+        Box::pin(async move {
+            check_filters(c, &query.filters)?;
+            let sql = self.sql(c).await?;
+            let clause = sql.matching(query.parent.as_deref(), &query.filters);
+            let values: Vec<Json<&Value>> = query
+                .filters
+                .iter()
+                .filter(|(_, value)| !value.is_null())
+                .map(|(_, value)| Json(value))
+                .collect();
+            let mut params: Vec<Param<'_>> = Vec::with_capacity(values.len() + 3);
+            if let Some(parent) = &query.parent {
+                params.push(parent);
+            }
+            params.extend(values.iter().map(|v| v as Param<'_>));
+            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+            let n = params.len();
+            params.push(&limit);
+            params.push(&offset);
+            // The count and the page come from one statement, so from one snapshot; the
+            // left join yields the count even when the page is empty.
+            let t = &sql.table;
+            let text = format!(
+                "WITH m AS (SELECT id, parent, version, data FROM {t} WHERE {clause}) \
+                 SELECT c.total, p.id, p.parent, p.version, p.data \
+                 FROM (SELECT count(*) AS total FROM m) c \
+                 LEFT JOIN (SELECT * FROM m ORDER BY id LIMIT ${} OFFSET ${}) p ON true \
+                 ORDER BY p.id",
+                n + 1,
+                n + 2
+            );
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&text).await.map_err(backend)?;
+            let rows = client.query(&stmt, &params).await.map_err(backend)?;
+            let mut total = 0;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in rows {
+                total = version(row.try_get(0).map_err(backend)?);
+                let Some(id) = sql.id(&row, 1).map_err(backend)? else {
+                    continue;
+                };
+                let data: Json<Map<String, Value>> = row.try_get(4).map_err(backend)?;
+                items.push(Record {
+                    id,
+                    parent: row.try_get(2).map_err(backend)?,
+                    version: version(row.try_get(3).map_err(backend)?),
+                    data: data.0,
+                });
+            }
+            Ok(Page { items, total })
+        })
+    }
+
+    fn delete_all<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let sql = self.sql(c).await?;
+            let clause = sql.matching(parent, &[]);
+            let t = &sql.table;
+            let text = if c.is_soft_delete() {
+                format!("UPDATE {t} SET deleted = true, version = version + 1 WHERE {clause}")
+            } else {
+                format!("DELETE FROM {t} WHERE {clause}")
+            };
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&text).await.map_err(backend)?;
+            let params: Vec<Param<'_>> = parent.iter().map(|p| p as Param<'_>).collect();
+            client.execute(&stmt, &params).await.map_err(backend)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_quoted_ddl_and_bound_filters() {
+        let sql = Sql::new(Collection::new("user").unique("eMail").filterable("role"));
+        let ddl = sql.ddl();
+        assert!(ddl.contains(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"user__u_eMail\" ON \"user\" ((NULLIF((data -> 'eMail'), 'null'::jsonb))) WHERE NOT deleted;"
+        ));
+        let filters = [
+            ("role".to_owned(), Value::from("admin")),
+            ("role".to_owned(), Value::Null),
+        ];
+        assert_eq!(
+            sql.matching(Some("uid=7"), &filters),
+            "NOT deleted AND parent = $1 AND (data -> 'role') = $2 \
+             AND ((data -> 'role') IS NULL OR (data -> 'role') = 'null'::jsonb)"
+        );
+    }
+}

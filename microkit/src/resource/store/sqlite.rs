@@ -1,0 +1,627 @@
+//! [`SqliteStore`]: records in a SQLite database file (feature `sqlite`).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{ffi, params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use serde_json::{Map, Value};
+
+use super::{
+    check_filters, check_id, id_for_create, Collection, Id, IdKind, ListQuery, Page, Record, Store,
+    StoreError, StoreFuture,
+};
+
+/// How long a connection waits for another connection (maybe in another process) to release
+/// the database before it gives up with a backend error.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many idle read connections are kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+/// A store in a SQLite database file: embedded, durable, shareable by the processes of one
+/// machine. SQLite is compiled in (`rusqlite`'s `bundled` feature): users install nothing.
+///
+/// # Durability and sharing
+///
+/// The database runs in WAL mode with `synchronous=FULL`: every acknowledged write has been
+/// fsynced. Every connection waits up to 10 s (`busy_timeout`) for a lock held by another
+/// one, so several stores, in one process or in several (replicas of one service on one
+/// machine), can share a file. WAL needs shared memory, so the file must not be on a network
+/// file system.
+///
+/// # Connections
+///
+/// One writer connection behind a mutex, plus a small pool of read-only connections. SQLite
+/// runs one write transaction at a time per database anyway; queueing writers on an
+/// in-process mutex is fair and immediate, where several write connections would contend
+/// for the file lock through `busy_timeout`'s sleep-and-retry. WAL lets readers run
+/// alongside the writer, each on a consistent snapshot. All database work happens in
+/// `tokio::task::spawn_blocking`, never on the async workers.
+///
+/// # Schema
+///
+/// One table per collection, named after it: `id` (`INTEGER PRIMARY KEY AUTOINCREMENT`, so
+/// integer ids are never reused, or `TEXT PRIMARY KEY`), `parent`, `version`, `deleted` and
+/// `data` (the JSON text). Unique fields are enforced by the database with partial unique
+/// indexes on `json_extract(data, '$.<field>') WHERE deleted = 0`; filterable fields get
+/// plain indexes on the same expression. Read-modify-write operations run in `BEGIN
+/// IMMEDIATE` transactions, which take the write lock up front and so cannot deadlock.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// The collections prepared so far, with their statements.
+    tables: Mutex<HashMap<String, Arc<Sql>>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database file at `path` and switches it to WAL mode.
+    ///
+    /// This does blocking file I/O: call it at startup, or from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let writer = connect(&path, false).map_err(StoreError::backend)?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(StoreError::backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::backend(format!(
+                "SQLite refused WAL mode for {} (journal mode is {mode})",
+                path.display()
+            )));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                tables: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The prepared statements of a collection, preparing it first if needed.
+    async fn sql(&self, c: &Collection) -> Result<Arc<Sql>, StoreError> {
+        if let Some(sql) = lock(&self.inner.tables).get(c.name()) {
+            if sql.collection == *c {
+                return Ok(sql.clone());
+            }
+        }
+        let inner = self.inner.clone();
+        let c = c.clone();
+        blocking(move || inner.prepare(c)).await
+    }
+
+    /// Runs `f` on the writer connection, on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || f(&mut lock(&inner.writer))).await
+    }
+
+    /// Runs `f` on a read connection, on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let idle = lock(&inner.readers).pop();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => connect(&inner.path, true).map_err(StoreError::backend)?,
+            };
+            let result = f(&mut conn);
+            let mut readers = lock(&inner.readers);
+            if readers.len() < MAX_IDLE_READERS {
+                readers.push(conn);
+            }
+            result
+        })
+        .await
+    }
+}
+
+fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    if read_only {
+        conn.pragma_update(None, "query_only", true)?;
+    }
+    // List statements vary with their filters: keep more than the default 16.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Transactions roll back when dropped, so a panic leaves nothing half-done behind.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(StoreError::backend)?
+}
+
+impl Inner {
+    fn prepare(&self, c: Collection) -> Result<Arc<Sql>, StoreError> {
+        let mut tables = lock(&self.tables);
+        let sql = Arc::new(Sql::new(c));
+        {
+            let mut conn = lock(&self.writer);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::backend)?;
+            tx.execute_batch(&sql.ddl()).map_err(StoreError::backend)?;
+            tx.commit().map_err(StoreError::backend)?;
+        }
+        tables.insert(sql.collection.name().to_owned(), sql.clone());
+        Ok(sql)
+    }
+}
+
+/// A collection and the SQL of its operations.
+struct Sql {
+    collection: Collection,
+    insert: String,
+    select: String,
+    update: String,
+    delete: String,
+    delete_all: String,
+}
+
+/// `name` as a quoted SQL identifier. Names are validated by [`Collection`]; quoting keeps
+/// keywords (`order`, `group`) usable as names.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The JSON path of a top-level field, as a SQL string literal. Field names are validated by
+/// [`Collection`] (`[A-Za-z_][A-Za-z0-9_]*`), so they need no escaping inside it.
+fn field_path(field: &str) -> String {
+    format!("'$.{field}'")
+}
+
+impl Sql {
+    fn new(collection: Collection) -> Self {
+        let t = ident(collection.name());
+        let insert = match collection.kind() {
+            IdKind::Integer => format!(
+                "INSERT INTO {t} (parent, version, deleted, data) VALUES (?1, 1, 0, ?2) RETURNING id, version"
+            ),
+            // A soft-deleted row with this id is taken over, one version above; a live one
+            // makes the upsert a no-op that returns no row.
+            IdKind::Uuid | IdKind::Text => format!(
+                "INSERT INTO {t} (id, parent, version, deleted, data) VALUES (?3, ?1, 1, 0, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET parent = excluded.parent, version = {t}.version + 1, \
+                 deleted = 0, data = excluded.data WHERE {t}.deleted <> 0 RETURNING id, version"
+            ),
+        };
+        let select =
+            format!("SELECT version, data FROM {t} WHERE id = ?1 AND parent IS ?2 AND deleted = 0");
+        let update = format!(
+            "UPDATE {t} SET version = version + 1, data = ?2 WHERE id = ?1 RETURNING version"
+        );
+        let (delete, delete_all) = if collection.is_soft_delete() {
+            (
+                format!("UPDATE {t} SET deleted = 1, version = version + 1 WHERE id = ?1"),
+                format!(
+                    "UPDATE {t} SET deleted = 1, version = version + 1 WHERE parent IS ?1 AND deleted = 0"
+                ),
+            )
+        } else {
+            (
+                format!("DELETE FROM {t} WHERE id = ?1"),
+                format!("DELETE FROM {t} WHERE parent IS ?1 AND deleted = 0"),
+            )
+        };
+        Self {
+            collection,
+            insert,
+            select,
+            update,
+            delete,
+            delete_all,
+        }
+    }
+
+    fn ddl(&self) -> String {
+        let name = self.collection.name();
+        let t = ident(name);
+        let mut ddl = match self.collection.kind() {
+            IdKind::Integer => format!(
+                "CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY AUTOINCREMENT, parent TEXT, \
+                 version INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL);\n"
+            ),
+            IdKind::Uuid | IdKind::Text => format!(
+                "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY NOT NULL, parent TEXT, \
+                 version INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL) \
+                 WITHOUT ROWID;\n"
+            ),
+        };
+        let _ = writeln!(
+            ddl,
+            "CREATE INDEX IF NOT EXISTS {} ON {t} (parent, id) WHERE deleted = 0;",
+            ident(&format!("{name}__parent"))
+        );
+        for field in self.collection.unique_fields() {
+            let _ = writeln!(
+                ddl,
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {t} (json_extract(data, {})) WHERE deleted = 0;",
+                ident(&format!("{name}__u_{field}")),
+                field_path(field)
+            );
+        }
+        for field in self.collection.filterable_fields() {
+            let _ = writeln!(
+                ddl,
+                "CREATE INDEX IF NOT EXISTS {} ON {t} (json_extract(data, {})) WHERE deleted = 0;",
+                ident(&format!("{name}__f_{field}")),
+                field_path(field)
+            );
+        }
+        ddl
+    }
+
+    /// The `WHERE` clause of a list and its parameters (the parent first).
+    fn list_filter(&self, query: &ListQuery) -> (String, Vec<SqlValue>) {
+        let mut clause = String::from("parent IS ?1 AND deleted = 0");
+        let mut values = vec![query.parent.clone().map_or(SqlValue::Null, SqlValue::Text)];
+        for (field, value) in &query.filters {
+            let extract = format!("json_extract(data, {})", field_path(field));
+            let bound = match value {
+                Value::Null => {
+                    let _ = write!(clause, " AND {extract} IS NULL");
+                    continue;
+                }
+                Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => SqlValue::Integer(i),
+                    None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                Value::String(s) => SqlValue::Text(s.clone()),
+                // Rejected by `check_filters`.
+                Value::Array(_) | Value::Object(_) => SqlValue::Null,
+            };
+            values.push(bound);
+            let _ = write!(clause, " AND {extract} = ?{}", values.len());
+        }
+        (clause, values)
+    }
+
+    fn id_from_row(&self, row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Id> {
+        Ok(match self.collection.kind() {
+            IdKind::Integer => Id::Int(row.get(column)?),
+            IdKind::Uuid | IdKind::Text => Id::Text(row.get(column)?),
+        })
+    }
+
+    /// Maps a failed write: a unique index violation is a [`StoreError::Duplicate`].
+    fn write_error(&self, error: rusqlite::Error) -> StoreError {
+        if let rusqlite::Error::SqliteFailure(failure, message) = &error {
+            if failure.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
+                return StoreError::Duplicate { field: "id".into() };
+            }
+            if failure.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE {
+                // "UNIQUE constraint failed: index '<collection>__u_<field>'"
+                let prefix = format!("index '{}__u_", self.collection.name());
+                if let Some(field) = message
+                    .as_deref()
+                    .and_then(|m| m.split_once(prefix.as_str()))
+                    .and_then(|(_, rest)| rest.split_once('\''))
+                    .map(|(field, _)| field)
+                {
+                    return StoreError::Duplicate {
+                        field: field.to_owned(),
+                    };
+                }
+            }
+        }
+        StoreError::backend(error)
+    }
+}
+
+fn id_param(id: &Id) -> SqlValue {
+    match id {
+        Id::Int(n) => SqlValue::Integer(*n),
+        Id::Text(s) => SqlValue::Text(s.clone()),
+    }
+}
+
+fn to_json(data: &Map<String, Value>) -> Result<String, StoreError> {
+    serde_json::to_string(data).map_err(StoreError::backend)
+}
+
+fn from_json(text: &str) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_str(text).map_err(StoreError::backend)
+}
+
+fn version(v: i64) -> u64 {
+    // Versions start at 1 and only grow.
+    u64::try_from(v).unwrap_or_default()
+}
+
+/// The version of the live record `id` of `parent`, or `NotFound`, checked against
+/// `if_version`.
+fn current_version(
+    conn: &Connection,
+    sql: &Sql,
+    id: &SqlValue,
+    parent: Option<&str>,
+    if_version: Option<u64>,
+) -> Result<u64, StoreError> {
+    let current = conn
+        .prepare_cached(&sql.select)
+        .and_then(|mut stmt| {
+            stmt.query_row(params![id, parent], |row| row.get::<_, i64>(0))
+                .optional()
+        })
+        .map_err(StoreError::backend)?
+        .map(version)
+        .ok_or(StoreError::NotFound)?;
+    match if_version {
+        Some(expected) if expected != current => Err(StoreError::VersionMismatch { current }),
+        _ => Ok(current),
+    }
+}
+
+impl Store for SqliteStore {
+    fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let inner = self.inner.clone();
+            let c = c.clone();
+            blocking(move || inner.prepare(c)).await.map(drop)
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: Option<Id>,
+        data: Map<String, Value>,
+    ) -> StoreFuture<'a, Record> {
+        Box::pin(async move {
+            let id = id_for_create(c, id)?;
+            let sql = self.sql(c).await?;
+            let parent = parent.map(str::to_owned);
+            self.write(move |conn| {
+                let json = to_json(&data)?;
+                let row = {
+                    let mut stmt = conn
+                        .prepare_cached(&sql.insert)
+                        .map_err(StoreError::backend)?;
+                    let result = match &id {
+                        None => stmt.query_row(params![parent, json], |row| {
+                            Ok((sql.id_from_row(row, 0)?, row.get::<_, i64>(1)?))
+                        }),
+                        Some(id) => stmt.query_row(params![parent, json, id_param(id)], |row| {
+                            Ok((sql.id_from_row(row, 0)?, row.get::<_, i64>(1)?))
+                        }),
+                    };
+                    result.optional().map_err(|e| sql.write_error(e))?
+                };
+                let (id, version) = row.ok_or(StoreError::Duplicate { field: "id".into() })?;
+                Ok(Record {
+                    id,
+                    version: self::version(version),
+                    parent,
+                    data,
+                })
+            })
+            .await
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+    ) -> StoreFuture<'a, Record> {
+        Box::pin(async move {
+            check_id(c, id)?;
+            let sql = self.sql(c).await?;
+            let (id, parent) = (id.clone(), parent.map(str::to_owned));
+            self.read(move |conn| {
+                let row = conn
+                    .prepare_cached(&sql.select)
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![id_param(&id), parent], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(StoreError::backend)?;
+                let (version, data) = row.ok_or(StoreError::NotFound)?;
+                Ok(Record {
+                    id,
+                    version: self::version(version),
+                    parent,
+                    data: from_json(&data)?,
+                })
+            })
+            .await
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+        data: Map<String, Value>,
+        if_version: Option<u64>,
+    ) -> StoreFuture<'a, Record> {
+        Box::pin(async move {
+            check_id(c, id)?;
+            let sql = self.sql(c).await?;
+            let (id, parent) = (id.clone(), parent.map(str::to_owned));
+            self.write(move |conn| {
+                let json = to_json(&data)?;
+                let key = id_param(&id);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(StoreError::backend)?;
+                current_version(&tx, &sql, &key, parent.as_deref(), if_version)?;
+                let version = tx
+                    .prepare_cached(&sql.update)
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![key, json], |row| row.get::<_, i64>(0))
+                    })
+                    .map_err(|e| sql.write_error(e))?;
+                tx.commit().map_err(StoreError::backend)?;
+                Ok(Record {
+                    id,
+                    version: self::version(version),
+                    parent,
+                    data,
+                })
+            })
+            .await
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+        if_version: Option<u64>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            check_id(c, id)?;
+            let sql = self.sql(c).await?;
+            let (key, parent) = (id_param(id), parent.map(str::to_owned));
+            self.write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(StoreError::backend)?;
+                current_version(&tx, &sql, &key, parent.as_deref(), if_version)?;
+                tx.prepare_cached(&sql.delete)
+                    .and_then(|mut stmt| stmt.execute(params![key]))
+                    .map_err(StoreError::backend)?;
+                tx.commit().map_err(StoreError::backend)
+            })
+            .await
+        })
+    }
+
+    fn list<'a>(&'a self, c: &'a Collection, query: &'a ListQuery) -> StoreFuture<'a, Page> {
+        Box::pin(async move {
+            check_filters(c, &query.filters)?;
+            let sql = self.sql(c).await?;
+            let (clause, mut values) = sql.list_filter(query);
+            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+            self.read(move |conn| {
+                let t = ident(sql.collection.name());
+                // One read transaction: the count and the page see the same snapshot.
+                let tx = conn.transaction().map_err(StoreError::backend)?;
+                let total = tx
+                    .prepare_cached(&format!("SELECT count(*) FROM {t} WHERE {clause}"))
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params_from_iter(&values), |row| row.get::<_, i64>(0))
+                    })
+                    .map_err(StoreError::backend)?;
+                let n = values.len();
+                values.push(SqlValue::Integer(limit));
+                values.push(SqlValue::Integer(offset));
+                let page_sql = format!(
+                    "SELECT id, parent, version, data FROM {t} WHERE {clause} ORDER BY id LIMIT ?{} OFFSET ?{}",
+                    n + 1,
+                    n + 2
+                );
+                let mut stmt = tx.prepare_cached(&page_sql).map_err(StoreError::backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(&values), |row| {
+                        Ok((
+                            sql.id_from_row(row, 0)?,
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, String>(3)?,
+                        ))
+                    })
+                    .map_err(StoreError::backend)?;
+                let mut items = Vec::new();
+                for row in rows {
+                    let (id, parent, version, data) = row.map_err(StoreError::backend)?;
+                    items.push(Record { id, version: self::version(version), parent, data: from_json(&data)? });
+                }
+                Ok(Page { items, total: self::version(total) })
+            })
+            .await
+        })
+    }
+
+    fn delete_all<'a>(
+        &'a self,
+        c: &'a Collection,
+        parent: Option<&'a str>,
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let sql = self.sql(c).await?;
+            let parent = parent.map(str::to_owned);
+            self.write(move |conn| {
+                let n = conn
+                    .prepare_cached(&sql.delete_all)
+                    .and_then(|mut stmt| stmt.execute(params![parent]))
+                    .map_err(StoreError::backend)?;
+                Ok(n as u64)
+            })
+            .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_identifiers_and_binds_values() {
+        let c = Collection::new("order").unique("sku").filterable("color");
+        let sql = Sql::new(c);
+        assert!(sql.ddl().contains(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"order__u_sku\" ON \"order\" (json_extract(data, '$.sku')) WHERE deleted = 0;"
+        ));
+        let query = ListQuery {
+            filters: vec![("color".into(), "red' OR 1=1 --".into())],
+            ..ListQuery::default()
+        };
+        let (clause, values) = sql.list_filter(&query);
+        assert_eq!(
+            clause,
+            "parent IS ?1 AND deleted = 0 AND json_extract(data, '$.color') = ?2"
+        );
+        assert_eq!(values[1], SqlValue::Text("red' OR 1=1 --".into()));
+    }
+}

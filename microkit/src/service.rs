@@ -1,0 +1,232 @@
+//! The microservice builder: a name, a router and a registry become a service that serves,
+//! registers itself once listening, reports `/health` and `/metrics`, and shuts down without
+//! losing a request.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use microkit::discovery::MemoryRegistry;
+//! use microkit::router::get;
+//! use microkit::service::{shutdown_signal, Microservice};
+//! use microkit::Router;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let registry = Arc::new(MemoryRegistry::new());
+//! let router = Router::new().route("/product/{id}", get(|| async { "a product" }));
+//! let service = Microservice::new("catalog", router)
+//!     .registry(registry)
+//!     .listen("127.0.0.1:0".parse().unwrap())
+//!     .bind()
+//!     .await?;
+//! println!("catalog http://{}", service.local_addr());
+//! service.run(shutdown_signal()).await
+//! # }
+//! ```
+//!
+//! Shutdown order matters: on the signal the instance is deregistered first, so peers stop
+//! choosing it; after a short grace (the time a registry watch takes to reach them) the
+//! listener closes and in-flight requests drain, up to the server's shutdown timeout.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::discovery::{Instance, MemoryRegistry, Registry};
+use crate::metrics::{Metrics, MetricsLayer};
+use crate::router::get;
+use crate::{serve, Json, Router, ServerConfig};
+
+/// A service being assembled.
+pub struct Microservice {
+    router: Router,
+    registry: Arc<dyn Registry>,
+    listen: SocketAddr,
+    config: ServerConfig,
+    instance: Instance,
+    metrics: Arc<Metrics>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Microservice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Microservice")
+            .field("instance", &self.instance)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Microservice {
+    /// A service named `name` answering with `router`, on 127.0.0.1 with a free port, in a
+    /// registry of its own until [`registry`](Self::registry) shares one.
+    pub fn new(name: impl Into<String>, router: Router) -> Self {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            router,
+            registry: Arc::new(MemoryRegistry::new()),
+            listen,
+            config: ServerConfig::default(),
+            instance: Instance::new(name, listen),
+            metrics: Arc::new(Metrics::new()),
+            grace: Duration::from_millis(200),
+        }
+    }
+
+    /// The registry to register in.
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Where to listen (port 0 picks a free one).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The server's limits and timeouts.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Changes the registered instance (version, zone, tags, weight, metadata); its service
+    /// name and address are kept.
+    pub fn instance(mut self, edit: impl FnOnce(Instance) -> Instance) -> Self {
+        let (service, addr) = (self.instance.service.clone(), self.instance.addr);
+        let mut instance = edit(self.instance);
+        instance.service = service;
+        instance.addr = addr;
+        self.instance = instance;
+        self
+    }
+
+    /// Records into `metrics` (share them with the service's [`ServiceClient`] through
+    /// [`ServiceClient::with_observer`](crate::client::ServiceClient::with_observer) so calls
+    /// show up too).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// How long to keep serving between deregistering and closing the listener.
+    pub fn deregistration_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Binds the listener. The service is registered only when it runs.
+    pub async fn bind(self) -> io::Result<BoundService> {
+        let listener = TcpListener::bind(self.listen).await?;
+        let addr = listener.local_addr()?;
+        let mut instance = self.instance;
+        instance.addr = addr;
+        let metrics = self.metrics.clone();
+        let health = json!({ "status": "ok", "service": instance.service, "instance": instance.id });
+        let router = self
+            .router
+            .route(
+                "/health",
+                get(move || {
+                    let health = health.clone();
+                    async move { Json(health) }
+                }),
+            )
+            .route(
+                "/metrics",
+                get(move || {
+                    let metrics = metrics.clone();
+                    async move { metrics.response() }
+                }),
+            )
+            .layer(MetricsLayer::new(self.metrics));
+        Ok(BoundService {
+            listener,
+            router,
+            registry: self.registry,
+            instance,
+            config: self.config,
+            grace: self.grace,
+        })
+    }
+}
+
+/// A service listening but not yet registered: [`run`](Self::run) it.
+pub struct BoundService {
+    listener: TcpListener,
+    router: Router,
+    registry: Arc<dyn Registry>,
+    instance: Instance,
+    config: ServerConfig,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for BoundService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundService")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundService {
+    /// Where the service listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.instance.addr
+    }
+
+    /// The instance it registers.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// Registers, serves until `shutdown` completes, then deregisters, waits the grace period,
+    /// and drains.
+    pub async fn run<F>(self, shutdown: F) -> io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let registration = self
+            .registry
+            .register(self.instance.clone())
+            .await
+            .map_err(io::Error::other)?;
+        tracing::info!(service = %self.instance.service, addr = %self.instance.addr, "registered");
+        let grace = self.grace;
+        let signal = async move {
+            shutdown.await;
+            registration.deregister().await;
+            tokio::time::sleep(grace).await;
+        };
+        serve(self.listener, self.router)
+            .config(self.config)
+            .with_graceful_shutdown(signal)
+            .await
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
