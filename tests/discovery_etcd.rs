@@ -4,178 +4,18 @@
 //! Without `etcd` on `PATH` the tests are skipped, unless `CI=true` or
 //! `MICROKIT_REQUIRE_SERVICES=1`, when they fail.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use microkit::discovery::{DiscoveryError, EtcdRegistry, Instance, Registry, Watch};
+use support::etcd::{base64, post, Etcd};
 
 /// Short leases keep the suite fast; etcd's minimum (with its default timings) is 2 s.
 const TTL: Duration = Duration::from_secs(2);
 /// The bound of every wait for something to happen.
 const PATIENCE: Duration = Duration::from_secs(15);
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// One etcd process; killed, and its data removed, on drop.
-struct Etcd {
-    name: String,
-    client_port: u16,
-    peer_port: u16,
-    data_dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Etcd {
-    /// A running etcd, or `None` when etcd is not installed and not required.
-    async fn start(test: &str) -> Option<Self> {
-        if Command::new("etcd")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            let required = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("MICROKIT_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "etcd is not on PATH, and CI or MICROKIT_REQUIRE_SERVICES requires it"
-            );
-            eprintln!("skipping {test}: etcd is not on PATH");
-            return None;
-        }
-        let name = format!(
-            "microkit-{test}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        // Both listeners at once, so the two ports differ; released just before etcd binds them.
-        let (client, peer) = (free_port(), free_port());
-        let mut etcd = Self {
-            data_dir: std::env::temp_dir().join(&name),
-            name,
-            client_port: client.local_addr().unwrap().port(),
-            peer_port: peer.local_addr().unwrap().port(),
-            child: None,
-        };
-        drop((client, peer));
-        etcd.spawn().await;
-        Some(etcd)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
-    }
-
-    async fn spawn(&mut self) {
-        let client_url = self.endpoint();
-        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
-        let log = std::fs::File::create(self.data_dir.with_extension("log")).unwrap();
-        let child = Command::new("etcd")
-            .arg("--name")
-            .arg(&self.name)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--listen-client-urls", &client_url])
-            .args(["--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .arg("--initial-cluster")
-            .arg(format!("{}={peer_url}", self.name))
-            .args(["--logger", "zap", "--log-level", "warn"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("etcd starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while post(
-            &client_url,
-            "/v3/kv/range",
-            serde_json::json!({"key": "AA=="}),
-        )
-        .await
-        .is_none()
-        {
-            assert!(Instant::now() < deadline, "etcd did not answer in time");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Kills etcd at once, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Kills etcd and starts it again on the same ports; `fresh` loses its data.
-    async fn restart(&mut self, fresh: bool) {
-        self.kill();
-        if fresh {
-            let _ = std::fs::remove_dir_all(&self.data_dir);
-        }
-        self.spawn().await;
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-        let _ = std::fs::remove_file(self.data_dir.with_extension("log"));
-    }
-}
-
-/// Standard base64 with padding, as etcd's gateway wants keys and values (the root package
-/// has no base64 dependency, and this is all the tests need).
-fn base64(bytes: impl AsRef<[u8]>) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for chunk in bytes.as_ref().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                text.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
-}
-
-fn free_port() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").unwrap()
-}
-
-/// POSTs JSON to etcd's gateway: the answer, or `None` if etcd did not answer 200.
-async fn post(endpoint: &str, path: &str, body: serde_json::Value) -> Option<serde_json::Value> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let request = http::Request::post(format!("{endpoint}{path}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(2), client.request(request))
-        .await
-        .ok()?
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    serde_json::from_slice(&body).ok()
-}
 
 fn registry(etcd: &Etcd, test: &str) -> EtcdRegistry {
     EtcdRegistry::connect(&[etcd.endpoint()])

@@ -85,16 +85,26 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_latency: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        let request_latency: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
         let calls = Family::<CallLabels, Counter>::default();
-        let call_latency: HistogramFamily<ServiceLabels> = Family::new_with_constructor(latency_histogram);
-        registry.register("http_requests", "Requests served, by route and status", requests.clone());
+        let call_latency: HistogramFamily<ServiceLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_requests",
+            "Requests served, by route and status",
+            requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "Time to answer a request, by route",
             request_latency.clone(),
         );
-        registry.register("client_calls", "Calls to other services, by outcome", calls.clone());
+        registry.register(
+            "client_calls",
+            "Calls to other services, by outcome",
+            calls.clone(),
+        );
         registry.register(
             "client_call_duration_seconds",
             "Time for a call to another service, retries included",
@@ -215,7 +225,12 @@ where
         Box::pin(async move {
             let response = answer.await?;
             let route = slot.0.get().map_or("unmatched", |route| route.as_ref());
-            metrics.record_request(method.as_str(), route, response.status().as_u16(), started.elapsed());
+            metrics.record_request(
+                method.as_str(),
+                route,
+                response.status().as_u16(),
+                started.elapsed(),
+            );
             Ok(response)
         })
     }
@@ -243,8 +258,14 @@ mod tests {
             text.contains(r#"http_requests_total{method="GET",route="/user/{id}",status="200"} 2"#),
             "{text}"
         );
-        assert!(text.contains(r#"route="unmatched",status="404"} 1"#), "{text}");
-        assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains(r#"route="unmatched",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_request_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -253,6 +274,9 @@ mod tests {
         metrics.observe("catalog", CallOutcome::Success, Duration::from_millis(3));
         metrics.observe("catalog", CallOutcome::Timeout, Duration::from_millis(3));
         let text = metrics.encode();
-        assert!(text.contains(r#"client_calls_total{service="catalog",outcome="timeout"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"client_calls_total{service="catalog",outcome="timeout"} 1"#),
+            "{text}"
+        );
     }
 }

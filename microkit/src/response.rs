@@ -1,7 +1,7 @@
 //! Turning handler return values into responses.
 //!
 //! A handler may return anything that implements [`IntoResponse`]: a status code, a string,
-//! bytes, [`Json`](crate::Json), a [`Problem`](crate::Problem), `()`, a `Result` of two such
+//! bytes, [`Json`](crate::Json), a [`Problem`], `()`, a `Result` of two such
 //! types, or a tuple of a status code and/or header parts followed by a body:
 //!
 //! ```

@@ -105,7 +105,7 @@ impl Microservice {
         self
     }
 
-    /// Records into `metrics` (share them with the service's [`ServiceClient`] through
+    /// Records into `metrics` (share them with the service's [`ServiceClient`](crate::client::ServiceClient) through
     /// [`ServiceClient::with_observer`](crate::client::ServiceClient::with_observer) so calls
     /// show up too).
     pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
@@ -126,7 +126,8 @@ impl Microservice {
         let mut instance = self.instance;
         instance.addr = addr;
         let metrics = self.metrics.clone();
-        let health = json!({ "status": "ok", "service": instance.service, "instance": instance.id });
+        let health =
+            json!({ "status": "ok", "service": instance.service, "instance": instance.id });
         let router = self
             .router
             .route(

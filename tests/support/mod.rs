@@ -5,6 +5,9 @@
 //! Every wait here is bounded by [`PATIENCE`], so a regression fails a test instead of
 //! hanging the suite.
 
+pub(crate) mod cluster;
+pub(crate) mod etcd;
+
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +29,7 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
 /// A server started by [`spawn`]; dropping it triggers its shutdown and aborts its task.
 pub(crate) struct TestServer {
     /// Where it listens (127.0.0.1 and a port the system chose).
+    #[allow(dead_code)]
     pub(crate) addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<io::Result<()>>>,
@@ -78,6 +82,7 @@ impl Drop for TestServer {
 }
 
 /// Serves `router` with `config` on 127.0.0.1, on a port the system picks.
+#[allow(dead_code)]
 pub(crate) async fn spawn(router: Router, config: ServerConfig) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

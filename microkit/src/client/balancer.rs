@@ -124,7 +124,10 @@ impl ServiceBalancer {
 
     pub(crate) fn endpoints(&self) -> Arc<[Arc<Endpoint>]> {
         self.refresh(false);
-        self.endpoints.lock().expect("endpoints lock poisoned").clone()
+        self.endpoints
+            .lock()
+            .expect("endpoints lock poisoned")
+            .clone()
     }
 
     /// Picks an instance, avoiding those already tried for this call while others remain.
@@ -202,7 +205,8 @@ impl ServiceBalancer {
             let mut state = endpoint.state();
             state.consecutive_failures += 1;
             let already_ejected = state.ejected_until.is_some_and(|until| until > now);
-            !already_ejected && (state.probing || state.consecutive_failures >= config.ejection_failures)
+            !already_ejected
+                && (state.probing || state.consecutive_failures >= config.ejection_failures)
         };
         if !should_eject {
             return;
@@ -240,7 +244,9 @@ mod tests {
     fn balancer(ports: &[u16]) -> (ServiceBalancer, tokio::sync::watch::Sender<Arc<[Instance]>>) {
         let instances: Vec<Instance> = ports
             .iter()
-            .map(|&port| Instance::new("svc", ([127, 0, 0, 1], port).into()).with_id(port.to_string()))
+            .map(|&port| {
+                Instance::new("svc", ([127, 0, 0, 1], port).into()).with_id(port.to_string())
+            })
             .collect();
         let (sender, receiver) = tokio::sync::watch::channel(Arc::from(instances));
         (ServiceBalancer::new(receiver, Balance::PeakEwma), sender)
@@ -266,7 +272,10 @@ mod tests {
         for _ in 0..10 {
             balancer.record_failure(&endpoints[1], &config());
         }
-        assert!(!endpoints[1].is_ejected(Instant::now()), "the last instance stays");
+        assert!(
+            !endpoints[1].is_ejected(Instant::now()),
+            "the last instance stays"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -277,15 +286,27 @@ mod tests {
             balancer.record_failure(&endpoints[0], &config());
         }
         tokio::time::advance(Duration::from_secs(31)).await;
-        assert!(!endpoints[0].is_ejected(Instant::now()), "back for a probe after 30 s");
+        assert!(
+            !endpoints[0].is_ejected(Instant::now()),
+            "back for a probe after 30 s"
+        );
         balancer.record_failure(&endpoints[0], &config());
-        assert!(endpoints[0].is_ejected(Instant::now()), "a failed probe ejects again");
+        assert!(
+            endpoints[0].is_ejected(Instant::now()),
+            "a failed probe ejects again"
+        );
         tokio::time::advance(Duration::from_secs(59)).await;
-        assert!(endpoints[0].is_ejected(Instant::now()), "the second ejection lasts 60 s");
+        assert!(
+            endpoints[0].is_ejected(Instant::now()),
+            "the second ejection lasts 60 s"
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         balancer.record_success(&endpoints[0], Duration::from_millis(1));
         balancer.record_failure(&endpoints[0], &config());
-        assert!(!endpoints[0].is_ejected(Instant::now()), "a successful probe readmits");
+        assert!(
+            !endpoints[0].is_ejected(Instant::now()),
+            "a successful probe readmits"
+        );
     }
 
     #[tokio::test]

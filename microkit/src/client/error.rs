@@ -90,9 +90,12 @@ impl ClientError {
             Self::Timeout { .. } | Self::DeadlineExceeded { .. } => {
                 Problem::new(StatusCode::GATEWAY_TIMEOUT).with_detail(self.to_string())
             }
-            Self::Connect { service, .. } | Self::Transport { service, .. } | Self::Decode { service, .. } => {
+            Self::Connect { service, .. }
+            | Self::Transport { service, .. }
+            | Self::Decode { service, .. } => {
                 tracing::warn!(error = %self, "a call to {service} failed");
-                Problem::new(StatusCode::BAD_GATEWAY).with_detail(format!("the {service} service failed to answer"))
+                Problem::new(StatusCode::BAD_GATEWAY)
+                    .with_detail(format!("the {service} service failed to answer"))
             }
         }
     }
@@ -101,20 +104,33 @@ impl ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoInstances { service } => write!(f, "no instance of the {service} service is available"),
+            Self::NoInstances { service } => {
+                write!(f, "no instance of the {service} service is available")
+            }
             Self::Timeout { service } => write!(f, "the {service} service did not answer in time"),
             Self::DeadlineExceeded { service } => {
-                write!(f, "the deadline passed before the {service} service answered")
+                write!(
+                    f,
+                    "the deadline passed before the {service} service answered"
+                )
             }
             Self::Connect { service, source } => {
                 write!(f, "could not connect to the {service} service: {source}")
             }
             Self::Transport { service, source } => {
-                write!(f, "the connection to the {service} service failed: {source}")
+                write!(
+                    f,
+                    "the connection to the {service} service failed: {source}"
+                )
             }
-            Self::Status { service, problem } => write!(f, "the {service} service answered {problem}"),
+            Self::Status { service, problem } => {
+                write!(f, "the {service} service answered {problem}")
+            }
             Self::Decode { service, source } => {
-                write!(f, "the {service} service answered with an unexpected body: {source}")
+                write!(
+                    f,
+                    "the {service} service answered with an unexpected body: {source}"
+                )
             }
             Self::Discovery(err) => err.fmt(f),
         }
@@ -124,9 +140,9 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Connect { source, .. } | Self::Transport { source, .. } | Self::Decode { source, .. } => {
-                Some(source.as_ref())
-            }
+            Self::Connect { source, .. }
+            | Self::Transport { source, .. }
+            | Self::Decode { source, .. } => Some(source.as_ref()),
             Self::Discovery(err) => Some(err),
             _ => None,
         }

@@ -188,7 +188,11 @@ impl ServiceClient {
             .watch(service)
             .await
             .map_err(ClientError::Discovery)?;
-        let mut balancers = self.inner.balancers.lock().expect("balancers lock poisoned");
+        let mut balancers = self
+            .inner
+            .balancers
+            .lock()
+            .expect("balancers lock poisoned");
         Ok(balancers
             .entry(service.to_owned())
             .or_insert_with(|| Arc::new(ServiceBalancer::new(watch, self.inner.config.balance)))
@@ -256,21 +260,36 @@ impl ServiceClient {
             attempt += 1;
             let now = Instant::now();
             if now >= deadline {
-                return Err(ClientError::DeadlineExceeded { service: service.to_owned() });
+                return Err(ClientError::DeadlineExceeded {
+                    service: service.to_owned(),
+                });
             }
             let Some(endpoint) = balancer.pick(&tried) else {
-                return Err(ClientError::NoInstances { service: service.to_owned() });
+                return Err(ClientError::NoInstances {
+                    service: service.to_owned(),
+                });
             };
             let replayable = matches!(payload, Payload::Replayable(_));
             let body = match &mut payload {
                 Payload::Replayable(bytes) => Body::from(bytes.clone()),
                 Payload::Once(body) => body.take().unwrap_or_default(),
             };
-            let request = build_request(&parts.method, &endpoint, &path, &headers, body, deadline - now)
-                .map_err(|err| ClientError::Transport { service: service.to_owned(), source: err.into() })?;
+            let request = build_request(
+                &parts.method,
+                &endpoint,
+                &path,
+                &headers,
+                body,
+                deadline - now,
+            )
+            .map_err(|err| ClientError::Transport {
+                service: service.to_owned(),
+                source: err.into(),
+            })?;
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
-            let result = tokio::time::timeout_at(attempt_deadline, self.inner.http.request(request)).await;
+            let result =
+                tokio::time::timeout_at(attempt_deadline, self.inner.http.request(request)).await;
             drop(in_flight);
 
             let (error, retry_safe) = match result {
@@ -281,7 +300,12 @@ impl ServiceClient {
                         return Ok(response.map(Body::from));
                     }
                     balancer.record_failure(&endpoint, config);
-                    if !(idempotent && replayable && self.may_retry(attempt, deadline, &mut tried, endpoint).await) {
+                    if !(idempotent
+                        && replayable
+                        && self
+                            .may_retry(attempt, deadline, &mut tried, endpoint)
+                            .await)
+                    {
                         return Ok(response.map(Body::from));
                     }
                     continue;
@@ -290,23 +314,37 @@ impl ServiceClient {
                     balancer.record_failure(&endpoint, config);
                     let never_reached = err.is_connect();
                     let error = if never_reached {
-                        ClientError::Connect { service: service.to_owned(), source: err.into() }
+                        ClientError::Connect {
+                            service: service.to_owned(),
+                            source: err.into(),
+                        }
                     } else {
-                        ClientError::Transport { service: service.to_owned(), source: err.into() }
+                        ClientError::Transport {
+                            service: service.to_owned(),
+                            source: err.into(),
+                        }
                     };
                     (error, replayable && (never_reached || idempotent))
                 }
                 Err(_) => {
                     balancer.record_failure(&endpoint, config);
                     let error = if attempt_deadline >= deadline {
-                        ClientError::DeadlineExceeded { service: service.to_owned() }
+                        ClientError::DeadlineExceeded {
+                            service: service.to_owned(),
+                        }
                     } else {
-                        ClientError::Timeout { service: service.to_owned() }
+                        ClientError::Timeout {
+                            service: service.to_owned(),
+                        }
                     };
                     (error, replayable && idempotent)
                 }
             };
-            if !(retry_safe && self.may_retry(attempt, deadline, &mut tried, endpoint).await) {
+            if !(retry_safe
+                && self
+                    .may_retry(attempt, deadline, &mut tried, endpoint)
+                    .await)
+            {
                 return Err(error);
             }
         }
@@ -341,14 +379,20 @@ impl ServiceClient {
 
     async fn payload(&self, service: &str, body: Body) -> Result<Payload, ClientError> {
         let limit = self.inner.config.max_replay_body;
-        let small = body.size_hint().upper().is_some_and(|upper| upper <= limit as u64);
+        let small = body
+            .size_hint()
+            .upper()
+            .is_some_and(|upper| upper <= limit as u64);
         if !small {
             return Ok(Payload::Once(Some(body)));
         }
         body.collect_limited(limit)
             .await
             .map(Payload::Replayable)
-            .map_err(|err| ClientError::Transport { service: service.to_owned(), source: err.into() })
+            .map_err(|err| ClientError::Transport {
+                service: service.to_owned(),
+                source: err.into(),
+            })
     }
 
     /// Calls `service` with an optional JSON body and parses a JSON answer; an error status
@@ -366,7 +410,11 @@ impl ServiceClient {
     {
         let response = self.call(method, service, path, body).await?;
         let bytes = read_body(service, response).await?;
-        let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
         serde_json::from_slice(&bytes).map_err(|err| ClientError::Decode {
             service: service.to_owned(),
             source: err.into(),
@@ -385,10 +433,12 @@ impl ServiceClient {
         B: Serialize + ?Sized,
     {
         let mut request = Request::new(match body {
-            Some(body) => Body::from(serde_json::to_vec(body).map_err(|err| ClientError::Decode {
-                service: service.to_owned(),
-                source: err.into(),
-            })?),
+            Some(body) => {
+                Body::from(serde_json::to_vec(body).map_err(|err| ClientError::Decode {
+                    service: service.to_owned(),
+                    source: err.into(),
+                })?)
+            }
             None => Body::empty(),
         });
         *request.method_mut() = method;
@@ -409,8 +459,13 @@ impl ServiceClient {
     }
 
     /// `GET`s JSON.
-    pub async fn get_json<T: DeserializeOwned>(&self, service: &str, path: &str) -> Result<T, ClientError> {
-        self.call_json::<(), T>(Method::GET, service, path, None).await
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        service: &str,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        self.call_json::<(), T>(Method::GET, service, path, None)
+            .await
     }
 
     /// `POST`s JSON and parses the JSON answer.
@@ -420,7 +475,8 @@ impl ServiceClient {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        self.call_json(Method::POST, service, path, Some(body)).await
+        self.call_json(Method::POST, service, path, Some(body))
+            .await
     }
 
     /// `PUT`s JSON and parses the JSON answer.
@@ -440,12 +496,15 @@ impl ServiceClient {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        self.call_json(Method::PATCH, service, path, Some(body)).await
+        self.call_json(Method::PATCH, service, path, Some(body))
+            .await
     }
 
     /// `DELETE`s, expecting a success status.
     pub async fn delete(&self, service: &str, path: &str) -> Result<(), ClientError> {
-        self.call::<()>(Method::DELETE, service, path, None).await.map(drop)
+        self.call::<()>(Method::DELETE, service, path, None)
+            .await
+            .map(drop)
     }
 }
 
@@ -476,9 +535,10 @@ fn build_request(
         .uri(format!("http://{}{path}", endpoint.instance.addr))
         .body(body)?;
     *request.headers_mut() = headers.clone();
-    request
-        .headers_mut()
-        .insert(DEADLINE_HEADER, HeaderValue::from(remaining.as_millis().max(1) as u64));
+    request.headers_mut().insert(
+        DEADLINE_HEADER,
+        HeaderValue::from(remaining.as_millis().max(1) as u64),
+    );
     Ok(request)
 }
 
@@ -490,7 +550,10 @@ async fn read_body(service: &str, response: Response) -> Result<Bytes, ClientErr
         .into_body()
         .collect_limited(MAX_JSON_ANSWER)
         .await
-        .map_err(|err| ClientError::Transport { service: service.to_owned(), source: err.into() })
+        .map_err(|err| ClientError::Transport {
+            service: service.to_owned(),
+            source: err.into(),
+        })
 }
 
 async fn status_error(service: &str, response: Response) -> ClientError {
@@ -508,5 +571,8 @@ async fn status_error(service: &str, response: Response) -> ClientError {
                 problem.with_detail(text.chars().take(512).collect::<String>())
             }
         });
-    ClientError::Status { service: service.to_owned(), problem }
+    ClientError::Status {
+        service: service.to_owned(),
+        problem,
+    }
 }

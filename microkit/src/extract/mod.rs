@@ -21,7 +21,7 @@
 //! | [`Extension<T>`] | a request extension | 500 when missing |
 //! | `HeaderMap`, `Method`, `Uri`, `Version` | the request's own | never |
 //! | `Bytes`, `String` (last) | the raw body | 413, 400 |
-//! | [`Request`](crate::Request) (last) | the whole request | never |
+//! | [`Request`] (last) | the whole request | never |
 
 mod body;
 mod json;

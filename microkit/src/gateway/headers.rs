@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use http::header::{HeaderName, HeaderValue, CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::HeaderMap;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");

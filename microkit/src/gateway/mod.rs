@@ -26,7 +26,7 @@ mod networks;
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::json;
 
 pub use self::networks::{AllowNetworks, AllowNetworksLayer, Network};
@@ -34,14 +34,15 @@ use crate::client::ServiceClient;
 use crate::extract::RemoteAddr;
 use crate::middleware::RequestIdLayer;
 use crate::response::IntoResponse;
-use crate::router::{any, get, Router};
+use crate::router::{get, MethodRouter, Router};
 use crate::{Json, Problem, Request, Response};
 
 /// A route table from path patterns to services, turned into a [`Router`].
 #[derive(Debug, Clone)]
 pub struct Gateway {
     client: ServiceClient,
-    routes: Vec<(String, Target)>,
+    /// Pattern, the method (`None`: every method not listed otherwise), and where it goes.
+    routes: Vec<(String, Option<Method>, Target)>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,15 +63,27 @@ impl Gateway {
     /// Forwards requests matching `pattern` (router syntax), whatever their method, to
     /// `service`.
     pub fn route(mut self, pattern: &str, service: &str) -> Self {
-        self.routes
-            .push((pattern.to_owned(), Target::Service(Arc::from(service))));
+        self.routes.push((
+            pattern.to_owned(),
+            None,
+            Target::Service(Arc::from(service)),
+        ));
         self
     }
 
     /// Refuses requests matching `pattern` with 403: routes that services keep for each
     /// other.
     pub fn internal(mut self, pattern: &str) -> Self {
-        self.routes.push((pattern.to_owned(), Target::Internal));
+        self.routes
+            .push((pattern.to_owned(), None, Target::Internal));
+        self
+    }
+
+    /// Refuses `method` on `pattern` with 403 while other methods still go where
+    /// [`route`](Self::route) sends them: `POST /log` is public, `GET /log` is not.
+    pub fn internal_method(mut self, method: Method, pattern: &str) -> Self {
+        self.routes
+            .push((pattern.to_owned(), Some(method), Target::Internal));
         self
     }
 
@@ -79,7 +92,7 @@ impl Gateway {
         let mut services: Vec<String> = self
             .routes
             .iter()
-            .filter_map(|(_, target)| match target {
+            .filter_map(|(_, _, target)| match target {
                 Target::Service(name) => Some(name.to_string()),
                 Target::Internal => None,
             })
@@ -98,23 +111,42 @@ impl Gateway {
             "/health",
             get(move || health(health_client.clone(), services.clone())),
         );
-        for (pattern, target) in self.routes {
-            router = match target {
-                Target::Service(service) => {
-                    let client = self.client.clone();
-                    router.route(
-                        &pattern,
-                        any(move |remote: Option<RemoteAddr>, request: Request| {
-                            forward(client.clone(), service.clone(), remote, request)
-                        }),
-                    )
-                }
-                Target::Internal => router.route(&pattern, any(refuse_internal)),
-            };
+        let mut patterns: Vec<&str> = Vec::new();
+        for (pattern, _, _) in &self.routes {
+            if !patterns.contains(&pattern.as_str()) {
+                patterns.push(pattern);
+            }
+        }
+        for pattern in patterns {
+            let mut methods = MethodRouter::new();
+            for (_, method, target) in self.routes.iter().filter(|(p, _, _)| p == pattern) {
+                methods = match (method, target) {
+                    (Some(method), Target::Internal) => methods.on(method.clone(), refuse_internal),
+                    (None, Target::Internal) => methods.any(refuse_internal),
+                    (Some(method), Target::Service(service)) => {
+                        methods.on(method.clone(), forwarder(&self.client, service))
+                    }
+                    (None, Target::Service(service)) => {
+                        methods.any(forwarder(&self.client, service))
+                    }
+                };
+            }
+            router = router.route(pattern, methods);
         }
         router.layer(RequestIdLayer::new())
     }
 }
+
+/// A handler forwarding to `service`.
+fn forwarder(
+    client: &ServiceClient,
+    service: &Arc<str>,
+) -> impl Fn(Option<RemoteAddr>, Request) -> ForwardFuture + Clone + Send + Sync + 'static {
+    let (client, service) = (client.clone(), service.clone());
+    move |remote, request| Box::pin(forward(client.clone(), service.clone(), remote, request))
+}
+
+type ForwardFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
 async fn forward(
     client: ServiceClient,
@@ -142,7 +174,9 @@ async fn health(client: ServiceClient, services: Arc<Vec<String>>) -> Response {
     for service in services.iter().cloned() {
         let client = client.clone();
         checks.spawn(async move {
-            let answered = client.call::<()>(http::Method::GET, &service, "/health", None).await;
+            let answered = client
+                .call::<()>(http::Method::GET, &service, "/health", None)
+                .await;
             (service, answered.is_ok())
         });
     }

@@ -40,11 +40,15 @@ impl Network {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -74,11 +78,17 @@ impl FromStr for Network {
         let (addr, prefix) = match text.split_once('/') {
             Some((addr, prefix)) => (
                 addr,
-                Some(prefix.parse::<u8>().map_err(|_| format!("bad prefix in `{text}`"))?),
+                Some(
+                    prefix
+                        .parse::<u8>()
+                        .map_err(|_| format!("bad prefix in `{text}`"))?,
+                ),
             ),
             None => (text, None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| format!("bad address in `{text}`"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("bad address in `{text}`"))?;
         let full = if addr.is_ipv4() { 32 } else { 128 };
         Ok(Self::new(addr, prefix.unwrap_or(full)))
     }
@@ -141,7 +151,9 @@ where
         let allowed = request
             .extensions()
             .get::<RemoteAddr>()
-            .is_some_and(|RemoteAddr(addr)| self.networks.iter().any(|net| net.contains(addr.ip())));
+            .is_some_and(|RemoteAddr(addr)| {
+                self.networks.iter().any(|net| net.contains(addr.ip()))
+            });
         if allowed {
             Box::pin(self.inner.call(request))
         } else {
@@ -171,7 +183,10 @@ mod tests {
         assert!(inside("::ffff:127.0.0.1"));
         assert!(!inside("8.8.8.8"));
         assert!(!inside("2001:db8::1"));
-        assert!("0.0.0.0/0".parse::<Network>().unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!("0.0.0.0/0"
+            .parse::<Network>()
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
         assert!("10.0.0.0/33x".parse::<Network>().is_err());
     }
 }

@@ -68,7 +68,8 @@ impl<R: Resource> ResourceClient<R> {
     fn base(&self) -> String {
         let mut path = R::SPEC.path.to_owned();
         for (param, value) in R::SPEC.parent_params().into_iter().zip(&self.parents) {
-            let encoded = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+            let encoded =
+                percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
             path = path.replace(&format!("{{{param}}}"), &encoded.to_string());
         }
         path
@@ -76,7 +77,8 @@ impl<R: Resource> ResourceClient<R> {
 
     fn item(&self, id: impl Display) -> String {
         let id = id.to_string();
-        let encoded = percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC);
+        let encoded =
+            percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC);
         format!("{}/{encoded}", self.base())
     }
 
@@ -93,13 +95,21 @@ impl<R: Resource> ResourceClient<R> {
     }
 
     /// Replaces an item.
-    pub async fn update<B: Serialize + ?Sized>(&self, id: impl Display, body: &B) -> Result<R, ClientError> {
-        self.client.put_json(&self.service, &self.item(id), body).await
+    pub async fn update<B: Serialize + ?Sized>(
+        &self,
+        id: impl Display,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.client
+            .put_json(&self.service, &self.item(id), body)
+            .await
     }
 
     /// Changes an item with a JSON Merge Patch.
     pub async fn patch(&self, id: impl Display, patch: &Value) -> Result<R, ClientError> {
-        self.client.patch_json(&self.service, &self.item(id), patch).await
+        self.client
+            .patch_json(&self.service, &self.item(id), patch)
+            .await
     }
 
     /// Deletes an item.
@@ -118,7 +128,11 @@ impl<R: Resource> ResourceClient<R> {
             ("offset".to_owned(), offset.to_string()),
             ("limit".to_owned(), limit.to_string()),
         ];
-        query.extend(filters.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
+        query.extend(
+            filters
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
         let query = serde_urlencoded::to_string(&query).unwrap_or_default();
         let path = match R::SPEC.list_path {
             Some(list) => list.to_owned(),

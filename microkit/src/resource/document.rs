@@ -33,7 +33,8 @@ pub(crate) fn record_json(spec: &ResourceSpec, record: Record) -> Map<String, Va
 
 /// Parses a resource from its JSON form, refusing a wrong shape with 422.
 pub(crate) fn from_json<R: Resource>(json: Map<String, Value>) -> Result<R, Problem> {
-    let bytes = serde_json::to_vec(&Value::Object(json)).map_err(|err| Problem::internal(err.to_string()))?;
+    let bytes = serde_json::to_vec(&Value::Object(json))
+        .map_err(|err| Problem::internal(err.to_string()))?;
     Json::<R>::from_bytes(&bytes)
         .map(|Json(item)| item)
         .map_err(Problem::from)
@@ -47,7 +48,9 @@ pub(crate) fn to_data<R: Resource>(item: &R) -> Result<(Id, Map<String, Value>),
         Problem::internal("the item could not be stored")
     })?
     else {
-        return Err(Problem::internal("a resource must serialize to a JSON object"));
+        return Err(Problem::internal(
+            "a resource must serialize to a JSON object",
+        ));
     };
     let id = match data.remove(spec.id_field) {
         Some(Value::Number(number)) => Id::Int(number.as_i64().unwrap_or_default()),
@@ -77,7 +80,9 @@ pub(crate) fn request_json(
     server_values: Option<&Map<String, Value>>,
 ) -> Result<Map<String, Value>, Problem> {
     let Value::Object(mut json) = body else {
-        return Err(Problem::unprocessable("the request body must be a JSON object"));
+        return Err(Problem::unprocessable(
+            "the request body must be a JSON object",
+        ));
     };
     let unknown: Vec<FieldError> = json
         .keys()
@@ -85,7 +90,10 @@ pub(crate) fn request_json(
         .map(|key| FieldError::new(key.clone(), "is not a field of this resource"))
         .collect();
     if !unknown.is_empty() {
-        return Err(Problem::unprocessable("the request body has unknown fields").with_field_errors(unknown));
+        return Err(
+            Problem::unprocessable("the request body has unknown fields")
+                .with_field_errors(unknown),
+        );
     }
     let client_sets_id = spec.id_kind == IdKind::Text && id.is_none();
     json.retain(|key, _| !spec.is_server_set(key) || (client_sets_id && key == spec.id_field));
@@ -102,15 +110,10 @@ pub(crate) fn request_json(
     let id_value = match id {
         Some(Id::Int(id)) => Value::from(*id),
         Some(Id::Text(id)) => Value::from(id.clone()),
-        None if client_sets_id => json
-            .get(spec.id_field)
-            .cloned()
-            .ok_or_else(|| {
-                Problem::unprocessable("the request body has no id").with_field_errors([FieldError::new(
-                    spec.id_field,
-                    "is required",
-                )])
-            })?,
+        None if client_sets_id => json.get(spec.id_field).cloned().ok_or_else(|| {
+            Problem::unprocessable("the request body has no id")
+                .with_field_errors([FieldError::new(spec.id_field, "is required")])
+        })?,
         None => placeholder_id(spec.id_kind),
     };
     json.insert(spec.id_field.to_owned(), id_value);
@@ -149,18 +152,30 @@ mod tests {
             (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
             (json!({"a":"b"}), json!({"a":null}), json!({})),
-            (json!({"a":"b","b":"c"}), json!({"a":null}), json!({"b":"c"})),
+            (
+                json!({"a":"b","b":"c"}),
+                json!({"a":null}),
+                json!({"b":"c"}),
+            ),
             (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"c"}), json!({"a":["b"]}), json!({"a":["b"]})),
-            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
             (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
-            (json!(["a","b"]), json!(["c","d"]), json!(["c","d"])),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
             (json!({"a":"b"}), json!(["c"]), json!(["c"])),
             (json!({"a":"foo"}), json!(null), json!(null)),
             (json!({"a":"foo"}), json!("bar"), json!("bar")),
             (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
-            (json!([1,2]), json!({"a":"b","c":null}), json!({"a":"b"})),
-            (json!({}), json!({"a":{"bb":{"ccc":null}}}), json!({"a":{"bb":{}}})),
+            (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
         ];
         for (mut target, patch, expected) in cases {
             merge_patch(&mut target, patch.clone());

@@ -11,7 +11,7 @@ use super::document::{from_json, merge_patch, record_json, request_json, to_data
 use super::hooks::{HookContext, Hooks};
 use super::query;
 use super::repo::Repo;
-use super::spec::Resource;
+use super::spec::{canonical_param, Resource};
 use super::store::{Id, StoreError};
 use crate::extract::{Path, Rejection, State};
 use crate::response::IntoResponse;
@@ -53,20 +53,21 @@ struct Target {
     context: HookContext,
 }
 
-fn target<R: Resource>(params: HashMap<String, String>, headers: HeaderMap) -> Result<Target, Problem> {
+fn target<R: Resource>(
+    params: HashMap<String, String>,
+    headers: HeaderMap,
+) -> Result<Target, Problem> {
     let spec = &R::SPEC;
-    let mut context_params = Vec::new();
-    let mut parent_parts = Vec::new();
-    for name in spec.parent_params() {
-        let value = params.get(name).cloned().unwrap_or_default();
-        // `/user/007/cart` and `/user/7/cart` are the same user's cart.
-        let canonical = match value.parse::<u64>() {
-            Ok(number) => number.to_string(),
-            Err(_) => value,
-        };
-        parent_parts.push(format!("{name}={canonical}"));
-        context_params.push((name.to_owned(), canonical));
-    }
+    let parents = spec.parent_params();
+    let values: Vec<String> = parents
+        .iter()
+        .map(|name| params.get(*name).cloned().unwrap_or_default())
+        .collect();
+    let context_params = parents
+        .iter()
+        .zip(&values)
+        .map(|(name, value)| ((*name).to_owned(), canonical_param(value)))
+        .collect();
     let id = match params.get(spec.id_param()) {
         Some(raw) => Some(Id::parse(spec.id_kind, raw).ok_or_else(|| {
             Problem::bad_request(format!("`{raw}` is not a valid id for this resource"))
@@ -74,7 +75,7 @@ fn target<R: Resource>(params: HashMap<String, String>, headers: HeaderMap) -> R
         None => None,
     };
     Ok(Target {
-        parent: (!parent_parts.is_empty()).then(|| parent_parts.join("&")),
+        parent: spec.parent_key(&values),
         id: id.clone(),
         context: HookContext {
             params: context_params,
@@ -200,7 +201,9 @@ pub(crate) async fn read<R: Resource, H: Hooks<R>>(
 
 fn not_found_or(err: StoreError, id: &Id) -> Response {
     match err {
-        StoreError::NotFound => Problem::not_found(format!("there is no item {id}")).into_response(),
+        StoreError::NotFound => {
+            Problem::not_found(format!("there is no item {id}")).into_response()
+        }
         other => other.to_problem().into_response(),
     }
 }
@@ -220,7 +223,13 @@ pub(crate) async fn update<R: Resource, H: Hooks<R>>(
         return precondition_failed(version);
     }
     let current_json = to_json_map(&current);
-    let json = try_problem!(request_json(&R::SPEC, &ctx.fields, body, Some(&id), Some(&current_json)));
+    let json = try_problem!(request_json(
+        &R::SPEC,
+        &ctx.fields,
+        body,
+        Some(&id),
+        Some(&current_json)
+    ));
     replace_with(&ctx, &target, &id, &current, json, version).await
 }
 
@@ -247,7 +256,13 @@ pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
     let patch = strip_server_set::<R>(patch);
     let mut merged = Value::Object(current_json.clone());
     merge_patch(&mut merged, patch);
-    let json = try_problem!(request_json(&R::SPEC, &ctx.fields, merged, Some(&id), Some(&current_json)));
+    let json = try_problem!(request_json(
+        &R::SPEC,
+        &ctx.fields,
+        merged,
+        Some(&id),
+        Some(&current_json)
+    ));
     replace_with(&ctx, &target, &id, &current, json, version).await
 }
 
@@ -285,7 +300,11 @@ async fn replace_with<R: Resource, H: Hooks<R>>(
     version: u64,
 ) -> Response {
     let mut next: R = try_problem!(validated(json));
-    try_problem!(ctx.hooks.before_update(&target.context, current, &mut next).await);
+    try_problem!(
+        ctx.hooks
+            .before_update(&target.context, current, &mut next)
+            .await
+    );
     // The version read above guards the write: a concurrent change in between is a 412, not
     // a lost update.
     let (stored, version) = try_problem!(
@@ -310,7 +329,11 @@ pub(crate) async fn delete<R: Resource, H: Hooks<R>>(
         return precondition_failed(version);
     }
     try_problem!(ctx.hooks.before_delete(&target.context, &current).await);
-    try_problem!(ctx.repo.delete(target.parent.as_deref(), &id, Some(version)).await);
+    try_problem!(
+        ctx.repo
+            .delete(target.parent.as_deref(), &id, Some(version))
+            .await
+    );
     ctx.hooks.after_delete(&target.context, &current).await;
     StatusCode::NO_CONTENT.into_response()
 }
@@ -323,21 +346,20 @@ pub(crate) async fn list<R: Resource, H: Hooks<R>>(
 ) -> Response {
     let target = try_problem!(target::<R>(params, headers));
     let params = try_problem!(query::parse(&R::SPEC, &ctx.schema, uri.query()));
-    let page = try_problem!(
-        ctx.repo
-            .store()
-            .list(
-                ctx.repo.collection(),
-                &super::store::ListQuery {
-                    parent: target.parent,
-                    filters: params.filters.clone(),
-                    offset: params.offset,
-                    limit: params.limit,
-                },
-            )
-            .await
-            .map_err(|err| err.to_problem())
-    );
+    let page = try_problem!(ctx
+        .repo
+        .store()
+        .list(
+            ctx.repo.collection(),
+            &super::store::ListQuery {
+                parent: target.parent,
+                filters: params.filters.clone(),
+                offset: params.offset,
+                limit: params.limit,
+            },
+        )
+        .await
+        .map_err(|err| err.to_problem()));
     let returned = page.items.len();
     let items: Vec<Value> = page
         .items

@@ -36,3 +36,6 @@ pub use self::openapi::OpenApi;
 pub use self::repo::Repo;
 pub use self::routes::ResourceRoutes;
 pub use self::spec::{Actions, Resource, ResourceSpec};
+/// The derive macro of [`Resource`]: the trait and the derive share the name, as serde's do.
+#[cfg(feature = "derive")]
+pub use microkit_macros::Resource;

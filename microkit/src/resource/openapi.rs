@@ -93,7 +93,10 @@ impl OpenApi {
         }
         if actions.list {
             let mut parameters = parents.clone();
-            parameters.push(query_param("offset", json!({ "type": "integer", "minimum": 0, "default": 0 })));
+            parameters.push(query_param(
+                "offset",
+                json!({ "type": "integer", "minimum": 0, "default": 0 }),
+            ));
             parameters.push(query_param(
                 "limit",
                 json!({ "type": "integer", "minimum": 0, "maximum": spec.max_limit, "default": spec.default_limit }),

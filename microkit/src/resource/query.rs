@@ -17,7 +17,11 @@ pub(crate) struct ListParams {
 
 /// Parses `offset`, `limit` and filters; anything else, a negative or non-numeric paging
 /// value, or a filter value of the wrong type is a 400 naming the parameter.
-pub(crate) fn parse(spec: &ResourceSpec, schema: &Value, query: Option<&str>) -> Result<ListParams, Problem> {
+pub(crate) fn parse(
+    spec: &ResourceSpec,
+    schema: &Value,
+    query: Option<&str>,
+) -> Result<ListParams, Problem> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|err| Problem::bad_request(format!("invalid query string: {err}")))?;
     let mut params = ListParams {
@@ -31,11 +35,17 @@ pub(crate) fn parse(spec: &ResourceSpec, schema: &Value, query: Option<&str>) ->
         match key.as_str() {
             "offset" => match value.parse::<u64>() {
                 Ok(offset) => params.offset = offset,
-                Err(_) => errors.push(FieldError::new("offset", "must be a whole number, 0 or more")),
+                Err(_) => errors.push(FieldError::new(
+                    "offset",
+                    "must be a whole number, 0 or more",
+                )),
             },
             "limit" => match value.parse::<u64>() {
                 Ok(limit) => params.limit = limit.min(spec.max_limit),
-                Err(_) => errors.push(FieldError::new("limit", "must be a whole number, 0 or more")),
+                Err(_) => errors.push(FieldError::new(
+                    "limit",
+                    "must be a whole number, 0 or more",
+                )),
             },
             field if spec.filterable.contains(&field) => match typed_value(schema, field, &value) {
                 Some(typed) => {
@@ -83,7 +93,10 @@ impl ListParams {
         if returned == 0 || next >= total {
             return None;
         }
-        let mut query = vec![("offset".to_owned(), next.to_string()), ("limit".to_owned(), self.limit.to_string())];
+        let mut query = vec![
+            ("offset".to_owned(), next.to_string()),
+            ("limit".to_owned(), self.limit.to_string()),
+        ];
         query.extend(self.raw_filters.iter().cloned());
         let query = serde_urlencoded::to_string(&query).ok()?;
         Some(format!("<{list_path}?{query}>; rel=\"next\""))
@@ -127,7 +140,13 @@ mod tests {
 
     #[test]
     fn bad_paging_unknown_parameters_and_mistyped_filters_are_400() {
-        for query in ["offset=-1", "limit=x", "offset=99999999999999999999999", "colour=red", "age=old"] {
+        for query in [
+            "offset=-1",
+            "limit=x",
+            "offset=99999999999999999999999",
+            "colour=red",
+            "age=old",
+        ] {
             let problem = parse(&SPEC, &schema(), Some(query)).unwrap_err();
             assert_eq!(problem.status(), 400, "{query}");
         }
@@ -138,7 +157,10 @@ mod tests {
         let params = parse(&SPEC, &schema(), Some("email=a%40b.example&age=30")).unwrap();
         assert_eq!(
             params.filters,
-            vec![("email".to_owned(), json!("a@b.example")), ("age".to_owned(), json!(30))]
+            vec![
+                ("email".to_owned(), json!("a@b.example")),
+                ("age".to_owned(), json!(30))
+            ]
         );
     }
 

@@ -28,7 +28,9 @@ impl<R> Clone for Repo<R> {
 
 impl<R> std::fmt::Debug for Repo<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repo").field("collection", &self.collection.name()).finish()
+        f.debug_struct("Repo")
+            .field("collection", &self.collection.name())
+            .finish()
     }
 }
 
@@ -72,7 +74,9 @@ impl<R: Resource> Repo<R> {
     pub async fn create(&self, parent: Option<&str>, item: &R) -> Result<(R, u64), Problem> {
         let (id, data) = to_data(item)?;
         let id = match id {
-            Id::Text(text) if !text.is_empty() && text != "00000000-0000-0000-0000-000000000000" => {
+            Id::Text(text)
+                if !text.is_empty() && text != "00000000-0000-0000-0000-000000000000" =>
+            {
                 Some(Id::Text(text))
             }
             _ => None,
@@ -105,7 +109,12 @@ impl<R: Resource> Repo<R> {
     }
 
     /// Deletes an item.
-    pub async fn delete(&self, parent: Option<&str>, id: &Id, if_version: Option<u64>) -> Result<(), Problem> {
+    pub async fn delete(
+        &self,
+        parent: Option<&str>,
+        id: &Id,
+        if_version: Option<u64>,
+    ) -> Result<(), Problem> {
         self.store
             .delete(&self.collection, parent, id, if_version)
             .await

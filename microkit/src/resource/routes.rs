@@ -31,6 +31,7 @@ use crate::Router;
 pub struct ResourceRoutes<R, H = NoHooks> {
     store: Arc<dyn Store>,
     hooks: H,
+    extra_create_paths: Vec<String>,
     _resource: PhantomData<fn() -> R>,
 }
 
@@ -46,6 +47,7 @@ impl<R: Resource> ResourceRoutes<R> {
         Self {
             store,
             hooks: NoHooks,
+            extra_create_paths: Vec::new(),
             _resource: PhantomData,
         }
     }
@@ -57,8 +59,16 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
         ResourceRoutes {
             store: self.store,
             hooks,
+            extra_create_paths: self.extra_create_paths,
             _resource: PhantomData,
         }
+    }
+
+    /// Also creates items at `path` (such as `/invoices` besides `/invoices/`), for APIs whose
+    /// collection URL has no trailing slash.
+    pub fn create_at(mut self, path: &str) -> Self {
+        self.extra_create_paths.push(path.to_owned());
+        self
     }
 
     /// The router serving the resource's endpoints (those its actions allow).
@@ -69,6 +79,9 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
         let mut router = Router::new();
         if actions.create {
             router = router.route(&spec.create_path(), post(handlers::create::<R, H>));
+            for path in &self.extra_create_paths {
+                router = router.route(path, post(handlers::create::<R, H>));
+            }
         }
         if actions.list {
             // Routing the create path again adds the method when both share it.

@@ -427,9 +427,9 @@ pub mod __private {
     }
 
     /// The resource's schema: `type: object` with its properties and required fields.
-    pub fn object(
+    pub fn object<'a>(
         description: Option<&str>,
-        properties: Vec<(&str, Value)>,
+        properties: impl IntoIterator<Item = (&'a str, Value)>,
         required: &[&str],
         deny_unknown_fields: bool,
     ) -> Value {
@@ -457,6 +457,7 @@ pub mod __private {
 mod tests {
     use super::__private::*;
     use super::*;
+    use crate::resource::validate::Bound;
 
     struct Unknown;
 
@@ -492,6 +493,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_borrow)] // The borrow picks the impl, as in generated code.
     fn unknown_types_fall_back_to_any() {
         #[allow(unused_imports)]
         use super::__private::{ViaFallback as _, ViaFieldSchema as _};

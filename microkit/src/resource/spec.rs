@@ -92,11 +92,34 @@ impl ResourceSpec {
         let mut params = Vec::new();
         let mut rest = self.path;
         while let Some(start) = rest.find('{') {
-            let Some(end) = rest[start..].find('}') else { break };
+            let Some(end) = rest[start..].find('}') else {
+                break;
+            };
             params.push(&rest[start + 1..start + end]);
             rest = &rest[start + end + 1..];
         }
         params
+    }
+
+    /// The store's parent key for the given parent parameter values, in path order
+    /// (`uid=7` for `/user/{uid}/cart` and `["7"]`); `None` for a top-level resource.
+    /// Numeric values are written canonically, so `/user/007/cart` is user 7's cart.
+    pub fn parent_key<V: AsRef<str>>(&self, values: &[V]) -> Option<String> {
+        let params = self.parent_params();
+        if params.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = params
+            .iter()
+            .zip(
+                values
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .chain(std::iter::repeat("")),
+            )
+            .map(|(name, value)| format!("{name}={}", canonical_param(value)))
+            .collect();
+        Some(parts.join("&"))
     }
 
     /// Where the list is served.
@@ -128,5 +151,13 @@ impl ResourceSpec {
     /// Whether `field` is set by the server only.
     pub fn is_server_set(&self, field: &str) -> bool {
         field == self.id_field || self.soft_delete == Some(field) || self.read_only.contains(&field)
+    }
+}
+
+/// A parameter value as parents are keyed: numbers without leading zeros, text as it is.
+pub(crate) fn canonical_param(value: &str) -> String {
+    match value.parse::<u64>() {
+        Ok(number) => number.to_string(),
+        Err(_) => value.to_owned(),
     }
 }

@@ -187,7 +187,7 @@ impl Bound {
         }
     }
 
-    /// Compares a value with this bound: exactly for integers, as `f64` when either is
+    /// How `value` compares with this bound: exactly for integers, as `f64` when either is
     /// decimal. `None` for NaN.
     fn compare(self, value: Bound) -> Option<Ordering> {
         match (value, self) {
@@ -280,8 +280,8 @@ pub fn range<T: Number + ?Sized>(
     let Some(value) = value.number() else {
         return;
     };
-    let below = |min: &Bound| min.compare(value).is_none_or(|o| o == Ordering::Greater);
-    let above = |max: &Bound| max.compare(value).is_none_or(|o| o == Ordering::Less);
+    let below = |min: &Bound| min.compare(value).is_none_or(|o| o == Ordering::Less);
+    let above = |max: &Bound| max.compare(value).is_none_or(|o| o == Ordering::Greater);
     if let Some(min) = min.filter(below) {
         errors.push(FieldError::new(field, format!("must be at least {min}")));
     } else if let Some(max) = max.filter(above) {
@@ -392,11 +392,7 @@ type Cache = RwLock<HashMap<&'static str, Option<Regex>>>;
 fn compiled(pattern: &'static str) -> Option<Regex> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Cache::default);
-    if let Some(re) = cache
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(pattern)
-    {
+    if let Some(re) = cache.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
         return re.clone();
     }
     let re = Regex::new(pattern)
@@ -458,8 +454,14 @@ mod tests {
     #[test]
     fn range_compares_integers_exactly_and_floats_as_floats() {
         let (zero, ten) = (Some(Bound::Int(0)), Some(Bound::Int(10)));
-        assert_eq!(messages(|e| range("f", &-1i64, zero, ten, e)), ["must be at least 0"]);
-        assert_eq!(messages(|e| range("f", &11u8, zero, ten, e)), ["must be at most 10"]);
+        assert_eq!(
+            messages(|e| range("f", &-1i64, zero, ten, e)),
+            ["must be at least 0"]
+        );
+        assert_eq!(
+            messages(|e| range("f", &11u8, zero, ten, e)),
+            ["must be at most 10"]
+        );
         assert!(messages(|e| range("f", &u64::MAX, zero, None, e)).is_empty());
         assert_eq!(
             messages(|e| range("f", &10.5f64, zero, ten, e)),
@@ -481,7 +483,16 @@ mod tests {
         for good in ["a@b.example", "first.last+tag@mail.example.org"] {
             assert!(is_email(good), "{good}");
         }
-        for bad in ["", "a", "@b.example", "a@b", "a@@b.example", "a b@c.example", "a@.b", "a@b."] {
+        for bad in [
+            "",
+            "a",
+            "@b.example",
+            "a@b",
+            "a@@b.example",
+            "a b@c.example",
+            "a@.b",
+            "a@b.",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
         assert!(messages(|e| email("f", &None::<String>, e)).is_empty());

@@ -19,8 +19,8 @@ use super::method_routing::{join, MethodTable};
 use super::route::{Endpoint, Route};
 use super::Router;
 use crate::extract::{PathParams, RouteMatch};
-use crate::metrics::RouteSlot;
 use crate::handler::HandlerFuture;
+use crate::metrics::RouteSlot;
 use crate::response::IntoResponse;
 use crate::{Body, BoxError, Problem, Request, Response};
 

@@ -18,9 +18,9 @@ use tokio::time::{sleep_until, Instant};
 use crate::client::{parse_deadline, with_deadline, DEADLINE_HEADER};
 use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::response::IntoResponse;
-use crate::{Problem, Response};
 use crate::router::RouterService;
 use crate::Body;
+use crate::{Problem, Response};
 
 pub(super) struct Connection {
     pub(super) stream: TcpStream,
@@ -97,14 +97,19 @@ impl Connection {
             if let Some(limit) = custom_limit {
                 request.extensions_mut().insert(limit);
             }
-            let deadline = request.headers().get(&DEADLINE_HEADER).and_then(parse_deadline);
+            let deadline = request
+                .headers()
+                .get(&DEADLINE_HEADER)
+                .and_then(parse_deadline);
             let answer = router.call(request);
             async move {
                 let response = match deadline {
                     None => answer.await,
                     Some(deadline) if deadline <= tokio::time::Instant::now() => deadline_passed(),
                     Some(deadline) => {
-                        match tokio::time::timeout_at(deadline, with_deadline(deadline, answer)).await {
+                        match tokio::time::timeout_at(deadline, with_deadline(deadline, answer))
+                            .await
+                        {
                             Ok(response) => response,
                             Err(_) => deadline_passed(),
                         }

@@ -1,0 +1,26 @@
+//! The gateway's route table: which service answers which path, and what stays internal.
+
+use http::Method;
+use microkit::client::ServiceClient;
+use microkit::gateway::Gateway;
+use microkit::Router;
+
+pub(crate) fn router(client: ServiceClient) -> Router {
+    Gateway::new(client)
+        .route("/user/", "users")
+        .route("/user/{uid}", "users")
+        .route("/user/{uid}/cart/", "cart")
+        .route("/user/{uid}/cart/{id}", "cart")
+        .route("/send_email/", "emails")
+        .internal("/emails/")
+        .route("/product/", "catalog")
+        .route("/product/{id}", "catalog")
+        .route("/products/", "catalog")
+        .route("/invoices", "payments")
+        .route("/invoices/", "payments")
+        .route("/invoices/{id}", "payments")
+        .route("/invoices/{id}/pay", "payments")
+        .route("/log", "stats")
+        .internal_method(Method::GET, "/log")
+        .into_router()
+}

@@ -1,0 +1,189 @@
+//! The example shop: users, emails, catalog, cart, payments and stats, each a microkit service
+//! on its own port, behind a gateway, talking over real HTTP through the inter-service client.
+//!
+//! ```text
+//! cargo run --release --example shop -- [--listen ADDR] [--data-dir DIR] [--database-url URL]
+//!     [--replicas N] [--only NAME] [--registry memory|etcd://HOST:PORT] [--email-rate N]
+//! ```
+//!
+//! On start it prints one line per listener (`gateway http://ADDR`, then `<service>
+//! http://ADDR` per instance). SIGINT or SIGTERM deregisters every instance, drains in-flight
+//! requests, and exits 0.
+
+mod cart;
+mod catalog;
+mod context;
+mod emails;
+mod gateway;
+mod options;
+mod payments;
+mod stats;
+mod users;
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use microkit::client::{ClientConfig, ServiceClient};
+use microkit::discovery::{EtcdRegistry, MemoryRegistry, Registry};
+use microkit::metrics::Metrics;
+use microkit::service::{shutdown_signal, Microservice};
+use microkit::{BoxError, Router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use self::context::{Context, Stores};
+pub(crate) use self::options::Options;
+
+/// The services, in the order they start.
+const SERVICES: [&str; 6] = ["users", "emails", "catalog", "cart", "payments", "stats"];
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("shop: {message}\n\n{}", Options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("shop: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("shop: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), BoxError> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt::init();
+    }
+    let mut shop = Shop::start(options).await?;
+    let mut stdout = std::io::stdout().lock();
+    for (name, addr) in &shop.listeners {
+        writeln!(stdout, "{name} http://{addr}")?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+    tokio::select! {
+        () = shutdown_signal() => {}
+        failed = shop.failure() => return Err(failed),
+    }
+    shop.stop().await
+}
+
+/// A running shop: its listeners, in the order they print, and the way to stop them.
+pub(crate) struct Shop {
+    /// `gateway` first, then each service instance.
+    pub(crate) listeners: Vec<(String, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<std::io::Result<()>>,
+}
+
+impl Shop {
+    /// Opens the databases, binds every listener, registers every instance.
+    pub(crate) async fn start(options: Options) -> Result<Shop, BoxError> {
+        let registry: Arc<dyn Registry> = match options.registry.as_str() {
+            "memory" => Arc::new(MemoryRegistry::new()),
+            url => Arc::new(EtcdRegistry::from_url(url)?),
+        };
+        let services: Vec<&str> = match options.only.as_deref() {
+            None => SERVICES.to_vec(),
+            Some("gateway") => Vec::new(),
+            Some(name) => SERVICES.iter().copied().filter(|s| *s == name).collect(),
+        };
+        let stores = Stores::open(&options, &services).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut receiver = shutdown_rx.clone();
+            async move {
+                let _ = receiver.wait_for(|stop| *stop).await;
+            }
+        };
+        let mut shop = Shop {
+            listeners: Vec::new(),
+            shutdown,
+            tasks: JoinSet::new(),
+        };
+        if matches!(options.only.as_deref(), None | Some("gateway")) {
+            let client = ServiceClient::with_config(registry.clone(), ClientConfig::default());
+            let listener = TcpListener::bind(options.listen).await?;
+            shop.listeners
+                .push(("gateway".to_owned(), listener.local_addr()?));
+            let server = microkit::serve(listener, gateway::router(client))
+                .with_graceful_shutdown(stopped());
+            shop.tasks.spawn(server.into_future());
+        }
+        for service in services {
+            for replica in 0..options.replicas {
+                let listen = if options.only.is_some() && replica == 0 {
+                    options.listen
+                } else {
+                    SocketAddr::from(([127, 0, 0, 1], 0))
+                };
+                let metrics = Arc::new(Metrics::new());
+                let context = Context {
+                    store: stores.get(service),
+                    client: ServiceClient::with_observer(
+                        registry.clone(),
+                        ClientConfig::default(),
+                        metrics.clone(),
+                    ),
+                    email_rate: options.email_rate,
+                };
+                let bound = Microservice::new(service, router_of(service, context))
+                    .registry(registry.clone())
+                    .listen(listen)
+                    .metrics(metrics)
+                    .bind()
+                    .await?;
+                shop.listeners
+                    .push((service.to_owned(), bound.local_addr()));
+                shop.tasks.spawn(bound.run(stopped()));
+            }
+        }
+        Ok(shop)
+    }
+
+    /// Completes if a listener fails on its own.
+    async fn failure(&mut self) -> BoxError {
+        match self.tasks.join_next().await {
+            Some(Ok(Err(err))) => err.into(),
+            Some(Err(err)) => err.into(),
+            Some(Ok(Ok(()))) => "a listener stopped unexpectedly".into(),
+            None => "nothing to serve".into(),
+        }
+    }
+
+    /// Deregisters every instance, drains in-flight requests, and waits until all stopped.
+    pub(crate) async fn stop(mut self) -> Result<(), BoxError> {
+        let _ = self.shutdown.send(true);
+        while let Some(ended) = self.tasks.join_next().await {
+            ended??;
+        }
+        Ok(())
+    }
+}
+
+fn router_of(service: &str, context: Context) -> Router {
+    match service {
+        "users" => users::router(context),
+        "emails" => emails::router(context),
+        "catalog" => catalog::router(context),
+        "cart" => cart::router(context),
+        "payments" => payments::router(context),
+        "stats" => stats::router(context),
+        other => unreachable!("unknown service {other}"),
+    }
+}

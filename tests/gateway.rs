@@ -1,0 +1,482 @@
+//! The gateway's contract, over real loopback servers: requests forwarded unchanged (bodies
+//! streamed both ways), hop-by-hop headers stripped and forwarding headers added, request ids
+//! and deadlines passed on, failures mapped to 502/503/504 problems, internal routes refused
+//! at the edge and by the services' own network allow-lists, failover, and `/health`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use microkit::client::{ClientConfig, ServiceClient};
+use microkit::discovery::MemoryRegistry;
+use microkit::gateway::{AllowNetworksLayer, Gateway, Network};
+use microkit::http::{header, Method, Request as HttpRequest, StatusCode};
+use microkit::router::{any, get};
+use microkit::{Body, Json, Request, Response, Router, ServerConfig};
+use serde_json::{json, Value};
+use support::cluster::{
+    chunked_body, pooled_client, refusing_addr, register, start_load, ChunkedBody,
+};
+use support::{connect, get as get_path, raw_exchange, request, send, spawn, TestServer, PATIENCE};
+use tokio::sync::{oneshot, Notify};
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn server_config() -> ServerConfig {
+    ServerConfig::default().shutdown_timeout(Duration::from_secs(2))
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5))
+}
+
+/// What the backend saw of a request.
+fn inspection(request: &Request, body: &Bytes) -> Value {
+    let headers: BTreeMap<String, String> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("?").to_owned()))
+        .collect();
+    json!({
+        "method": request.method().as_str(),
+        "uri": request.uri().to_string(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(body),
+    })
+}
+
+/// Hooks a test uses to watch bodies stream through the gateway.
+#[derive(Default)]
+struct StreamHooks {
+    /// Fired when the first chunk of an upload reaches the backend.
+    first_chunk_arrived: Mutex<Option<oneshot::Sender<()>>>,
+    /// Lets the backend send the rest of a download.
+    release_download: Notify,
+}
+
+/// The backend behind the gateway's `/api/` routes.
+fn backend(hooks: Arc<StreamHooks>) -> Router {
+    let upload_hooks = hooks.clone();
+    Router::new()
+        .route(
+            "/api/inspect/{*rest}",
+            any(|request: Request| async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect_limited(1 << 20).await.unwrap_or_default();
+                Json(inspection(
+                    &Request::from_parts(parts, Body::empty()),
+                    &body,
+                ))
+            }),
+        )
+        // The body goes straight back, frame by frame.
+        .route(
+            "/api/echo",
+            any(|request: Request| async move { Response::new(request.into_body()) }),
+        )
+        .route(
+            "/api/upload",
+            any(move |request: Request| {
+                let hooks = upload_hooks.clone();
+                async move {
+                    let mut body = request.into_body();
+                    let mut total = 0;
+                    while let Some(frame) = body.frame().await {
+                        let frame = frame.expect("an upload frame");
+                        total += frame.data_ref().map_or(0, Bytes::len);
+                        if let Some(arrived) = hooks.first_chunk_arrived.lock().unwrap().take() {
+                            let _ = arrived.send(());
+                        }
+                    }
+                    total.to_string()
+                }
+            }),
+        )
+        .route(
+            "/api/download",
+            get(move || {
+                let hooks = hooks.clone();
+                async move {
+                    let (chunks, body) = chunked_body();
+                    tokio::spawn(async move {
+                        let _ = chunks.send(Bytes::from(vec![b'a'; 32 * 1024])).await;
+                        hooks.release_download.notified().await;
+                        let _ = chunks.send(Bytes::from(vec![b'b'; 32 * 1024])).await;
+                    });
+                    Response::new(Body::new(body))
+                }
+            }),
+        )
+        .route(
+            "/api/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "too late"
+            }),
+        )
+        .route("/health", get(|| async { "ok" }))
+}
+
+/// A gateway on a free port: `/api/…` to `backend`, `/ghost/…` to a service never registered,
+/// `/dead/…` to `dead`, and `/internal/…` kept for the services.
+async fn gateway(registry: &MemoryRegistry, config: ClientConfig) -> TestServer {
+    let client = ServiceClient::with_config(registry.clone(), config);
+    let router = Gateway::new(client)
+        .route("/api/{*rest}", "backend")
+        .route("/ghost/{*rest}", "ghost")
+        .route("/dead/{*rest}", "dead")
+        .internal("/internal/{*rest}")
+        .into_router();
+    spawn(router, server_config()).await
+}
+
+/// A registry with one backend instance, and a gateway in front of it.
+struct Edge {
+    gateway: TestServer,
+    _backend: TestServer,
+    _registration: microkit::discovery::Registration,
+    hooks: Arc<StreamHooks>,
+}
+
+async fn edge(config: ClientConfig) -> Edge {
+    let hooks = Arc::new(StreamHooks::default());
+    let backend = spawn(backend(hooks.clone()), server_config()).await;
+    let registry = MemoryRegistry::new();
+    let registration = register(&registry, "backend", backend.addr).await;
+    Edge {
+        gateway: gateway(&registry, config).await,
+        _backend: backend,
+        _registration: registration,
+        hooks,
+    }
+}
+
+fn assert_problem(reply: &support::Reply, status: StatusCode) {
+    assert_eq!(
+        reply.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.header("content-type"), PROBLEM_JSON);
+    assert_eq!(reply.json()["status"], status.as_u16());
+}
+
+#[tokio::test]
+async fn requests_are_forwarded_unchanged() {
+    let edge = edge(client_config()).await;
+    for method in [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ] {
+        let body = format!("a {method} body");
+        let reply = send(
+            edge.gateway.addr,
+            request(method.clone(), "/api/inspect/a/b?x=1&y=two", body.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{method}");
+        let seen = reply.json();
+        assert_eq!(seen["method"], method.as_str());
+        assert_eq!(seen["uri"], "/api/inspect/a/b?x=1&y=two");
+        assert_eq!(seen["body"], body);
+    }
+}
+
+#[tokio::test]
+async fn a_large_body_is_forwarded_intact_both_ways() {
+    let edge = edge(client_config()).await;
+    let payload: Bytes = (0..1024 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let reply = send(
+        edge.gateway.addr,
+        request(Method::PUT, "/api/echo", payload.clone()),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body.len(), payload.len());
+    assert!(reply.body == payload, "the body came back changed");
+}
+
+/// An HTTP/1.1 connection whose request bodies the test feeds chunk by chunk.
+async fn streaming_connection(addr: SocketAddr) -> http1::SendRequest<ChunkedBody> {
+    let (sender, connection) = http1::handshake(TokioIo::new(connect(addr).await))
+        .await
+        .expect("an HTTP/1.1 handshake");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    sender
+}
+
+#[tokio::test]
+async fn bodies_stream_through_without_being_buffered() {
+    let edge = edge(client_config()).await;
+
+    // Upload: the backend sees the first chunk while the rest has not been sent yet.
+    let (arrived, first_chunk_arrived) = oneshot::channel();
+    *edge.hooks.first_chunk_arrived.lock().unwrap() = Some(arrived);
+    let mut sender = streaming_connection(edge.gateway.addr).await;
+    let (chunks, body) = chunked_body();
+    let upload = HttpRequest::post("/api/upload")
+        .header(header::HOST, "edge")
+        .body(body)
+        .expect("a request");
+    let answer = tokio::spawn(sender.send_request(upload));
+    chunks
+        .send(Bytes::from(vec![b'x'; 48 * 1024]))
+        .await
+        .expect("the first chunk");
+    tokio::time::timeout(PATIENCE, first_chunk_arrived)
+        .await
+        .expect("the first chunk reached the backend before the upload ended")
+        .expect("the hook fired");
+    chunks
+        .send(Bytes::from(vec![b'y'; 48 * 1024]))
+        .await
+        .expect("the second chunk");
+    drop(chunks);
+    let response = tokio::time::timeout(PATIENCE, answer)
+        .await
+        .expect("an answer in time")
+        .expect("the request task")
+        .expect("a response");
+    let total = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    assert_eq!(&total[..], b"98304");
+
+    // Download: the client gets the first chunk while the backend still holds the rest.
+    let reply = pooled_client()
+        .get(
+            format!("http://{}/api/download", edge.gateway.addr)
+                .parse()
+                .expect("a URI"),
+        )
+        .await
+        .expect("a response");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let mut body = reply.into_body();
+    let mut received = 0;
+    while received < 32 * 1024 {
+        let frame = tokio::time::timeout(PATIENCE, body.frame())
+            .await
+            .expect("the first chunk arrived before the backend finished")
+            .expect("a frame")
+            .expect("a good frame");
+        received += frame.data_ref().map_or(0, Bytes::len);
+    }
+    edge.hooks.release_download.notify_one();
+    let rest = body.collect().await.expect("the rest").to_bytes();
+    assert_eq!(received + rest.len(), 64 * 1024);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_and_forwarding_headers_added() {
+    let edge = edge(client_config()).await;
+    let reply = raw_exchange(
+        edge.gateway.addr,
+        b"GET /api/inspect/headers HTTP/1.1\r\nHost: shop.example\r\nConnection: x-foo\r\n\
+          x-foo: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic Zm9v\r\n\
+          x-kept: yes\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen: Value = serde_json::from_slice(&reply.body).expect("JSON");
+    let headers = &seen["headers"];
+    for gone in ["x-foo", "keep-alive", "proxy-authorization"] {
+        assert!(
+            headers.get(gone).is_none(),
+            "{gone} reached the backend: {headers}"
+        );
+    }
+    assert_ne!(headers["connection"], "x-foo");
+    assert_eq!(headers["x-kept"], "yes");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-host"], "shop.example");
+    let forwarded = headers["forwarded"].as_str().expect("a Forwarded header");
+    assert!(forwarded.starts_with("for=\"127.0.0.1:"), "{forwarded}");
+    assert!(forwarded.contains("proto=http"), "{forwarded}");
+    assert!(forwarded.contains("host=\"shop.example\""), "{forwarded}");
+}
+
+#[tokio::test]
+async fn the_request_id_and_the_deadline_travel_to_the_backend() {
+    let edge = edge(client_config().deadline(Duration::from_secs(5))).await;
+
+    let mut kept = request(Method::GET, "/api/inspect/id", Bytes::new());
+    kept.headers_mut()
+        .insert("x-request-id", support::value("req-42"));
+    let reply = send(edge.gateway.addr, kept).await;
+    assert_eq!(reply.header("x-request-id"), "req-42");
+    let headers = &reply.json()["headers"];
+    assert_eq!(headers["x-request-id"], "req-42");
+    let millis: u64 = headers["x-microkit-deadline-ms"]
+        .as_str()
+        .and_then(|ms| ms.parse().ok())
+        .expect("a deadline header");
+    assert!((4_000..=5_000).contains(&millis), "{millis}");
+
+    let reply = get_path(edge.gateway.addr, "/api/inspect/id").await;
+    let generated = reply.header("x-request-id").to_owned();
+    assert!(!generated.is_empty(), "the gateway generated an id");
+    assert_eq!(reply.json()["headers"]["x-request-id"], generated.as_str());
+}
+
+#[tokio::test]
+async fn failures_become_502_503_and_504_problems() {
+    let registry = MemoryRegistry::new();
+    let backend = spawn(backend(Arc::default()), server_config()).await;
+    let _backend = register(&registry, "backend", backend.addr).await;
+    let _dead = register(&registry, "dead", refusing_addr().await).await;
+    let gateway = gateway(
+        &registry,
+        client_config().deadline(Duration::from_millis(300)),
+    )
+    .await;
+
+    assert_problem(
+        &get_path(gateway.addr, "/ghost/x").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    assert_problem(
+        &get_path(gateway.addr, "/dead/x").await,
+        StatusCode::BAD_GATEWAY,
+    );
+    let started = Instant::now();
+    assert_problem(
+        &get_path(gateway.addr, "/api/slow").await,
+        StatusCode::GATEWAY_TIMEOUT,
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn internal_routes_are_refused_at_the_edge() {
+    let edge = edge(client_config()).await;
+    assert_problem(
+        &get_path(edge.gateway.addr, "/internal/stats").await,
+        StatusCode::FORBIDDEN,
+    );
+}
+
+#[tokio::test]
+async fn services_guard_their_internal_routes_by_the_real_client_address() {
+    let guarded = |layer: AllowNetworksLayer| {
+        Router::new()
+            .route("/internal/stats", get(|| async { "stats" }))
+            .route_layer(layer)
+            .route("/public", get(|| async { "public" }))
+    };
+    let private = spawn(guarded(AllowNetworksLayer::private()), server_config()).await;
+    assert_eq!(
+        get_path(private.addr, "/internal/stats").await.status,
+        StatusCode::OK
+    );
+
+    let ten: Network = "10.0.0.0/8".parse().expect("a network");
+    let elsewhere = spawn(guarded(AllowNetworksLayer::new([ten])), server_config()).await;
+    let reply = get_path(elsewhere.addr, "/internal/stats").await;
+    assert_problem(&reply, StatusCode::FORBIDDEN);
+    // A forwarded header cannot talk its way in: only the connection's address counts.
+    let mut spoofed = request(Method::GET, "/internal/stats", Bytes::new());
+    spoofed
+        .headers_mut()
+        .insert("x-forwarded-for", support::value("10.1.2.3"));
+    spoofed
+        .headers_mut()
+        .insert("forwarded", support::value("for=10.1.2.3"));
+    assert_problem(&send(elsewhere.addr, spoofed).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get_path(elsewhere.addr, "/public").await.status,
+        StatusCode::OK,
+        "other routes are open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_behind_the_gateway() {
+    let registry = MemoryRegistry::new();
+    let doomed = spawn(backend(Arc::default()), server_config()).await;
+    let survivor = spawn(backend(Arc::default()), server_config()).await;
+    let _a = register(&registry, "backend", doomed.addr).await;
+    let _b = register(&registry, "backend", survivor.addr).await;
+    let gateway = gateway(&registry, ClientConfig::default()).await;
+    let client = pooled_client();
+    let uri = format!("http://{}/api/inspect/load", gateway.addr);
+    let load = start_load(2000, 8, move |_| {
+        let (client, uri) = (client.clone(), uri.clone());
+        async move {
+            let request = HttpRequest::get(uri)
+                .body(Full::new(Bytes::new()))
+                .expect("a request");
+            let response = client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            (status == StatusCode::OK)
+                .then_some(())
+                .ok_or_else(|| status.to_string())
+        }
+    });
+    load.reached(500).await;
+    drop(doomed);
+    let report = load.finish().await;
+    assert!(
+        report.success_ratio() >= 0.999,
+        "{} of 2000 failed in {:?}: {:?}",
+        report.failed,
+        report.elapsed,
+        report.errors
+    );
+}
+
+#[tokio::test]
+async fn health_is_503_until_every_service_has_a_healthy_instance() {
+    let registry = MemoryRegistry::new();
+    let client = ServiceClient::with_config(registry.clone(), client_config());
+    let router = Gateway::new(client)
+        .route("/alpha/{*rest}", "alpha")
+        .route("/beta/{*rest}", "beta")
+        .into_router();
+    let gateway = spawn(router, server_config()).await;
+
+    let reply = get_path(gateway.addr, "/health").await;
+    assert_problem(&reply, StatusCode::SERVICE_UNAVAILABLE);
+
+    let alpha = spawn(backend(Arc::default()), server_config()).await;
+    let _alpha = register(&registry, "alpha", alpha.addr).await;
+    let reply = get_path(gateway.addr, "/health").await;
+    assert_problem(&reply, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.json()["unhealthy"], json!(["beta"]));
+
+    let beta = spawn(backend(Arc::default()), server_config()).await;
+    let _beta = register(&registry, "beta", beta.addr).await;
+    let reply = get_path(gateway.addr, "/health").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["status"], "ok");
+}
