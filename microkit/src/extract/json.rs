@@ -73,11 +73,23 @@ impl<T: DeserializeOwned> Json<T> {
     /// Parses a JSON body, refusing it as the extractor does (400 malformed, 422 wrong shape).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Rejection> {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|err| json_rejection(&err))?;
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+            // serde stops at the first problem: a wrong type before a syntax error would pass
+            // for a shape error. Malformed input is a 400 whatever comes first in it.
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Err(syntax) if err.inner().is_data() => malformed(&syntax),
+                _ => json_rejection(&err),
+            }
+        })?;
         deserializer.end().map_err(|err| malformed(&err))?;
         Ok(Json(value))
     }
+}
+
+/// Parses a typed value out of a JSON value, refusing a wrong shape as the extractor does
+/// (422, naming the failing field).
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Rejection> {
+    serde_path_to_error::deserialize(value).map_err(|err| json_rejection(&err))
 }
 
 fn malformed(err: &serde_json::Error) -> Rejection {
@@ -177,6 +189,12 @@ mod tests {
         let err = Json::<Product>::from_bytes(b"{\"name\": ").unwrap_err();
         assert_eq!(err.status(), 400);
         let err = Json::<Product>::from_bytes(br#"{"name":"a","price_cents":1} x"#).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn malformed_json_is_400_even_after_a_field_of_the_wrong_type() {
+        let err = Json::<Product>::from_bytes(br#"{"name": 5, "price_cents": "#).unwrap_err();
         assert_eq!(err.status(), 400);
     }
 

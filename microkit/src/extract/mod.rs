@@ -36,8 +36,10 @@ use std::future::Future;
 
 use http::request::Parts;
 
+pub(crate) use self::body::read_limited;
 pub use self::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 pub use self::json::Json;
+pub(crate) use self::json::{from_value, is_json};
 pub use self::parts::{Extension, MatchedPath, RemoteAddr};
 pub use self::path::Path;
 pub(crate) use self::path::{PathParams, RouteMatch};

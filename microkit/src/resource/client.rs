@@ -66,7 +66,12 @@ impl<R: Resource> ResourceClient<R> {
 
     /// The resource path with the parent values put in.
     fn base(&self) -> String {
-        let mut path = R::SPEC.path.to_owned();
+        self.with_parents(R::SPEC.path)
+    }
+
+    /// `path` (the resource path or its list path) with the parent values put in.
+    fn with_parents(&self, path: &str) -> String {
+        let mut path = path.to_owned();
         for (param, value) in R::SPEC.parent_params().into_iter().zip(&self.parents) {
             let encoded =
                 percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
@@ -134,10 +139,7 @@ impl<R: Resource> ResourceClient<R> {
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
         );
         let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-        let path = match R::SPEC.list_path {
-            Some(list) => list.to_owned(),
-            None => format!("{}/", self.base()),
-        };
+        let path = self.with_parents(&R::SPEC.list_path());
         self.client
             .get_json(&self.service, &format!("{path}?{query}"))
             .await

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::spec::{Resource, ResourceSpec};
 use super::store::{Collection, Id, IdKind, Record};
-use crate::{FieldError, Json, Problem};
+use crate::{FieldError, Problem};
 
 /// The store collection of a resource.
 pub(crate) fn collection(spec: &ResourceSpec) -> Collection {
@@ -33,11 +33,15 @@ pub(crate) fn record_json(spec: &ResourceSpec, record: Record) -> Map<String, Va
 
 /// Parses a resource from its JSON form, refusing a wrong shape with 422.
 pub(crate) fn from_json<R: Resource>(json: Map<String, Value>) -> Result<R, Problem> {
-    let bytes = serde_json::to_vec(&Value::Object(json))
-        .map_err(|err| Problem::internal(err.to_string()))?;
-    Json::<R>::from_bytes(&bytes)
-        .map(|Json(item)| item)
-        .map_err(Problem::from)
+    crate::extract::from_value(Value::Object(json)).map_err(Problem::from)
+}
+
+/// Parses a resource from a stored record's JSON form, without copying it.
+pub(crate) fn from_json_ref<R: Resource>(json: &Map<String, Value>) -> Result<R, Problem> {
+    R::deserialize(json).map_err(|err| {
+        tracing::error!(error = %err, "a stored record does not parse as its resource");
+        Problem::internal("a stored item could not be read")
+    })
 }
 
 /// The record data of a resource (its JSON form without the id) and the id it carries.

@@ -1,21 +1,24 @@
 //! The generic CRUD handlers behind every resource.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LINK, LOCATION};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
 
-use super::document::{from_json, merge_patch, record_json, request_json, to_data};
+use super::document::{from_json, from_json_ref, merge_patch, record_json, request_json, to_data};
 use super::hooks::{HookContext, Hooks};
 use super::query;
 use super::repo::Repo;
 use super::spec::{canonical_param, Resource};
-use super::store::{Id, StoreError};
-use crate::extract::{Path, Rejection, State};
+use super::store::{Id, IdKind, StoreError};
+
+const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+use crate::extract::{is_json, read_limited, RouteMatch, State};
 use crate::response::IntoResponse;
-use crate::{Json, Problem, Response};
+use crate::{Json, Problem, Request, Response};
 
 /// What every handler of one resource shares.
 pub(crate) struct Ctx<R, H> {
@@ -27,7 +30,6 @@ pub(crate) struct Ctx<R, H> {
 }
 
 pub(crate) type Shared<R, H> = State<Arc<Ctx<R, H>>>;
-type Params = Path<HashMap<String, String>>;
 
 impl<R: Resource, H: Hooks<R>> Ctx<R, H> {
     pub(crate) fn new(repo: Repo<R>, hooks: H) -> Self {
@@ -53,23 +55,37 @@ struct Target {
     context: HookContext,
 }
 
-fn target<R: Resource>(
-    params: HashMap<String, String>,
-    headers: HeaderMap,
-) -> Result<Target, Problem> {
+/// The decoded value of a route parameter.
+fn param(parts: &Parts, name: &str) -> Result<Option<String>, Problem> {
+    let Some(matched) = parts.extensions.get::<RouteMatch>() else {
+        return Ok(None);
+    };
+    match matched.params.iter().find(|(key, _)| *key == name) {
+        Some((_, raw)) => percent_decode_str(raw)
+            .decode_utf8()
+            .map(|value| Some(value.into_owned()))
+            .map_err(|_| {
+                Problem::bad_request(format!("path parameter `{name}` is not valid UTF-8"))
+            }),
+        None => Ok(None),
+    }
+}
+
+/// Splits the request into what the actions need; the headers move into the hook context.
+fn target<R: Resource>(parts: Parts) -> Result<Target, Problem> {
     let spec = &R::SPEC;
     let parents = spec.parent_params();
-    let values: Vec<String> = parents
-        .iter()
-        .map(|name| params.get(*name).cloned().unwrap_or_default())
-        .collect();
+    let mut values = Vec::with_capacity(parents.len());
+    for name in &parents {
+        values.push(param(&parts, name)?.unwrap_or_default());
+    }
     let context_params = parents
         .iter()
         .zip(&values)
         .map(|(name, value)| ((*name).to_owned(), canonical_param(value)))
         .collect();
-    let id = match params.get(spec.id_param()) {
-        Some(raw) => Some(Id::parse(spec.id_kind, raw).ok_or_else(|| {
+    let id = match param(&parts, spec.id_param())? {
+        Some(raw) => Some(Id::parse(spec.id_kind, &raw).ok_or_else(|| {
             Problem::bad_request(format!("`{raw}` is not a valid id for this resource"))
         })?),
         None => None,
@@ -80,9 +96,23 @@ fn target<R: Resource>(
         context: HookContext {
             params: context_params,
             id,
-            headers,
+            headers: parts.headers,
         },
     })
+}
+
+/// Reads a JSON body as the `Json` extractor would (415, 413, 400), keeping the parts.
+async fn json_request(request: Request) -> Result<(Parts, Value), Problem> {
+    if !is_json(request.headers()) {
+        return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            .with_detail("expected a request body with `Content-Type: application/json`"));
+    }
+    let (parts, bytes) = read_limited(request).await?;
+    // A `Value` has no shape to get wrong: only syntax can fail, so no path is tracked.
+    let value = serde_json::from_slice(&bytes).map_err(|err| {
+        Problem::bad_request(format!("the request body is not valid JSON: {err}"))
+    })?;
+    Ok((parts, value))
 }
 
 fn etag(version: u64) -> HeaderValue {
@@ -114,13 +144,32 @@ fn item_response(status: StatusCode, json: Map<String, Value>, version: u64) -> 
     response
 }
 
-fn item_location(uri: &Uri, id: &Id) -> Option<HeaderValue> {
-    let base = uri.path().trim_end_matches('/');
-    HeaderValue::from_str(&format!("{base}/{id}")).ok()
-}
+/// What a path segment must percent-encode: controls, non-ASCII (always encoded), and the
+/// characters that would end the segment or the path or are not allowed in a URI.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
-fn body_value(body: Result<Json<Value>, Rejection>) -> Result<Value, Problem> {
-    body.map(|Json(value)| value).map_err(Problem::from)
+/// The created item's URL: the collection path with the id, percent-encoded, as its last
+/// segment (a text id may hold `/`, `?`, spaces or any Unicode).
+fn item_location(collection_path: &str, id: &Id) -> Option<HeaderValue> {
+    let base = collection_path.trim_end_matches('/');
+    let id = utf8_percent_encode(&id.to_string(), SEGMENT).to_string();
+    HeaderValue::from_str(&format!("{base}/{id}")).ok()
 }
 
 fn validated<R: Resource>(json: Map<String, Value>) -> Result<R, Problem> {
@@ -144,26 +193,33 @@ macro_rules! try_problem {
 
 pub(crate) async fn create<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
-    Path(params): Params,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Json<Value>, Rejection>,
+    request: Request,
 ) -> Response {
     let spec = &R::SPEC;
-    let target = try_problem!(target::<R>(params, headers));
-    let body = try_problem!(body_value(body));
+    let (parts, body) = try_problem!(json_request(request).await);
+    let collection_path = parts.uri.path().to_owned();
+    let target = try_problem!(target::<R>(parts));
     let json = try_problem!(request_json(spec, &ctx.fields, body, None, None));
     let mut item: R = try_problem!(validated(json));
     try_problem!(ctx.hooks.before_create(&target.context, &mut item).await);
-    let (stored, version) = try_problem!(ctx.repo.create(target.parent.as_deref(), &item).await);
-    let (id, _) = try_problem!(to_data(&stored));
-    ctx.hooks.after_create(&target.context, &stored).await;
-    let json = match serde_json::to_value(&stored) {
-        Ok(Value::Object(json)) => json,
-        _ => return Problem::internal("the item could not be serialized").into_response(),
+    let (id, data) = try_problem!(to_data(&item));
+    let id = match (spec.id_kind, id) {
+        (IdKind::Integer, _) => None,
+        (_, Id::Text(text)) if !text.is_empty() && text != NIL_UUID => Some(Id::Text(text)),
+        _ => None,
     };
+    let record = try_problem!(ctx
+        .repo
+        .store()
+        .create(ctx.repo.collection(), target.parent.as_deref(), id, data)
+        .await
+        .map_err(|err| err.to_problem()));
+    let (id, version) = (record.id.clone(), record.version);
+    let json = record_json(spec, record);
+    let stored: R = try_problem!(from_json_ref(&json));
+    ctx.hooks.after_create(&target.context, &stored).await;
     let mut response = item_response(StatusCode::CREATED, json, version);
-    if let Some(location) = item_location(&uri, &id) {
+    if let Some(location) = item_location(&collection_path, &id) {
         response.headers_mut().insert(LOCATION, location);
     }
     response
@@ -171,10 +227,10 @@ pub(crate) async fn create<R: Resource, H: Hooks<R>>(
 
 pub(crate) async fn read<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
-    Path(params): Params,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let target = try_problem!(target::<R>(params, headers));
+    let (parts, _) = request.into_parts();
+    let target = try_problem!(target::<R>(parts));
     let id = target.id.expect("item routes have an id");
     let record = match ctx
         .repo
@@ -210,14 +266,12 @@ fn not_found_or(err: StoreError, id: &Id) -> Response {
 
 pub(crate) async fn update<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
-    Path(params): Params,
-    headers: HeaderMap,
-    body: Result<Json<Value>, Rejection>,
+    request: Request,
 ) -> Response {
-    let expected = try_problem!(if_match(&headers));
-    let target = try_problem!(target::<R>(params, headers));
+    let (parts, body) = try_problem!(json_request(request).await);
+    let expected = try_problem!(if_match(&parts.headers));
+    let target = try_problem!(target::<R>(parts));
     let id = target.id.clone().expect("item routes have an id");
-    let body = try_problem!(body_value(body));
     let (current, version) = try_problem!(ctx.repo.get(target.parent.as_deref(), &id).await);
     if expected.is_some_and(|expected| expected != version) {
         return precondition_failed(version);
@@ -235,14 +289,12 @@ pub(crate) async fn update<R: Resource, H: Hooks<R>>(
 
 pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
-    Path(params): Params,
-    headers: HeaderMap,
-    body: Result<Json<Value>, Rejection>,
+    request: Request,
 ) -> Response {
-    let expected = try_problem!(if_match(&headers));
-    let target = try_problem!(target::<R>(params, headers));
+    let (parts, patch) = try_problem!(json_request(request).await);
+    let expected = try_problem!(if_match(&parts.headers));
+    let target = try_problem!(target::<R>(parts));
     let id = target.id.clone().expect("item routes have an id");
-    let patch = try_problem!(body_value(body));
     if !patch.is_object() {
         return Problem::unprocessable("a merge patch must be a JSON object").into_response();
     }
@@ -318,11 +370,11 @@ async fn replace_with<R: Resource, H: Hooks<R>>(
 
 pub(crate) async fn delete<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
-    Path(params): Params,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let expected = try_problem!(if_match(&headers));
-    let target = try_problem!(target::<R>(params, headers));
+    let (parts, _) = request.into_parts();
+    let expected = try_problem!(if_match(&parts.headers));
+    let target = try_problem!(target::<R>(parts));
     let id = target.id.clone().expect("item routes have an id");
     let (current, version) = try_problem!(ctx.repo.get(target.parent.as_deref(), &id).await);
     if expected.is_some_and(|expected| expected != version) {
@@ -340,11 +392,11 @@ pub(crate) async fn delete<R: Resource, H: Hooks<R>>(
 
 pub(crate) async fn list<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
-    Path(params): Params,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let target = try_problem!(target::<R>(params, headers));
+    let (parts, _) = request.into_parts();
+    let uri = parts.uri.clone();
+    let target = try_problem!(target::<R>(parts));
     let params = try_problem!(query::parse(&R::SPEC, &ctx.schema, uri.query()));
     let page = try_problem!(ctx
         .repo

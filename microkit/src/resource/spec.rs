@@ -103,7 +103,8 @@ impl ResourceSpec {
 
     /// The store's parent key for the given parent parameter values, in path order
     /// (`uid=7` for `/user/{uid}/cart` and `["7"]`); `None` for a top-level resource.
-    /// Numeric values are written canonically, so `/user/007/cart` is user 7's cart.
+    /// Numeric values are written canonically, so `/user/007/cart` is user 7's cart; `%`, `&`
+    /// and `=` in a value are percent-encoded, so that two parents never share a key.
     pub fn parent_key<V: AsRef<str>>(&self, values: &[V]) -> Option<String> {
         let params = self.parent_params();
         if params.is_empty() {
@@ -117,7 +118,7 @@ impl ResourceSpec {
                     .map(AsRef::as_ref)
                     .chain(std::iter::repeat("")),
             )
-            .map(|(name, value)| format!("{name}={}", canonical_param(value)))
+            .map(|(name, value)| format!("{name}={}", escape_key_part(&canonical_param(value))))
             .collect();
         Some(parts.join("&"))
     }
@@ -160,4 +161,19 @@ pub(crate) fn canonical_param(value: &str) -> String {
         Ok(number) => number.to_string(),
         Err(_) => value.to_owned(),
     }
+}
+
+/// A parent value as written in a parent key: the key's separators (and `%`, so that the
+/// escaping cannot be forged) percent-encoded, everything else as it is.
+fn escape_key_part(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '%' => escaped.push_str("%25"),
+            '&' => escaped.push_str("%26"),
+            '=' => escaped.push_str("%3D"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }

@@ -1,0 +1,41 @@
+//! A product catalog in thirty lines: `cargo run --example resource`, then
+//! `curl -d '{"name":"Lamp","price_cents":1999}' -H 'content-type: application/json' localhost:3000/product/`.
+
+use std::sync::Arc;
+
+use microkit::resource::store::MemoryStore;
+use microkit::resource::{OpenApi, ResourceRoutes};
+use microkit::{Resource, Router};
+use serde::{Deserialize, Serialize};
+
+/// `POST /product/`, `GET|PUT|PATCH|DELETE /product/{id}`, `GET /products/?offset=&limit=&name=`.
+#[derive(Serialize, Deserialize, Resource)]
+#[resource(path = "/product", list_path = "/products/")]
+struct Product {
+    #[resource(id)]
+    id: u64,
+    #[resource(unique, filter, validate(length(min = 1, max = 200)))]
+    name: String,
+    #[resource(validate(range(min = 0)))]
+    price_cents: i64,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let store = Arc::new(MemoryStore::new());
+    let app = Router::new()
+        .merge(ResourceRoutes::<Product>::new(store).router())
+        .merge(
+            OpenApi::new("catalog", "1.0.0")
+                .resource::<Product>()
+                .router(),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    println!(
+        "catalog http://{} (see /openapi.json)",
+        listener.local_addr()?
+    );
+    microkit::serve(listener, app).await
+}
