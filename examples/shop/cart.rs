@@ -10,6 +10,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use microkit::client::ClientError;
 use microkit::extract::{Path, State};
+use microkit::resource::store::IdKind;
 use microkit::resource::{HookContext, Hooks, Repo, Resource as _, ResourceRoutes};
 use microkit::response::IntoResponse;
 use microkit::router::post;
@@ -104,6 +105,7 @@ pub(crate) fn router(context: Context) -> Router {
         context: context.clone(),
     });
     ResourceRoutes::<CartItem>::new(context.store.clone())
+        .parent_id("uid", IdKind::Integer)
         .hooks(CartHooks { context })
         .router()
         .merge(

@@ -87,6 +87,9 @@ async fn run(options: Options) -> Result<(), BoxError> {
 pub(crate) struct Shop {
     /// `gateway` first, then each service instance.
     pub(crate) listeners: Vec<(String, SocketAddr)>,
+    /// Stops the gateway, which stops first: what it has in flight still reaches the services.
+    edge_shutdown: watch::Sender<bool>,
+    edge: JoinSet<std::io::Result<()>>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<std::io::Result<()>>,
 }
@@ -105,6 +108,7 @@ impl Shop {
         };
         let stores = Stores::open(&options, &services).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (edge_shutdown, mut edge_rx) = watch::channel(false);
         let stopped = move || {
             let mut receiver = shutdown_rx.clone();
             async move {
@@ -113,6 +117,8 @@ impl Shop {
         };
         let mut shop = Shop {
             listeners: Vec::new(),
+            edge_shutdown,
+            edge: JoinSet::new(),
             shutdown,
             tasks: JoinSet::new(),
         };
@@ -121,9 +127,12 @@ impl Shop {
             let listener = TcpListener::bind(options.listen).await?;
             shop.listeners
                 .push(("gateway".to_owned(), listener.local_addr()?));
-            let server = microkit::serve(listener, gateway::router(client))
-                .with_graceful_shutdown(stopped());
-            shop.tasks.spawn(server.into_future());
+            let server = microkit::serve(listener, gateway::router(client)).with_graceful_shutdown(
+                async move {
+                    let _ = edge_rx.wait_for(|stop| *stop).await;
+                },
+            );
+            shop.edge.spawn(server.into_future());
         }
         for service in services {
             for replica in 0..options.replicas {
@@ -158,7 +167,17 @@ impl Shop {
 
     /// Completes if a listener fails on its own.
     async fn failure(&mut self) -> BoxError {
-        match self.tasks.join_next().await {
+        let joined = if self.edge.is_empty() {
+            self.tasks.join_next().await
+        } else if self.tasks.is_empty() {
+            self.edge.join_next().await
+        } else {
+            tokio::select! {
+                joined = self.edge.join_next() => joined,
+                joined = self.tasks.join_next() => joined,
+            }
+        };
+        match joined {
             Some(Ok(Err(err))) => err.into(),
             Some(Err(err)) => err.into(),
             Some(Ok(Ok(()))) => "a listener stopped unexpectedly".into(),
@@ -166,8 +185,13 @@ impl Shop {
         }
     }
 
-    /// Deregisters every instance, drains in-flight requests, and waits until all stopped.
+    /// Deregisters every instance, drains in-flight requests, and waits until all stopped:
+    /// the gateway first, so that the requests it is still forwarding find their services.
     pub(crate) async fn stop(mut self) -> Result<(), BoxError> {
+        let _ = self.edge_shutdown.send(true);
+        while let Some(ended) = self.edge.join_next().await {
+            ended??;
+        }
         let _ = self.shutdown.send(true);
         while let Some(ended) = self.tasks.join_next().await {
             ended??;

@@ -26,8 +26,37 @@ pub struct Body {
 enum Kind {
     Empty,
     Full(Option<Bytes>),
-    Incoming(Incoming),
+    Incoming(Lingering),
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+/// A request body from the connection that, if dropped before its end, is read to the end in
+/// the background: a lingering close, as nginx does.
+///
+/// Why: a handler may answer without reading the body (a 405, a 413 past the limit). Closing
+/// with unread bytes in the socket makes the kernel reset the connection, and a reset can
+/// destroy the answer before the client reads it; a proxy then reports a 502 instead of the
+/// service's answer. Draining is bounded in bytes and time, so an endless upload still ends.
+struct Lingering(Option<Incoming>);
+
+/// How much of an abandoned body is read before the connection is given up.
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
+/// How long an abandoned body is read before the connection is given up.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(body) = self.0.take() else { return };
+        if http_body::Body::is_end_stream(&body) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let drain = http_body_util::Limited::new(body, LINGER_BYTES).collect();
+                let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+            });
+        }
+    }
 }
 
 impl Body {
@@ -130,7 +159,7 @@ impl From<Bytes> for Body {
 impl From<Incoming> for Body {
     fn from(incoming: Incoming) -> Self {
         Self {
-            kind: Kind::Incoming(incoming),
+            kind: Kind::Incoming(Lingering(Some(incoming))),
         }
     }
 }
@@ -181,9 +210,10 @@ impl http_body::Body for Body {
                     .filter(|bytes| !bytes.is_empty())
                     .map(|bytes| Ok(Frame::data(bytes))),
             ),
-            Kind::Incoming(incoming) => Pin::new(incoming)
+            Kind::Incoming(Lingering(Some(incoming))) => Pin::new(incoming)
                 .poll_frame(cx)
                 .map_err(|err| Box::new(err) as BoxError),
+            Kind::Incoming(Lingering(None)) => Poll::Ready(None),
             Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -192,7 +222,9 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
-            Kind::Incoming(incoming) => incoming.is_end_stream(),
+            Kind::Incoming(Lingering(incoming)) => {
+                incoming.as_ref().is_none_or(Incoming::is_end_stream)
+            }
             Kind::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -201,7 +233,9 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Incoming(incoming) => incoming.size_hint(),
+            Kind::Incoming(Lingering(incoming)) => incoming
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint),
             Kind::Boxed(body) => body.size_hint(),
         }
     }

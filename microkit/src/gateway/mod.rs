@@ -26,12 +26,13 @@ mod networks;
 
 use std::sync::Arc;
 
+use http::header::CONTENT_LENGTH;
 use http::{Method, StatusCode};
 use serde_json::json;
 
 pub use self::networks::{AllowNetworks, AllowNetworksLayer, Network};
 use crate::client::ServiceClient;
-use crate::extract::RemoteAddr;
+use crate::extract::{RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::middleware::RequestIdLayer;
 use crate::response::IntoResponse;
 use crate::router::{get, MethodRouter, Router};
@@ -41,6 +42,7 @@ use crate::{Json, Problem, Request, Response};
 #[derive(Debug, Clone)]
 pub struct Gateway {
     client: ServiceClient,
+    body_limit: usize,
     /// Pattern, the method (`None`: every method not listed otherwise), and where it goes.
     routes: Vec<(String, Option<Method>, Target)>,
 }
@@ -56,6 +58,7 @@ impl Gateway {
     pub fn new(client: ServiceClient) -> Self {
         Self {
             client,
+            body_limit: DEFAULT_BODY_LIMIT,
             routes: Vec::new(),
         }
     }
@@ -68,6 +71,15 @@ impl Gateway {
             None,
             Target::Service(Arc::from(service)),
         ));
+        self
+    }
+
+    /// Refuses request bodies declared larger than `bytes` (default 1 MiB, the services'
+    /// default) with 413 at the edge. A service refusing a body it has not read closes the
+    /// connection under the gateway, which would turn its 413 into a 502; refusing at the edge
+    /// answers cleanly, and spares the services the upload.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
         self
     }
 
@@ -123,11 +135,12 @@ impl Gateway {
                 methods = match (method, target) {
                     (Some(method), Target::Internal) => methods.on(method.clone(), refuse_internal),
                     (None, Target::Internal) => methods.any(refuse_internal),
-                    (Some(method), Target::Service(service)) => {
-                        methods.on(method.clone(), forwarder(&self.client, service))
-                    }
+                    (Some(method), Target::Service(service)) => methods.on(
+                        method.clone(),
+                        forwarder(&self.client, service, self.body_limit),
+                    ),
                     (None, Target::Service(service)) => {
-                        methods.any(forwarder(&self.client, service))
+                        methods.any(forwarder(&self.client, service, self.body_limit))
                     }
                 };
             }
@@ -141,9 +154,24 @@ impl Gateway {
 fn forwarder(
     client: &ServiceClient,
     service: &Arc<str>,
+    body_limit: usize,
 ) -> impl Fn(Option<RemoteAddr>, Request) -> ForwardFuture + Clone + Send + Sync + 'static {
     let (client, service) = (client.clone(), service.clone());
-    move |remote, request| Box::pin(forward(client.clone(), service.clone(), remote, request))
+    move |remote, request: Request| {
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > body_limit as u64) {
+            let problem = Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+                .with_detail(format!(
+                    "the request body is larger than the limit of {body_limit} bytes"
+                ))
+                .with_extension("limit", body_limit);
+            return Box::pin(std::future::ready(problem.into_response())) as ForwardFuture;
+        }
+        Box::pin(forward(client.clone(), service.clone(), remote, request))
+    }
 }
 
 type ForwardFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;

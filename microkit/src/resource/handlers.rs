@@ -27,12 +27,14 @@ pub(crate) struct Ctx<R, H> {
     /// The JSON Schema, computed once: its properties are the fields a request may send.
     pub(crate) schema: Value,
     pub(crate) fields: Vec<String>,
+    /// Parent parameters that must parse as ids of a kind.
+    pub(crate) parent_kinds: Vec<(String, IdKind)>,
 }
 
 pub(crate) type Shared<R, H> = State<Arc<Ctx<R, H>>>;
 
 impl<R: Resource, H: Hooks<R>> Ctx<R, H> {
-    pub(crate) fn new(repo: Repo<R>, hooks: H) -> Self {
+    pub(crate) fn new(repo: Repo<R>, hooks: H, parent_kinds: Vec<(String, IdKind)>) -> Self {
         let schema = R::json_schema();
         let fields = schema["properties"]
             .as_object()
@@ -43,6 +45,7 @@ impl<R: Resource, H: Hooks<R>> Ctx<R, H> {
             hooks,
             schema,
             fields,
+            parent_kinds,
         }
     }
 }
@@ -72,12 +75,22 @@ fn param(parts: &Parts, name: &str) -> Result<Option<String>, Problem> {
 }
 
 /// Splits the request into what the actions need; the headers move into the hook context.
-fn target<R: Resource>(parts: Parts) -> Result<Target, Problem> {
+fn target<R: Resource>(parts: Parts, parent_kinds: &[(String, IdKind)]) -> Result<Target, Problem> {
     let spec = &R::SPEC;
     let parents = spec.parent_params();
     let mut values = Vec::with_capacity(parents.len());
     for name in &parents {
-        values.push(param(&parts, name)?.unwrap_or_default());
+        let value = param(&parts, name)?.unwrap_or_default();
+        let kind = parent_kinds
+            .iter()
+            .find(|(param, _)| param == name)
+            .map(|(_, kind)| *kind);
+        if kind.is_some_and(|kind| Id::parse(kind, &value).is_none()) {
+            return Err(Problem::bad_request(format!(
+                "`{value}` is not a valid `{name}`"
+            )));
+        }
+        values.push(value);
     }
     let context_params = parents
         .iter()
@@ -198,7 +211,7 @@ pub(crate) async fn create<R: Resource, H: Hooks<R>>(
     let spec = &R::SPEC;
     let (parts, body) = try_problem!(json_request(request).await);
     let collection_path = parts.uri.path().to_owned();
-    let target = try_problem!(target::<R>(parts));
+    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
     let json = try_problem!(request_json(spec, &ctx.fields, body, None, None));
     let mut item: R = try_problem!(validated(json));
     try_problem!(ctx.hooks.before_create(&target.context, &mut item).await);
@@ -230,7 +243,7 @@ pub(crate) async fn read<R: Resource, H: Hooks<R>>(
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let target = try_problem!(target::<R>(parts));
+    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
     let id = target.id.expect("item routes have an id");
     let record = match ctx
         .repo
@@ -270,7 +283,7 @@ pub(crate) async fn update<R: Resource, H: Hooks<R>>(
 ) -> Response {
     let (parts, body) = try_problem!(json_request(request).await);
     let expected = try_problem!(if_match(&parts.headers));
-    let target = try_problem!(target::<R>(parts));
+    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
     let id = target.id.clone().expect("item routes have an id");
     let (current, version) = try_problem!(ctx.repo.get(target.parent.as_deref(), &id).await);
     if expected.is_some_and(|expected| expected != version) {
@@ -293,7 +306,7 @@ pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
 ) -> Response {
     let (parts, patch) = try_problem!(json_request(request).await);
     let expected = try_problem!(if_match(&parts.headers));
-    let target = try_problem!(target::<R>(parts));
+    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
     let id = target.id.clone().expect("item routes have an id");
     if !patch.is_object() {
         return Problem::unprocessable("a merge patch must be a JSON object").into_response();
@@ -374,7 +387,7 @@ pub(crate) async fn delete<R: Resource, H: Hooks<R>>(
 ) -> Response {
     let (parts, _) = request.into_parts();
     let expected = try_problem!(if_match(&parts.headers));
-    let target = try_problem!(target::<R>(parts));
+    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
     let id = target.id.clone().expect("item routes have an id");
     let (current, version) = try_problem!(ctx.repo.get(target.parent.as_deref(), &id).await);
     if expected.is_some_and(|expected| expected != version) {
@@ -396,7 +409,7 @@ pub(crate) async fn list<R: Resource, H: Hooks<R>>(
 ) -> Response {
     let (parts, _) = request.into_parts();
     let uri = parts.uri.clone();
-    let target = try_problem!(target::<R>(parts));
+    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
     let params = try_problem!(query::parse(&R::SPEC, &ctx.schema, uri.query()));
     let page = try_problem!(ctx
         .repo

@@ -5,7 +5,7 @@ use super::handlers::{self, Ctx};
 use super::hooks::{Hooks, NoHooks};
 use super::repo::Repo;
 use super::spec::Resource;
-use super::store::Store;
+use super::store::{IdKind, Store};
 use crate::router::{get, post, MethodRouter};
 use crate::Router;
 
@@ -32,6 +32,7 @@ pub struct ResourceRoutes<R, H = NoHooks> {
     store: Arc<dyn Store>,
     hooks: H,
     extra_create_paths: Vec<String>,
+    parent_kinds: Vec<(String, IdKind)>,
     _resource: PhantomData<fn() -> R>,
 }
 
@@ -48,6 +49,7 @@ impl<R: Resource> ResourceRoutes<R> {
             store,
             hooks: NoHooks,
             extra_create_paths: Vec::new(),
+            parent_kinds: Vec::new(),
             _resource: PhantomData,
         }
     }
@@ -60,6 +62,7 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
             store: self.store,
             hooks,
             extra_create_paths: self.extra_create_paths,
+            parent_kinds: self.parent_kinds,
             _resource: PhantomData,
         }
     }
@@ -71,11 +74,22 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
         self
     }
 
+    /// Checks the parent parameter `name` as an id of `kind` (`uid` as an integer, say): a
+    /// value that is not one is a 400 on every endpoint, as a bad item id is.
+    pub fn parent_id(mut self, name: &str, kind: IdKind) -> Self {
+        self.parent_kinds.push((name.to_owned(), kind));
+        self
+    }
+
     /// The router serving the resource's endpoints (those its actions allow).
     pub fn router(self) -> Router {
         let spec = &R::SPEC;
         let actions = spec.actions;
-        let ctx = Arc::new(Ctx::new(Repo::<R>::new(self.store), self.hooks));
+        let ctx = Arc::new(Ctx::new(
+            Repo::<R>::new(self.store),
+            self.hooks,
+            self.parent_kinds,
+        ));
         let mut router = Router::new();
         if actions.create {
             router = router.route(&spec.create_path(), post(handlers::create::<R, H>));

@@ -28,6 +28,7 @@ pub(super) struct Connection {
     pub(super) router: RouterService,
     pub(super) builder: Arc<Builder<TokioExecutor>>,
     pub(super) body_limit: usize,
+    pub(super) header_limits: HeaderLimits,
     pub(super) keep_alive_timeout: Duration,
     pub(super) shutdown: watch::Receiver<bool>,
     pub(super) permit: OwnedSemaphorePermit,
@@ -64,6 +65,35 @@ impl Drop for InFlight {
     }
 }
 
+/// The request-line-and-headers limits a connection enforces itself.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HeaderLimits {
+    pub(super) bytes: usize,
+    pub(super) count: usize,
+}
+
+impl HeaderLimits {
+    fn exceeded_by<B>(&self, request: &http::Request<B>) -> bool {
+        let headers = request.headers();
+        if headers.len() > self.count {
+            return true;
+        }
+        // The request line and each `name: value\r\n`, as they came on the wire.
+        let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+        let fields: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        line + fields > self.bytes
+    }
+}
+
+fn headers_too_large() -> Response {
+    Problem::new(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        .with_detail("the request's header fields are too large or too many")
+        .into_response()
+}
+
 /// The caller's deadline passed: it no longer waits for an answer, so stop working on one.
 fn deadline_passed() -> Response {
     Problem::new(http::StatusCode::GATEWAY_TIMEOUT)
@@ -79,6 +109,7 @@ impl Connection {
             router,
             builder,
             body_limit,
+            header_limits,
             keep_alive_timeout,
             mut shutdown,
             permit: _permit,
@@ -92,6 +123,7 @@ impl Connection {
         let custom_limit = (body_limit != DEFAULT_BODY_LIMIT).then_some(BodyLimit(body_limit));
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = InFlight::start(&requests);
+            let too_large = header_limits.exceeded_by(&request);
             let mut request = request.map(Body::from);
             request.extensions_mut().insert(RemoteAddr(remote));
             if let Some(limit) = custom_limit {
@@ -101,8 +133,12 @@ impl Connection {
                 .headers()
                 .get(&DEADLINE_HEADER)
                 .and_then(parse_deadline);
-            let answer = router.call(request);
+            let answer = (!too_large).then(|| router.call(request));
             async move {
+                let Some(answer) = answer else {
+                    drop(in_flight);
+                    return Ok::<_, Infallible>(headers_too_large());
+                };
                 let response = match deadline {
                     None => answer.await,
                     Some(deadline) if deadline <= tokio::time::Instant::now() => deadline_passed(),

@@ -34,7 +34,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use self::config::ServerConfig;
-use self::connection::Connection;
+use self::connection::{Connection, HeaderLimits};
 use crate::router::{Router, RouterService};
 
 /// Serves `router` on `listener` until the shutdown signal, if any, fires.
@@ -131,6 +131,10 @@ impl Serve {
                     router: router.clone(),
                     builder: builder.clone(),
                     body_limit: config.body_limit,
+                    header_limits: HeaderLimits {
+                        bytes: config.max_header_bytes,
+                        count: config.max_headers,
+                    },
                     keep_alive_timeout: config.keep_alive_timeout,
                     shutdown: shutdown_rx.clone(),
                     permit,
@@ -171,8 +175,10 @@ fn http_builder(config: &ServerConfig) -> Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(config.max_header_bytes)
-        .max_headers(config.max_headers);
+        // hyper answers past its own limits with a bare 431; give it twice ours, so that the
+        // connection (see `HeaderLimits`) answers the usual overflow with a problem body.
+        .max_buf_size(config.max_header_bytes.saturating_mul(2))
+        .max_headers(config.max_headers.saturating_mul(2));
     builder
         .http2()
         .timer(TokioTimer::new())
