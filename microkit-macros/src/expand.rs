@@ -151,6 +151,27 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
     let description = option(cont.doc.as_ref().map(|d| quote!(#d)));
     let deny_unknown_fields = cont.serde.deny_unknown_fields;
 
+    let id_member = cont.fields[id_index].ident;
+    let set_id = match id_kind {
+        IdKind::Integer => quote! {
+            match id.as_int().and_then(|n| ::core::convert::TryFrom::try_from(n).ok()) {
+                ::core::option::Option::Some(value) => {
+                    self.#id_member = value;
+                    true
+                }
+                ::core::option::Option::None => false,
+            }
+        },
+        IdKind::Uuid | IdKind::Text => quote! {
+            match id.as_str().and_then(|text| ::core::str::FromStr::from_str(text).ok()) {
+                ::core::option::Option::Some(value) => {
+                    self.#id_member = value;
+                    true
+                }
+                ::core::option::Option::None => false,
+            }
+        },
+    };
     let marker = path_marker(&path, path_span);
     let client = client_impl(cont, krate);
     quote! {
@@ -185,6 +206,10 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
                 };
 
                 #validate
+
+                fn set_id(&mut self, id: &#krate::resource::store::Id) -> bool {
+                    #set_id
+                }
 
                 fn json_schema() -> #krate::__private::serde_json::Value {
                     #[allow(unused_imports)]

@@ -67,6 +67,15 @@ const _: () = {
             );
             __errors
         }
+        fn set_id(&mut self, id: &::microkit::resource::store::Id) -> bool {
+            match id.as_int().and_then(|n| ::core::convert::TryFrom::try_from(n).ok()) {
+                ::core::option::Option::Some(value) => {
+                    self.id = value;
+                    true
+                }
+                ::core::option::Option::None => false,
+            }
+        }
         fn json_schema() -> ::microkit::__private::serde_json::Value {
             #[allow(unused_imports)]
             use ::microkit::resource::schema::__private::{

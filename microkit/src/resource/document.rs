@@ -65,7 +65,7 @@ pub(crate) fn to_data<R: Resource>(item: &R) -> Result<(Id, Map<String, Value>),
 }
 
 /// The placeholder a request body's id is set to before the store allocates one.
-fn placeholder_id(kind: IdKind) -> Value {
+pub(crate) fn placeholder_id(kind: IdKind) -> Value {
     match kind {
         IdKind::Integer => Value::from(0),
         IdKind::Uuid => Value::from("00000000-0000-0000-0000-000000000000"),

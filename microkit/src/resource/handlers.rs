@@ -8,15 +8,18 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
 
-use super::document::{from_json, from_json_ref, merge_patch, record_json, request_json, to_data};
+use super::document::{
+    from_json, from_json_ref, merge_patch, placeholder_id, record_json, request_json, to_data,
+};
 use super::hooks::{HookContext, Hooks};
+use super::incoming::Incoming;
 use super::query;
 use super::repo::Repo;
 use super::spec::{canonical_param, Resource};
 use super::store::{Id, IdKind, StoreError};
 
 const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
-use crate::extract::{is_json, read_limited, RouteMatch, State};
+use crate::extract::{is_json, parse_json, read_limited, RouteMatch, State};
 use crate::response::IntoResponse;
 use crate::{Json, Problem, Request, Response};
 
@@ -114,13 +117,18 @@ fn target<R: Resource>(parts: Parts, parent_kinds: &[(String, IdKind)]) -> Resul
     })
 }
 
-/// Reads a JSON body as the `Json` extractor would (415, 413, 400), keeping the parts.
-async fn json_request(request: Request) -> Result<(Parts, Value), Problem> {
+/// Reads a JSON body's bytes as the `Json` extractor would (415, 413), keeping the parts.
+async fn json_body(request: Request) -> Result<(Parts, bytes::Bytes), Problem> {
     if !is_json(request.headers()) {
         return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE)
             .with_detail("expected a request body with `Content-Type: application/json`"));
     }
-    let (parts, bytes) = read_limited(request).await?;
+    Ok(read_limited(request).await?)
+}
+
+/// Reads a JSON body as the `Json` extractor would (415, 413, 400), keeping the parts.
+async fn json_request(request: Request) -> Result<(Parts, Value), Problem> {
+    let (parts, bytes) = json_body(request).await?;
     // A `Value` has no shape to get wrong: only syntax can fail, so no path is tracked.
     let value = serde_json::from_slice(&bytes).map_err(|err| {
         Problem::bad_request(format!("the request body is not valid JSON: {err}"))
@@ -180,9 +188,18 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// The created item's URL: the collection path with the id, percent-encoded, as its last
 /// segment (a text id may hold `/`, `?`, spaces or any Unicode).
 fn item_location(collection_path: &str, id: &Id) -> Option<HeaderValue> {
+    use std::fmt::Write;
     let base = collection_path.trim_end_matches('/');
-    let id = utf8_percent_encode(&id.to_string(), SEGMENT).to_string();
-    HeaderValue::from_str(&format!("{base}/{id}")).ok()
+    let mut location = String::with_capacity(base.len() + 24);
+    location.push_str(base);
+    location.push('/');
+    // Integers need no escaping; text ids are one path segment, so `/`, `?` and `#` in them
+    // must not reach the URL raw.
+    let _ = match id {
+        Id::Int(number) => write!(location, "{number}"),
+        Id::Text(text) => write!(location, "{}", utf8_percent_encode(text, SEGMENT)),
+    };
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(location)).ok()
 }
 
 fn validated<R: Resource>(json: Map<String, Value>) -> Result<R, Problem> {
@@ -209,11 +226,34 @@ pub(crate) async fn create<R: Resource, H: Hooks<R>>(
     request: Request,
 ) -> Response {
     let spec = &R::SPEC;
-    let (parts, body) = try_problem!(json_request(request).await);
+    let (parts, bytes) = try_problem!(json_body(request).await);
     let collection_path = parts.uri.path().to_owned();
     let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
-    let json = try_problem!(request_json(spec, &ctx.fields, body, None, None));
-    let mut item: R = try_problem!(validated(json));
+    let placeholder = (spec.id_kind != IdKind::Text).then(|| placeholder_id(spec.id_kind));
+    let item: R = try_problem!(parse_json(
+        &bytes,
+        |deserializer| R::deserialize(Incoming::new(
+            deserializer,
+            spec,
+            &ctx.fields,
+            placeholder.clone()
+        )),
+        |deserializer| {
+            serde_path_to_error::deserialize(Incoming::new(
+                deserializer,
+                spec,
+                &ctx.fields,
+                placeholder.clone(),
+            ))
+        },
+    ));
+    let errors = item.validate();
+    if !errors.is_empty() {
+        return Problem::unprocessable("the item is not valid")
+            .with_field_errors(errors)
+            .into_response();
+    }
+    let mut item = item;
     try_problem!(ctx.hooks.before_create(&target.context, &mut item).await);
     let (id, data) = try_problem!(to_data(&item));
     let id = match (spec.id_kind, id) {
@@ -228,10 +268,15 @@ pub(crate) async fn create<R: Resource, H: Hooks<R>>(
         .await
         .map_err(|err| err.to_problem()));
     let (id, version) = (record.id.clone(), record.version);
-    let json = record_json(spec, record);
-    let stored: R = try_problem!(from_json_ref(&json));
+    // The stored record is the item with its new id: set it, rather than parse the record.
+    let stored = if item.set_id(&id) {
+        item
+    } else {
+        try_problem!(from_json_ref::<R>(&record_json(spec, record)))
+    };
     ctx.hooks.after_create(&target.context, &stored).await;
-    let mut response = item_response(StatusCode::CREATED, json, version);
+    let mut response = (StatusCode::CREATED, Json(&stored)).into_response();
+    response.headers_mut().insert(ETAG, etag(version));
     if let Some(location) = item_location(&collection_path, &id) {
         response.headers_mut().insert(LOCATION, location);
     }

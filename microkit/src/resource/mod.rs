@@ -21,6 +21,7 @@ mod client;
 mod document;
 mod handlers;
 mod hooks;
+mod incoming;
 pub mod openapi;
 mod query;
 mod repo;

@@ -2,7 +2,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::store::IdKind;
+use super::store::{Id, IdKind};
 use crate::FieldError;
 
 /// A type whose values are REST resources, usually implemented by `#[derive(Resource)]`.
@@ -18,6 +18,14 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Checks every field rule, listing every failing field (empty when valid).
     fn validate(&self) -> Vec<FieldError> {
         Vec::new()
+    }
+
+    /// Sets the id field, returning whether `id` fits its type. The derive implements it so
+    /// that a created item gets its store-allocated id without a round trip through JSON;
+    /// the default, `false`, makes the handlers take that round trip instead.
+    fn set_id(&mut self, id: &Id) -> bool {
+        let _ = id;
+        false
     }
 
     /// The JSON Schema (2020-12, as OpenAPI 3.1 uses) of the resource's JSON form.
