@@ -1258,7 +1258,8 @@ async fn every_instance_reports_health_and_metrics(shop: Endpoints) {
         names,
         ["gateway", "users", "emails", "catalog", "cart", "payments", "stats"]
     );
-    for (name, addr) in shop.listeners.iter().skip(1) {
+    // The gateway is an instance too: its metrics count what crossed the edge.
+    for (name, addr) in shop.listeners.iter() {
         let api = Api { addr: *addr };
         let health = api.get("/health").await;
         assert_eq!(
@@ -1287,6 +1288,13 @@ async fn every_instance_reports_health_and_metrics(shop: Endpoints) {
                 && line.contains("route=\"/user/\"")
                 && line.contains("status=\"201\"")),
         "the registration is counted:\n{users}"
+    );
+    let edge = shop.gateway.get("/metrics").await.text();
+    assert!(
+        edge.lines()
+            .any(|line| line.starts_with("client_calls_total{")
+                && line.contains("service=\"users\"")),
+        "the gateway counts its calls to the services:\n{edge}"
     );
 }
 

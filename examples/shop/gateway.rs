@@ -1,11 +1,16 @@
 //! The gateway's route table: which service answers which path, and what stays internal.
 
+use std::sync::Arc;
+
 use http::Method;
 use microkit::client::ServiceClient;
 use microkit::gateway::Gateway;
+use microkit::metrics::{Metrics, MetricsLayer};
+use microkit::router::get;
 use microkit::Router;
 
-pub(crate) fn router(client: ServiceClient) -> Router {
+pub(crate) fn router(client: ServiceClient, metrics: Arc<Metrics>) -> Router {
+    let exposed = metrics.clone();
     Gateway::new(client)
         .route("/user/", "users")
         .route("/user/{uid}", "users")
@@ -23,4 +28,12 @@ pub(crate) fn router(client: ServiceClient) -> Router {
         .route("/log", "stats")
         .internal_method(Method::GET, "/log")
         .into_router()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = exposed.clone();
+                async move { metrics.response() }
+            }),
+        )
+        .layer(MetricsLayer::new(metrics))
 }

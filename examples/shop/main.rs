@@ -123,15 +123,19 @@ impl Shop {
             tasks: JoinSet::new(),
         };
         if matches!(options.only.as_deref(), None | Some("gateway")) {
-            let client = ServiceClient::with_config(registry.clone(), ClientConfig::default());
+            let metrics = Arc::new(Metrics::new());
+            let client = ServiceClient::with_observer(
+                registry.clone(),
+                ClientConfig::default(),
+                metrics.clone(),
+            );
             let listener = TcpListener::bind(options.listen).await?;
             shop.listeners
                 .push(("gateway".to_owned(), listener.local_addr()?));
-            let server = microkit::serve(listener, gateway::router(client)).with_graceful_shutdown(
-                async move {
+            let server = microkit::serve(listener, gateway::router(client, metrics))
+                .with_graceful_shutdown(async move {
                     let _ = edge_rx.wait_for(|stop| *stop).await;
-                },
-            );
+                });
             shop.edge.spawn(server.into_future());
         }
         for service in services {
