@@ -112,7 +112,7 @@ async fn round_trip(store: Arc<dyn Store>) {
     assert_eq!(replaced.id, created.id);
     let got = store.get(&c, None, &created.id).await.unwrap();
     assert_eq!(
-        got.data,
+        *got.data,
         data(json!({"name": "cup"})),
         "a replace replaces everything"
     );

@@ -1,5 +1,8 @@
 //! Between typed resources, their JSON form and store records.
 
+use std::sync::Arc;
+
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::spec::{Resource, ResourceSpec};
@@ -22,13 +25,37 @@ pub(crate) fn collection(spec: &ResourceSpec) -> Collection {
 
 /// A record's JSON form: its data with the id put back.
 pub(crate) fn record_json(spec: &ResourceSpec, record: Record) -> Map<String, Value> {
-    let mut json = record.data;
+    let mut json = Arc::unwrap_or_clone(record.data);
     let id = match record.id {
         Id::Int(id) => Value::from(id),
         Id::Text(id) => Value::String(id),
     };
     json.insert(spec.id_field.to_owned(), id);
     json
+}
+
+/// A record's JSON form, serialized straight from the record: the id first, then the data,
+/// without copying the data to put the id in.
+pub(crate) struct RecordBody<'a> {
+    pub(crate) spec: &'a ResourceSpec,
+    pub(crate) record: &'a Record,
+}
+
+impl Serialize for RecordBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let id_field = self.spec.id_field;
+        let data = &self.record.data;
+        let mut map = serializer.serialize_map(Some(data.len() + 1))?;
+        match &self.record.id {
+            Id::Int(id) => map.serialize_entry(id_field, id)?,
+            Id::Text(id) => map.serialize_entry(id_field, id)?,
+        }
+        for (key, value) in data.iter().filter(|(key, _)| key.as_str() != id_field) {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 /// Parses a resource from its JSON form, refusing a wrong shape with 422.

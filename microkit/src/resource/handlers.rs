@@ -6,10 +6,11 @@ use http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LINK, LOCATION};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::document::{
     from_json, from_json_ref, merge_patch, placeholder_id, record_json, request_json, to_data,
+    RecordBody,
 };
 use super::hooks::{HookContext, Hooks};
 use super::incoming::Incoming;
@@ -22,6 +23,13 @@ const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 use crate::extract::{is_json, parse_json, read_limited, RouteMatch, State};
 use crate::response::IntoResponse;
 use crate::{Json, Problem, Request, Response};
+
+/// A list answer: `{"items": [...], "total": N}`.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    items: Vec<RecordBody<'a>>,
+    total: u64,
+}
 
 /// What every handler of one resource shares.
 pub(crate) struct Ctx<R, H> {
@@ -159,8 +167,8 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         })
 }
 
-fn item_response(status: StatusCode, json: Map<String, Value>, version: u64) -> Response {
-    let mut response = (status, Json(Value::Object(json))).into_response();
+fn item_response(status: StatusCode, body: impl serde::Serialize, version: u64) -> Response {
+    let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(ETAG, etag(version));
     response
 }
@@ -310,7 +318,14 @@ pub(crate) async fn read<R: Resource, H: Hooks<R>>(
         response.headers_mut().insert(ETAG, etag(version));
         return response;
     }
-    item_response(StatusCode::OK, record_json(&R::SPEC, record), version)
+    item_response(
+        StatusCode::OK,
+        RecordBody {
+            spec: &R::SPEC,
+            record: &record,
+        },
+        version,
+    )
 }
 
 fn not_found_or(err: StoreError, id: &Id) -> Response {
@@ -471,12 +486,19 @@ pub(crate) async fn list<R: Resource, H: Hooks<R>>(
         .await
         .map_err(|err| err.to_problem()));
     let returned = page.items.len();
-    let items: Vec<Value> = page
+    let items: Vec<RecordBody<'_>> = page
         .items
-        .into_iter()
-        .map(|record| Value::Object(record_json(&R::SPEC, record)))
+        .iter()
+        .map(|record| RecordBody {
+            spec: &R::SPEC,
+            record,
+        })
         .collect();
-    let mut response = Json(json!({ "items": items, "total": page.total })).into_response();
+    let mut response = Json(ListBody {
+        items,
+        total: page.total,
+    })
+    .into_response();
     if let Some(link) = params.next_link(uri.path(), returned, page.total) {
         if let Ok(link) = HeaderValue::from_str(&link) {
             response.headers_mut().insert(LINK, link);

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: records in process memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{Map, Number, Value};
 
@@ -102,7 +102,7 @@ struct Table {
 struct Slot {
     parent: Option<String>,
     version: u64,
-    data: Map<String, Value>,
+    data: Arc<Map<String, Value>>,
 }
 
 impl Slot {
@@ -348,6 +348,7 @@ impl Store for MemoryStore {
                     .remove(&id)
                     .map_or(1, |old| old.version + 1);
                 let parent = parent.map(str::to_owned);
+                let data = Arc::new(data);
                 let slot = Slot {
                     parent: parent.clone(),
                     version,
@@ -416,6 +417,7 @@ impl Store for MemoryStore {
                     }
                 }
                 slot.version += 1;
+                let data = Arc::new(data);
                 slot.data = data.clone();
                 Ok(Record {
                     id: id.clone(),

@@ -368,7 +368,7 @@ impl Store for PostgresStore {
                 id,
                 version,
                 parent: parent.map(str::to_owned),
-                data,
+                data: Arc::new(data),
             })
         })
     }
@@ -396,7 +396,7 @@ impl Store for PostgresStore {
                 id: id.clone(),
                 version: version(row.try_get(0).map_err(backend)?),
                 parent: parent.map(str::to_owned),
-                data,
+                data: Arc::new(data),
             })
         })
     }
@@ -430,7 +430,7 @@ impl Store for PostgresStore {
                 id: id.clone(),
                 version: version(new),
                 parent: parent.map(str::to_owned),
-                data,
+                data: Arc::new(data),
             })
         })
     }
@@ -513,7 +513,7 @@ impl Store for PostgresStore {
                     id,
                     parent: row.try_get(2).map_err(backend)?,
                     version: version(row.try_get(3).map_err(backend)?),
-                    data: data.0,
+                    data: Arc::new(data.0),
                 });
             }
             Ok(Page { items, total })

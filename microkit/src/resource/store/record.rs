@@ -15,7 +15,9 @@ pub struct Record {
     /// The parent key (such as `uid=7`) for a nested resource.
     pub parent: Option<String>,
     /// The resource's fields, as a JSON object.
-    pub data: Map<String, Value>,
+    ///
+    /// Shared, so that a store keeping records in memory hands them out without copying them.
+    pub data: std::sync::Arc<Map<String, Value>>,
 }
 
 /// What [`Store::list`](super::Store::list) returns: records of one parent that match the

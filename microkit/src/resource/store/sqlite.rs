@@ -434,7 +434,7 @@ impl Store for SqliteStore {
                     id,
                     version: self::version(version),
                     parent,
-                    data,
+                    data: Arc::new(data),
                 })
             })
             .await
@@ -466,7 +466,7 @@ impl Store for SqliteStore {
                     id,
                     version: self::version(version),
                     parent,
-                    data: from_json(&data)?,
+                    data: Arc::new(from_json(&data)?),
                 })
             })
             .await
@@ -503,7 +503,7 @@ impl Store for SqliteStore {
                     id,
                     version: self::version(version),
                     parent,
-                    data,
+                    data: Arc::new(data),
                 })
             })
             .await
@@ -574,7 +574,7 @@ impl Store for SqliteStore {
                 let mut items = Vec::new();
                 for row in rows {
                     let (id, parent, version, data) = row.map_err(StoreError::backend)?;
-                    items.push(Record { id, version: self::version(version), parent, data: from_json(&data)? });
+                    items.push(Record { id, version: self::version(version), parent, data: Arc::new(from_json(&data)?) });
                 }
                 Ok(Page { items, total: self::version(total) })
             })
