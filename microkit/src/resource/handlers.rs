@@ -342,13 +342,15 @@ pub(crate) async fn update<R: Resource, H: Hooks<R>>(
     request: Request,
 ) -> Response {
     let (parts, body) = try_problem!(json_request(request).await);
-    let expected = try_problem!(if_match(&parts.headers));
-    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
-    let id = target.id.clone().expect("item routes have an id");
-    let (current, version) = try_problem!(ctx.repo.get(target.parent.as_deref(), &id).await);
-    if expected.is_some_and(|expected| expected != version) {
-        return precondition_failed(version);
-    }
+    let Current {
+        target,
+        id,
+        item: current,
+        version,
+    } = match current_for_write(&ctx, parts).await {
+        Ok(current) => current,
+        Err(response) => return response,
+    };
     let current_json = to_json_map(&current);
     let json = try_problem!(request_json(
         &R::SPEC,
@@ -389,6 +391,39 @@ pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
         Some(&current_json)
     ));
     replace_with(&ctx, &target, &id, &current, json, version).await
+}
+
+/// The item a write targets, as stored now.
+struct Current<R> {
+    target: Target,
+    id: Id,
+    item: R,
+    version: u64,
+}
+
+/// Loads the item a write targets and checks it against `If-Match`: the answer to send
+/// instead when it is missing (404) or has changed (412).
+async fn current_for_write<R: Resource, H: Hooks<R>>(
+    ctx: &Ctx<R, H>,
+    parts: Parts,
+) -> Result<Current<R>, Response> {
+    let expected = if_match(&parts.headers).map_err(IntoResponse::into_response)?;
+    let target = target::<R>(parts, &ctx.parent_kinds).map_err(IntoResponse::into_response)?;
+    let id = target.id.clone().expect("item routes have an id");
+    let (item, version) = ctx
+        .repo
+        .get(target.parent.as_deref(), &id)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if expected.is_some_and(|expected| expected != version) {
+        return Err(precondition_failed(version));
+    }
+    Ok(Current {
+        target,
+        id,
+        item,
+        version,
+    })
 }
 
 fn strip_server_set<R: Resource>(patch: Value) -> Value {
@@ -446,13 +481,15 @@ pub(crate) async fn delete<R: Resource, H: Hooks<R>>(
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let expected = try_problem!(if_match(&parts.headers));
-    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
-    let id = target.id.clone().expect("item routes have an id");
-    let (current, version) = try_problem!(ctx.repo.get(target.parent.as_deref(), &id).await);
-    if expected.is_some_and(|expected| expected != version) {
-        return precondition_failed(version);
-    }
+    let Current {
+        target,
+        id,
+        item: current,
+        version,
+    } = match current_for_write(&ctx, parts).await {
+        Ok(current) => current,
+        Err(response) => return response,
+    };
     try_problem!(ctx.hooks.before_delete(&target.context, &current).await);
     try_problem!(
         ctx.repo
