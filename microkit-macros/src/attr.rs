@@ -202,12 +202,25 @@ fn unknown(
     skip_value(meta)
 }
 
+/// Whether `key` is followed by `= ...`; if not, reports it with an `example` value and skips.
+fn has_value(
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    example: &str,
+    errors: &mut Errors,
+) -> syn::Result<bool> {
+    if meta.input.peek(Token![=]) {
+        return Ok(true);
+    }
+    errors.push(meta.error(format!("`{key}` needs a value: `{key} = {example}`")));
+    skip_value(meta)?;
+    Ok(false)
+}
+
 /// A `key = "string"` value; anything else is reported and skipped.
 fn string(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option<LitStr>> {
     let key = key_of(meta);
-    if !meta.input.peek(Token![=]) {
-        errors.push(meta.error(format!("`{key}` needs a value: `{key} = \"...\"`")));
-        skip_value(meta)?;
+    if !has_value(meta, &key, "\"...\"", errors)? {
         return Ok(None);
     }
     match meta.value()?.parse::<Expr>()? {
@@ -227,9 +240,7 @@ fn string(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option
 /// A `key = 123` value (a non-negative integer).
 fn integer(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option<LitInt>> {
     let key = key_of(meta);
-    if !meta.input.peek(Token![=]) {
-        errors.push(meta.error(format!("`{key}` needs a value: `{key} = 10`")));
-        skip_value(meta)?;
+    if !has_value(meta, &key, "10", errors)? {
         return Ok(None);
     }
     match meta.value()?.parse::<Expr>()? {
@@ -249,9 +260,7 @@ fn integer(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Optio
 /// A `key = -1.5` value (an integer or a decimal, possibly negative).
 fn number(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option<Number>> {
     let key = key_of(meta);
-    if !meta.input.peek(Token![=]) {
-        errors.push(meta.error(format!("`{key}` needs a value: `{key} = 0`")));
-        skip_value(meta)?;
+    if !has_value(meta, &key, "0", errors)? {
         return Ok(None);
     }
     let expr = meta.value()?.parse::<Expr>()?;
