@@ -49,18 +49,35 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>)
     let host = headers.get(HOST).cloned();
     let mut forwarded = Vec::new();
     if let Some(client) = client {
-        forwarded.push(format!("for=\"{client}\""));
+        // `SocketAddr` writes IPv6 as `[::1]:1234`, the form RFC 7239 §6 asks for.
+        forwarded.push(format!("for={}", quoted(&client.to_string())));
         append(headers, X_FORWARDED_FOR, &client.ip().to_string());
     }
     forwarded.push("proto=http".to_owned());
     if let Some(host) = host.as_ref().and_then(|host| host.to_str().ok()) {
-        forwarded.push(format!("host=\"{host}\""));
+        forwarded.push(format!("host={}", quoted(host)));
     }
     append(headers, FORWARDED, &forwarded.join(";"));
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
     }
+}
+
+/// `value` as an RFC 7230 quoted-string, the form RFC 7239 requires for anything that is not
+/// a token: a client's `Host` could otherwise close the quotes and add parameters or elements
+/// of its own (`a", for=1.2.3.4`).
+fn quoted(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
 }
 
 fn append(headers: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -102,6 +119,17 @@ mod tests {
         assert_eq!(
             headers[FORWARDED],
             "for=\"127.0.0.1:5000\";proto=http;host=\"shop.example\""
+        );
+    }
+
+    #[test]
+    fn forwarded_values_are_quoted_and_escaped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static(r#"a", for=1.2.3.4;\x"#));
+        add_forwarded(&mut headers, Some("[::1]:1234".parse().unwrap()));
+        assert_eq!(
+            headers[FORWARDED],
+            r#"for="[::1]:1234";proto=http;host="a\", for=1.2.3.4;\\x""#
         );
     }
 }

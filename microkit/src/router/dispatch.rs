@@ -20,7 +20,7 @@ use super::route::{Endpoint, Route};
 use super::Router;
 use crate::extract::{PathParams, RouteMatch};
 use crate::handler::HandlerFuture;
-use crate::metrics::RouteSlot;
+use crate::metrics::{MatchedRoute, RouteSlot};
 use crate::response::IntoResponse;
 use crate::{Body, BoxError, Problem, Request, Response};
 
@@ -150,7 +150,9 @@ impl RouterCore {
             None => return Answer::Ready(Some(method_not_allowed(&request, &table.allow))),
         };
         if let Some(slot) = request.extensions().get::<RouteSlot>() {
-            let _ = slot.0.set(pattern.clone());
+            let _ = slot
+                .0
+                .set(MatchedRoute::new(pattern.clone(), method, &table.allow));
         }
         let mut params = PathParams::default();
         for (key, value) in matched.params.iter() {
@@ -188,8 +190,7 @@ impl RouterCore {
     /// routed for the request's method.
     fn slash_redirect(&self, request: &Request) -> Option<Response> {
         let path = request.uri().path();
-        // `//host/` would become the protocol-relative `//host`: never redirect off-site.
-        if path.starts_with("//") {
+        if could_name_another_host(path) {
             return None;
         }
         let alternative = match path.strip_suffix('/') {
@@ -210,6 +211,36 @@ impl RouterCore {
         response.headers_mut().insert(LOCATION, location);
         Some(response)
     }
+}
+
+/// Whether a browser could read `path`, sent back as a `Location`, as naming another host.
+///
+/// Why so wary: `//evil.example/x` is a protocol-relative URL, and browsers treat `\` as `/`
+/// and skip tabs and newlines, so `/\evil.example` and `/\t/evil.example` leave the site too.
+/// Some proxies and frameworks decode `%2F` and `%5C` before a browser sees the path, so the
+/// percent-encoded forms count as well: a redirect is only a convenience, never worth an open
+/// redirect.
+fn could_name_another_host(path: &str) -> bool {
+    let mut rest = path.strip_prefix('/').unwrap_or(path).as_bytes();
+    loop {
+        let (byte, len) = match rest {
+            [b'%', high, low, ..] => match (hex(*high), hex(*low)) {
+                (Some(high), Some(low)) => (high << 4 | low, 3),
+                _ => return false,
+            },
+            [byte, ..] => (*byte, 1),
+            [] => return false,
+        };
+        match byte {
+            b'\t' | b'\n' | b'\r' => rest = &rest[len..],
+            b'/' | b'\\' => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|value| value as u8)
 }
 
 fn allow_response(status: StatusCode, allow: &HeaderValue) -> Response {
@@ -349,5 +380,55 @@ impl Future for ServiceFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx).map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::get;
+
+    #[test]
+    fn paths_a_browser_reads_as_another_host_are_recognised() {
+        for path in [
+            "//evil.example/",
+            "/\\evil.example/",
+            "/%2Fevil.example/",
+            "/%2fevil.example/",
+            "/%5Cevil.example/",
+            "/%5cevil.example/",
+            "/%09/evil.example/",
+            "/%2F%2Fevil.example/",
+        ] {
+            assert!(could_name_another_host(path), "{path}");
+        }
+        for path in ["/", "/evil.example/", "/a//b/", "/a%2Fb/", "/%zz/", "/%2"] {
+            assert!(!could_name_another_host(path), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_trailing_slash_redirect_never_leaves_the_host() {
+        let service = Router::new()
+            .route("/{first}/{*rest}", get(|| async { "" }))
+            .route("/{first}", get(|| async { "" }))
+            .into_service();
+        for path in [
+            "/%5Cevil.example/",
+            "/%2Fevil.example/",
+            "/%5C%5Cevil.example/",
+        ] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            let response = service.call(request).await;
+            let location = response.headers().get(LOCATION);
+            assert!(
+                response.status() != StatusCode::PERMANENT_REDIRECT,
+                "{path} redirected to {location:?}"
+            );
+        }
+        let request = Request::get("/shop/").body(Body::empty()).unwrap();
+        let response = service.call(request).await;
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(response.headers()[LOCATION], "/shop");
     }
 }
