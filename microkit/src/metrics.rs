@@ -8,8 +8,12 @@
 //! | `client_calls_total` | `service`, `outcome` |
 //! | `client_call_duration_seconds` (histogram) | `service` |
 //!
-//! Routes are labelled by pattern (`/user/{id}`), never by path, so the label set stays small
-//! whatever clients send.
+//! Every label takes a bounded set of values whatever clients send, so that a scanner cannot
+//! grow the metrics (and the memory of every Prometheus scraping them) without end. Routes are
+//! labelled by pattern (`/user/{id}`), never by path, and every path no route matches counts
+//! as `unmatched`. Methods are labelled by name when standard (RFC 9110's eight and `PATCH`) or
+//! routed by name on the route that answered; any other method token counts as `_OTHER`, as
+//! OpenTelemetry's HTTP semantic conventions do.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +22,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, CONTENT_TYPE};
+use http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -29,9 +34,63 @@ use tower_service::Service;
 use crate::client::{CallObserver, CallOutcome};
 use crate::{Body, Request, Response};
 
-/// Where the router writes the pattern that matched, for layers outside it to read.
+/// Where the router writes the route that matched, for layers outside it to read.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RouteSlot(pub(crate) Arc<OnceLock<Arc<str>>>);
+pub(crate) struct RouteSlot(pub(crate) Arc<OnceLock<MatchedRoute>>);
+
+/// The route a request reached, as the metrics label it.
+#[derive(Debug)]
+pub(crate) struct MatchedRoute {
+    pattern: Arc<str>,
+    /// Whether the route has a handler for this very method (not only a catch-all one), so
+    /// that a method the application chose to route keeps its own label.
+    method_routed: bool,
+}
+
+impl MatchedRoute {
+    /// The route `pattern` reached with `method`; `allow` lists the methods it routes by name.
+    pub(crate) fn new(pattern: Arc<str>, method: &Method, allow: &HeaderValue) -> Self {
+        // Only custom methods need the look-up, and they are rare: standard ones always keep
+        // their name.
+        let method_routed = is_standard(method)
+            || allow
+                .as_bytes()
+                .split(|&byte| byte == b',')
+                .any(|name| name == method.as_str().as_bytes());
+        Self {
+            pattern,
+            method_routed,
+        }
+    }
+}
+
+/// The method label for metrics whose values must stay a bounded set.
+const OTHER_METHOD: &str = "_OTHER";
+
+fn is_standard(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::CONNECT
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::PATCH
+    )
+}
+
+/// The labels of a request: its method (or `_OTHER`) and its route (or `unmatched`).
+fn labels<'a>(method: &'a Method, matched: Option<&'a MatchedRoute>) -> (&'a str, &'a str) {
+    match matched {
+        Some(matched) if matched.method_routed => (method.as_str(), &matched.pattern),
+        Some(matched) => (OTHER_METHOD, &matched.pattern),
+        None if is_standard(method) => (method.as_str(), "unmatched"),
+        None => (OTHER_METHOD, "unmatched"),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
@@ -224,13 +283,8 @@ where
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            let route = slot.0.get().map_or("unmatched", |route| route.as_ref());
-            metrics.record_request(
-                method.as_str(),
-                route,
-                response.status().as_u16(),
-                started.elapsed(),
-            );
+            let (method, route) = labels(&method, slot.0.get());
+            metrics.record_request(method, route, response.status().as_u16(), started.elapsed());
             Ok(response)
         })
     }
@@ -266,6 +320,72 @@ mod tests {
             text.contains("http_request_duration_seconds_bucket"),
             "{text}"
         );
+    }
+
+    /// The label sets of `http_requests_total` in `text`.
+    fn request_series(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|line| line.starts_with("http_requests_total{"))
+            .map(|line| {
+                line.rsplit_once(' ')
+                    .map_or(line, |(labels, _)| labels)
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn made_up_methods_and_paths_add_at_most_two_series() {
+        let metrics = Arc::new(Metrics::new());
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let service = Router::new()
+            .route(
+                "/user/{id}",
+                get(|| async { "user" }).on(purge.clone(), || async { "purged" }),
+            )
+            .route("/any", crate::router::any(|| async { "any" }))
+            .layer(MetricsLayer::new(metrics.clone()))
+            .into_service();
+        let send = |method: &str, path: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            service.call(request)
+        };
+        send("GET", "/user/1").await;
+        send("PURGE", "/user/1").await;
+        let before = request_series(&metrics.encode());
+        for n in 0..1_000 {
+            send(&format!("XMK{n:04}"), "/user/1").await;
+            send("GET", &format!("/made-up/{n}")).await;
+        }
+        let after = request_series(&metrics.encode());
+        let added: Vec<_> = after.difference(&before).collect();
+        assert!(added.len() <= 2, "{added:#?}");
+        // A catch-all route answers any method, but only names routed methods by name.
+        for n in 0..1_000 {
+            send(&format!("XMK{n:04}"), "/any").await;
+        }
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"method="PURGE",route="/user/{id}""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"method="_OTHER",route="/any",status="200"} 1000"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"method="_OTHER",route="unmatched",status="405"} 1000"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"method="GET",route="unmatched",status="404"} 1000"#),
+            "{text}"
+        );
+        assert!(!text.contains("XMK"), "{text}");
     }
 
     #[test]
