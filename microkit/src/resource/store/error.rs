@@ -6,9 +6,16 @@ use http::StatusCode;
 
 use crate::{BoxError, FieldError, Problem};
 
+/// The seconds a client is told to wait after a 503: long enough not to hammer a database
+/// that is restarting, short enough that a blip costs a client little.
+const RETRY_AFTER_SECS: u64 = 2;
+
 /// Why a store operation failed.
 ///
-/// Every failed operation changed nothing.
+/// Every failed operation changed nothing, with one exception that no store can rule out: an
+/// [`Unavailable`](StoreError::Unavailable) write whose connection broke after the database
+/// received it may have been applied, unacknowledged. A failed operation never reports
+/// success, so nothing is acknowledged that was not written.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -31,8 +38,13 @@ pub enum StoreError {
     /// A list filter names a field that is not filterable or has a value that is not a JSON
     /// scalar.
     InvalidFilter(String),
-    /// The backend failed (I/O, connection, SQL). Its details are for logs, not clients.
+    /// The backend failed (a bug, a broken schema, data it cannot read). Its details are for
+    /// logs, not clients.
     Backend(BoxError),
+    /// The backend cannot serve now but may soon, and the same request may then succeed: the
+    /// database is down or unreachable, a pool wait, connect or statement timed out, the disk
+    /// is full or read-only. Answered with 503. Its details are for logs.
+    Unavailable(BoxError),
 }
 
 impl StoreError {
@@ -41,10 +53,22 @@ impl StoreError {
         StoreError::Backend(error.into())
     }
 
-    /// The problem to answer a client with: 404, 409 naming the field, 412, 400, or 500.
+    /// Wraps a backend error that is temporary (see [`Unavailable`](StoreError::Unavailable)).
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable(error.into())
+    }
+
+    /// `true` for [`Unavailable`](StoreError::Unavailable): retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// The problem to answer a client with: 404, 409 naming the field, 412, 400, 503, or 500.
     ///
     /// A backend error is logged here (with `tracing`, at error level) and answered with a
-    /// generic 500, so that SQL, paths and hosts do not leak to clients.
+    /// generic 500, so that SQL, paths and hosts do not leak to clients; an unavailable
+    /// backend likewise (at warn level: it is an outage, not a bug) with a generic 503 whose
+    /// `retry_after` member (seconds) says when trying again is worthwhile.
     pub fn to_problem(&self) -> Problem {
         match self {
             StoreError::NotFound => Problem::not_found("the resource does not exist"),
@@ -67,6 +91,12 @@ impl StoreError {
                 tracing::error!(error = %error, "resource store backend failed");
                 Problem::internal("the resource store failed")
             }
+            StoreError::Unavailable(error) => {
+                tracing::warn!(error = %error, "resource store unavailable");
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_detail("the resource store is unavailable; try again later")
+                    .with_extension("retry_after", RETRY_AFTER_SECS)
+            }
         }
     }
 }
@@ -84,6 +114,7 @@ impl fmt::Display for StoreError {
             StoreError::InvalidId(reason) => write!(f, "invalid id: {reason}"),
             StoreError::InvalidFilter(reason) => write!(f, "invalid filter: {reason}"),
             StoreError::Backend(error) => write!(f, "store backend error: {error}"),
+            StoreError::Unavailable(error) => write!(f, "store backend unavailable: {error}"),
         }
     }
 }
@@ -91,7 +122,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StoreError::Backend(error) => Some(&**error),
+            StoreError::Backend(error) | StoreError::Unavailable(error) => Some(&**error),
             _ => None,
         }
     }
@@ -131,6 +162,16 @@ mod tests {
         let problem =
             StoreError::backend("password authentication failed for db.internal").to_problem();
         assert_eq!(problem.status(), 500);
+        assert!(!problem.detail().unwrap().contains("db.internal"));
+    }
+
+    #[test]
+    fn an_unavailable_backend_is_503_without_details() {
+        let error = StoreError::unavailable("connection refused by db.internal:5432");
+        assert!(error.is_unavailable());
+        let problem = Problem::from(error);
+        assert_eq!(problem.status(), 503);
+        assert_eq!(problem.extension("retry_after"), Some(&2.into()));
         assert!(!problem.detail().unwrap().contains("db.internal"));
     }
 }

@@ -10,10 +10,13 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{ffi, params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value};
 
+use self::failure::failure;
 use super::{
     check_filters, check_id, id_for_create, Collection, Id, IdKind, ListQuery, Page, Record, Store,
     StoreError, StoreFuture,
 };
+
+mod failure;
 
 /// How long a connection waits for another connection (maybe in another process) to release
 /// the database before it gives up with a backend error.
@@ -77,10 +80,10 @@ impl SqliteStore {
     /// This does blocking file I/O: call it at startup, or from `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let writer = connect(&path, false).map_err(StoreError::backend)?;
+        let writer = connect(&path, false).map_err(failure)?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(StoreError::backend)?;
+            .map_err(failure)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::backend(format!(
                 "SQLite refused WAL mode for {} (journal mode is {mode})",
@@ -133,7 +136,7 @@ impl SqliteStore {
             let idle = lock(&inner.readers).pop();
             let mut conn = match idle {
                 Some(conn) => conn,
-                None => connect(&inner.path, true).map_err(StoreError::backend)?,
+                None => connect(&inner.path, true).map_err(failure)?,
             };
             let result = f(&mut conn);
             let mut readers = lock(&inner.readers);
@@ -179,9 +182,9 @@ impl Inner {
             let mut conn = lock(&self.writer);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(StoreError::backend)?;
-            tx.execute_batch(&sql.ddl()).map_err(StoreError::backend)?;
-            tx.commit().map_err(StoreError::backend)?;
+                .map_err(failure)?;
+            tx.execute_batch(&sql.ddl()).map_err(failure)?;
+            tx.commit().map_err(failure)?;
         }
         tables.insert(sql.collection.name().to_owned(), sql.clone());
         Ok(sql)
@@ -345,7 +348,7 @@ impl Sql {
                 }
             }
         }
-        StoreError::backend(error)
+        failure(error)
     }
 }
 
@@ -384,7 +387,7 @@ fn current_version(
             stmt.query_row(params![id, parent], |row| row.get::<_, i64>(0))
                 .optional()
         })
-        .map_err(StoreError::backend)?
+        .map_err(failure)?
         .map(version)
         .ok_or(StoreError::NotFound)?;
     match if_version {
@@ -415,10 +418,15 @@ impl Store for SqliteStore {
             let parent = parent.map(str::to_owned);
             self.write(move |conn| {
                 let json = to_json(&data)?;
+                // An explicit transaction, committed below: in autocommit mode `INSERT ...
+                // RETURNING` commits when the statement is reset, after its row was read, and
+                // a failed commit there (a full disk) would go unreported: the record would be
+                // acknowledged but not written.
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(failure)?;
                 let row = {
-                    let mut stmt = conn
-                        .prepare_cached(&sql.insert)
-                        .map_err(StoreError::backend)?;
+                    let mut stmt = tx.prepare_cached(&sql.insert).map_err(failure)?;
                     let result = match &id {
                         None => stmt.query_row(params![parent, json], |row| {
                             Ok((sql.id_from_row(row, 0)?, row.get::<_, i64>(1)?))
@@ -430,6 +438,7 @@ impl Store for SqliteStore {
                     result.optional().map_err(|e| sql.write_error(e))?
                 };
                 let (id, version) = row.ok_or(StoreError::Duplicate { field: "id".into() })?;
+                tx.commit().map_err(failure)?;
                 Ok(Record {
                     id,
                     version: self::version(version),
@@ -460,7 +469,7 @@ impl Store for SqliteStore {
                         })
                         .optional()
                     })
-                    .map_err(StoreError::backend)?;
+                    .map_err(failure)?;
                 let (version, data) = row.ok_or(StoreError::NotFound)?;
                 Ok(Record {
                     id,
@@ -490,7 +499,7 @@ impl Store for SqliteStore {
                 let key = id_param(&id);
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(StoreError::backend)?;
+                    .map_err(failure)?;
                 current_version(&tx, &sql, &key, parent.as_deref(), if_version)?;
                 let version = tx
                     .prepare_cached(&sql.update)
@@ -498,7 +507,7 @@ impl Store for SqliteStore {
                         stmt.query_row(params![key, json], |row| row.get::<_, i64>(0))
                     })
                     .map_err(|e| sql.write_error(e))?;
-                tx.commit().map_err(StoreError::backend)?;
+                tx.commit().map_err(failure)?;
                 Ok(Record {
                     id,
                     version: self::version(version),
@@ -524,12 +533,12 @@ impl Store for SqliteStore {
             self.write(move |conn| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(StoreError::backend)?;
+                    .map_err(failure)?;
                 current_version(&tx, &sql, &key, parent.as_deref(), if_version)?;
                 tx.prepare_cached(&sql.delete)
                     .and_then(|mut stmt| stmt.execute(params![key]))
-                    .map_err(StoreError::backend)?;
-                tx.commit().map_err(StoreError::backend)
+                    .map_err(failure)?;
+                tx.commit().map_err(failure)
             })
             .await
         })
@@ -545,13 +554,13 @@ impl Store for SqliteStore {
             self.read(move |conn| {
                 let t = ident(sql.collection.name());
                 // One read transaction: the count and the page see the same snapshot.
-                let tx = conn.transaction().map_err(StoreError::backend)?;
+                let tx = conn.transaction().map_err(failure)?;
                 let total = tx
                     .prepare_cached(&format!("SELECT count(*) FROM {t} WHERE {clause}"))
                     .and_then(|mut stmt| {
                         stmt.query_row(params_from_iter(&values), |row| row.get::<_, i64>(0))
                     })
-                    .map_err(StoreError::backend)?;
+                    .map_err(failure)?;
                 let n = values.len();
                 values.push(SqlValue::Integer(limit));
                 values.push(SqlValue::Integer(offset));
@@ -560,7 +569,7 @@ impl Store for SqliteStore {
                     n + 1,
                     n + 2
                 );
-                let mut stmt = tx.prepare_cached(&page_sql).map_err(StoreError::backend)?;
+                let mut stmt = tx.prepare_cached(&page_sql).map_err(failure)?;
                 let rows = stmt
                     .query_map(params_from_iter(&values), |row| {
                         Ok((
@@ -570,10 +579,10 @@ impl Store for SqliteStore {
                             row.get::<_, String>(3)?,
                         ))
                     })
-                    .map_err(StoreError::backend)?;
+                    .map_err(failure)?;
                 let mut items = Vec::new();
                 for row in rows {
-                    let (id, parent, version, data) = row.map_err(StoreError::backend)?;
+                    let (id, parent, version, data) = row.map_err(failure)?;
                     items.push(Record { id, version: self::version(version), parent, data: Arc::new(from_json(&data)?) });
                 }
                 Ok(Page { items, total: self::version(total) })
@@ -594,7 +603,7 @@ impl Store for SqliteStore {
                 let n = conn
                     .prepare_cached(&sql.delete_all)
                     .and_then(|mut stmt| stmt.execute(params![parent]))
-                    .map_err(StoreError::backend)?;
+                    .map_err(failure)?;
                 Ok(n as u64)
             })
             .await
