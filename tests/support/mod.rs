@@ -7,6 +7,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod etcd;
+pub(crate) mod postgres;
 pub(crate) mod shop;
 
 use std::io;

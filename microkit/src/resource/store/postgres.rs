@@ -2,22 +2,25 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::{Map, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::NoTls;
 
+pub use self::config::PostgresConfig;
+use self::failure::{failure, pool_failure};
 use super::{
     check_filters, check_id, id_for_create, Collection, Id, IdKind, ListQuery, Page, Record, Store,
     StoreError, StoreFuture,
 };
 
-/// The connections a pool opens at most, unless told otherwise.
-const DEFAULT_POOL_SIZE: usize = 16;
+mod config;
+mod failure;
 
 /// The advisory lock that serializes `prepare` across processes (an arbitrary constant:
 /// "microkit" in ASCII).
@@ -33,6 +36,13 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// [`connect_with`](Self::connect_with) says otherwise), each caching its prepared
 /// statements. Connections are plain TCP or Unix sockets (`NoTls`): put the database on a
 /// private network, or terminate TLS in front of it.
+///
+/// # Outages
+///
+/// Every wait has a limit ([`PostgresConfig`]: pool wait, connect, recycle check, statement,
+/// and the whole operation), so while the database is down, restarting or hung, operations
+/// fail within seconds with [`StoreError::Unavailable`], answered 503; connections found
+/// broken are dropped, and new ones are opened once the server answers again.
 ///
 /// # Schema
 ///
@@ -54,6 +64,8 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 pub struct PostgresStore {
     pool: Pool,
     tables: Arc<Mutex<HashMap<String, Arc<Sql>>>>,
+    /// The client-side bound of one operation (see [`PostgresConfig::operation_timeout`]).
+    operation_timeout: Duration,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -66,39 +78,89 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
-    /// the `key=value` form), with a pool of up to 16 connections. Fails if the server
-    /// cannot be reached now.
+    /// the `key=value` form), with a pool of up to 16 connections and the default time
+    /// limits of [`PostgresConfig`]. Fails if the server cannot be reached now.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, DEFAULT_POOL_SIZE).await
+        Self::connect_config(url, PostgresConfig::default()).await
     }
 
     /// Like [`connect`](Self::connect), with a pool of up to `pool_size` connections.
     pub async fn connect_with(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::backend)?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+        Self::connect_config(url, PostgresConfig::default().pool_size(pool_size)).await
+    }
+
+    /// Like [`connect`](Self::connect), with the pool size and time limits of `config`.
+    ///
+    /// Once connected, the store outlives outages: while the server is down or silent each
+    /// operation fails within [`PostgresConfig::operation_timeout`] with
+    /// [`StoreError::Unavailable`] (a 503), and when the server is back the pool opens new
+    /// connections, with no restart.
+    pub async fn connect_config(url: &str, config: PostgresConfig) -> Result<Self, StoreError> {
+        let mut pg: tokio_postgres::Config = url.parse().map_err(StoreError::backend)?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(config.create_timeout);
         }
+        // Keepalives find a peer that vanished without closing (a host that crashed, a
+        // network that dropped us) on connections that sit idle in the pool.
+        pg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+        // The server cancels a statement that runs too long (and frees its locks); a URL that
+        // sets its own options keeps them, ours come after and win for this one setting.
+        let timeout_ms = config.statement_timeout.as_millis().max(1);
+        let options = match pg.get_options() {
+            Some(own) => format!("{own} -c statement_timeout={timeout_ms}"),
+            None => format!("-c statement_timeout={timeout_ms}"),
+        };
+        pg.options(&options);
         let manager = Manager::from_config(
-            config,
+            pg,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                // Verified: an empty query before reuse, bounded by the recycle timeout,
+                // so a connection left stuck by a timed-out operation (or by a server
+                // that went silent) is replaced instead of handed to the next request.
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.create_timeout))
+            .recycle_timeout(Some(config.recycle_timeout))
             .build()
             .map_err(StoreError::backend)?;
         // Fail now, not on the first request, when the server is unreachable.
-        drop(pool.get().await.map_err(StoreError::backend)?);
+        drop(pool.get().await.map_err(pool_failure)?);
         Ok(Self {
             pool,
             tables: Arc::default(),
+            operation_timeout: config.operation_timeout(),
         })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(StoreError::backend)
+        self.pool.get().await.map_err(pool_failure)
+    }
+
+    /// Bounds a whole operation by the operation timeout: the server's `statement_timeout`
+    /// cannot fire when the server is stopped or the connection silent.
+    fn guarded<'a, T: Send + 'a>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
+        let limit = self.operation_timeout;
+        Box::pin(async move {
+            tokio::time::timeout(limit, operation)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::unavailable(format!(
+                        "the database did not answer within {limit:?}"
+                    )))
+                })
+        })
     }
 
     /// The SQL of a collection, preparing it first if needed.
@@ -117,7 +179,7 @@ impl PostgresStore {
                 // Another process created the same object at the same moment (possible only if
                 // it does not take our advisory lock): the second attempt sees it exists.
                 Err(e) if !retried && is_concurrent_ddl(&e) => retried = true,
-                Err(e) => return Err(StoreError::backend(e)),
+                Err(e) => return Err(failure(e)),
             }
         }
         lock(&self.tables).insert(c.name().to_owned(), sql.clone());
@@ -307,7 +369,7 @@ impl Sql {
                 return StoreError::Duplicate { field: "id".into() };
             }
         }
-        StoreError::backend(error)
+        failure(error)
     }
 }
 
@@ -329,7 +391,7 @@ fn backend(error: tokio_postgres::Error) -> StoreError {
 
 impl Store for PostgresStore {
     fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
+        self.guarded(async move {
             // Always run the DDL: an explicit prepare also repairs a dropped index.
             lock(&self.tables).remove(c.name());
             self.sql(c).await.map(drop)
@@ -343,11 +405,11 @@ impl Store for PostgresStore {
         id: Option<Id>,
         data: Map<String, Value>,
     ) -> StoreFuture<'a, Record> {
-        Box::pin(async move {
+        self.guarded(async move {
             let id = id_for_create(c, id)?;
             let sql = self.sql(c).await?;
             let client = self.client().await?;
-            let stmt = client.prepare_cached(&sql.insert).await.map_err(backend)?;
+            let stmt = client.prepare_cached(&sql.insert).await.map_err(failure)?;
             let json = Json(&data);
             let row = match &id {
                 None => client.query_opt(&stmt, &[&parent, &json]).await,
@@ -379,15 +441,15 @@ impl Store for PostgresStore {
         parent: Option<&'a str>,
         id: &'a Id,
     ) -> StoreFuture<'a, Record> {
-        Box::pin(async move {
+        self.guarded(async move {
             check_id(c, id)?;
             let sql = self.sql(c).await?;
             let client = self.client().await?;
-            let stmt = client.prepare_cached(&sql.select).await.map_err(backend)?;
+            let stmt = client.prepare_cached(&sql.select).await.map_err(failure)?;
             let row = client
                 .query_opt(&stmt, &[id_param(id), &parent])
                 .await
-                .map_err(backend)?
+                .map_err(failure)?
                 .ok_or(StoreError::NotFound)?;
             let Json(data) = row
                 .try_get::<_, Json<Map<String, Value>>>(1)
@@ -409,7 +471,7 @@ impl Store for PostgresStore {
         data: Map<String, Value>,
         if_version: Option<u64>,
     ) -> StoreFuture<'a, Record> {
-        Box::pin(async move {
+        self.guarded(async move {
             check_id(c, id)?;
             let Some(expected) = if_version.map(i64::try_from).transpose().ok() else {
                 // No record ever gets that far.
@@ -417,7 +479,7 @@ impl Store for PostgresStore {
             };
             let sql = self.sql(c).await?;
             let client = self.client().await?;
-            let stmt = client.prepare_cached(&sql.replace).await.map_err(backend)?;
+            let stmt = client.prepare_cached(&sql.replace).await.map_err(failure)?;
             let row = client
                 .query_opt(&stmt, &[id_param(id), &parent, &expected, &Json(&data)])
                 .await
@@ -442,18 +504,18 @@ impl Store for PostgresStore {
         id: &'a Id,
         if_version: Option<u64>,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
+        self.guarded(async move {
             check_id(c, id)?;
             let Some(expected) = if_version.map(i64::try_from).transpose().ok() else {
                 return Err(StoreError::NotFound);
             };
             let sql = self.sql(c).await?;
             let client = self.client().await?;
-            let stmt = client.prepare_cached(&sql.delete).await.map_err(backend)?;
+            let stmt = client.prepare_cached(&sql.delete).await.map_err(failure)?;
             let row = client
                 .query_opt(&stmt, &[id_param(id), &parent, &expected])
                 .await
-                .map_err(backend)?
+                .map_err(failure)?
                 .ok_or(StoreError::NotFound)?;
             let current = version(row.try_get(0).map_err(backend)?);
             let deleted: bool = row.try_get(1).map_err(backend)?;
@@ -466,7 +528,7 @@ impl Store for PostgresStore {
     }
 
     fn list<'a>(&'a self, c: &'a Collection, query: &'a ListQuery) -> StoreFuture<'a, Page> {
-        Box::pin(async move {
+        self.guarded(async move {
             check_filters(c, &query.filters)?;
             let sql = self.sql(c).await?;
             let clause = sql.matching(query.parent.as_deref(), &query.filters);
@@ -499,8 +561,8 @@ impl Store for PostgresStore {
                 n + 2
             );
             let client = self.client().await?;
-            let stmt = client.prepare_cached(&text).await.map_err(backend)?;
-            let rows = client.query(&stmt, &params).await.map_err(backend)?;
+            let stmt = client.prepare_cached(&text).await.map_err(failure)?;
+            let rows = client.query(&stmt, &params).await.map_err(failure)?;
             let mut total = 0;
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {
@@ -525,7 +587,7 @@ impl Store for PostgresStore {
         c: &'a Collection,
         parent: Option<&'a str>,
     ) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
+        self.guarded(async move {
             let sql = self.sql(c).await?;
             let clause = sql.matching(parent, &[]);
             let t = &sql.table;
@@ -535,9 +597,9 @@ impl Store for PostgresStore {
                 format!("DELETE FROM {t} WHERE {clause}")
             };
             let client = self.client().await?;
-            let stmt = client.prepare_cached(&text).await.map_err(backend)?;
+            let stmt = client.prepare_cached(&text).await.map_err(failure)?;
             let params: Vec<Param<'_>> = parent.iter().map(|p| p as Param<'_>).collect();
-            client.execute(&stmt, &params).await.map_err(backend)
+            client.execute(&stmt, &params).await.map_err(failure)
         })
     }
 }
