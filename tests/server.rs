@@ -522,3 +522,130 @@ async fn panicking_handler_is_a_500_problem_and_the_server_keeps_serving() {
     assert_eq!(reply.status, StatusCode::OK);
     server.stop().await;
 }
+
+/// Body timeouts short enough for the suite: 300 ms of silence, or under 240 B/s after 500 ms.
+fn paced_config() -> ServerConfig {
+    config()
+        .body_read_timeout(Duration::from_millis(300))
+        .min_body_rate(240, Duration::from_millis(500))
+}
+
+/// Writes `head` and `body`, keeps the connection open, and reads until the server closes it.
+async fn cut_off(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (String, Duration) {
+    let mut stream = connect(addr).await;
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    // Longer than the default 5 s grace period.
+    let answer = read_until_closed(&mut stream, 2 * PATIENCE)
+        .await
+        .expect("the server closes the connection");
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+fn assert_408(answer: &str) {
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(PROBLEM_JSON), "{answer}");
+    assert!(answer.contains(r#""status":408"#), "{answer}");
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408_and_the_connection_closes() {
+    let server = spawn(json_app(), paced_config()).await;
+    let (answer, took) = cut_off(
+        server.addr,
+        "POST /bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert_408(&answer);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The same for a JSON handler, and with the default limits (cut after the 5 s grace).
+    let server = spawn(json_app(), config()).await;
+    let (answer, took) = cut_off(
+        server.addr,
+        "POST /json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 10\r\n\r\n",
+        b"{",
+    )
+    .await;
+    assert_408(&answer);
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_after_a_burst_is_cut_after_the_gap() {
+    let server = spawn(json_app(), paced_config()).await;
+    let started = Instant::now();
+    let (answer, _) = cut_off(
+        server.addr,
+        "POST /bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n",
+        &[b'a'; 100_000],
+    )
+    .await;
+    assert_408(&answer);
+    // 100 KB earned minutes under the rate rule: only the gap can have cut it.
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_trickling_body_is_cut_by_the_minimum_rate() {
+    let server = spawn(json_app(), paced_config()).await;
+    let (mut reader, mut writer) = connect(server.addr).await.into_split();
+    writer
+        .write_all(b"POST /bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let reading = tokio::spawn(async move { read_until_closed(&mut reader, PATIENCE).await });
+    // One byte every 100 ms: never a 300 ms gap, but 10 B/s.
+    while !reading.is_finished() && started.elapsed() < Duration::from_secs(3) {
+        let _ = writer.write_all(b"a").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = reading
+        .await
+        .unwrap()
+        .expect("the server closes the connection");
+    assert_408(&String::from_utf8_lossy(&answer));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_silent_http2_stream_is_408() {
+    use http_body_util::BodyExt;
+    let server = spawn(json_app(), paced_config()).await;
+    let stream = connect(server.addr).await;
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let (_chunks, body) = support::cluster::chunked_body();
+    let request = microkit::http::Request::post(format!("http://{}/bytes", server.addr))
+        .body(body)
+        .unwrap();
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("an HTTP/2 response");
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains(r#""status":408"#));
+    // The server goes on serving.
+    let reply = send_h2(server.addr, request_of_json()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+fn request_of_json() -> microkit::http::Request<http_body_util::Full<Bytes>> {
+    let mut request = request(Method::POST, "/json", Bytes::from_static(b"{}"));
+    request
+        .headers_mut()
+        .insert("content-type", support::value("application/json"));
+    request
+}

@@ -46,6 +46,10 @@ pub(crate) async fn read_limited(request: Request) -> Result<(Parts, Bytes), Rej
     match body.collect_limited(limit).await {
         Ok(bytes) => Ok((parts, bytes)),
         Err(BodyError::TooLarge { limit }) => Err(too_large(limit)),
+        Err(BodyError::TimedOut(timeout)) => Err(Rejection::new(
+            RejectionKind::BodyTimeout,
+            format!("{timeout}; the connection is closed"),
+        )),
         Err(BodyError::Read(err)) => Err(Rejection::new(
             RejectionKind::BodyRead,
             format!("the request body could not be read: {err}"),

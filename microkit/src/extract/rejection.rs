@@ -30,6 +30,8 @@ pub enum RejectionKind {
     PayloadTooLarge,
     /// The body could not be read from the connection (400).
     BodyRead,
+    /// The body stalled or arrived too slowly for the server's body timeouts (408).
+    BodyTimeout,
     /// Something the extractor needs was not set up by the server or router (500).
     MissingContext,
 }
@@ -44,6 +46,7 @@ impl Rejection {
             RejectionKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RejectionKind::InvalidBody => StatusCode::UNPROCESSABLE_ENTITY,
             RejectionKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RejectionKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RejectionKind::MissingContext => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

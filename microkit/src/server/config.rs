@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use crate::body::BodyPace;
 use crate::extract::DEFAULT_BODY_LIMIT;
 
 /// The limits and timeouts of a server. Every default is safe to face the internet with;
@@ -19,6 +20,7 @@ use crate::extract::DEFAULT_BODY_LIMIT;
 pub struct ServerConfig {
     pub(crate) body_limit: usize,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) body_pace: Option<BodyPace>,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_headers: usize,
     pub(crate) keep_alive_timeout: Duration,
@@ -31,6 +33,11 @@ impl Default for ServerConfig {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             header_read_timeout: Duration::from_secs(10),
+            body_pace: Some(BodyPace::new(
+                Duration::from_secs(10),
+                240,
+                Duration::from_secs(5),
+            )),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             keep_alive_timeout: Duration::from_secs(60),
@@ -56,6 +63,46 @@ impl ServerConfig {
     /// client is disconnected, so a trickle of bytes cannot hold a connection forever.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// The longest a request body may go without a byte arriving (default 10 s, as long as
+    /// the headers get); a stalled body is answered with 408 and its connection closed.
+    ///
+    /// Why it exists next to [`min_body_rate`](Self::min_body_rate): a body that arrived
+    /// quickly has earned minutes under the rate rule, and a stall that long is a client
+    /// gone, not a slow one. Why 10 s: a phone's radio recovers within seconds, and
+    /// [`ClientConfig`](crate::client::ClientConfig)'s 10 s attempt timeout means a gateway
+    /// would give up on a stalled upload by then anyway.
+    pub fn body_read_timeout(mut self, gap: Duration) -> Self {
+        let pace = self
+            .body_pace
+            .unwrap_or_else(|| BodyPace::new(gap, 0, Duration::ZERO));
+        self.body_pace = Some(pace.with_gap(gap));
+        self
+    }
+
+    /// The least average rate, in bytes per second, at which a request body must arrive once
+    /// `grace` has passed (default 240 B/s after 5 s, Kestrel's `MinRequestBodyDataRate`);
+    /// a slower body is answered with 408 and its connection closed. `0` turns the rule off.
+    ///
+    /// Only time spent waiting for the client counts, never time the handler spends between
+    /// reads. The grace period lets a connection's first bytes ramp up (TCP slow start, a
+    /// phone waking its radio); after it, a trickle, or silence after the headers
+    /// (`Content-Length: 10` and nothing), holds a connection for seconds rather than
+    /// forever. 240 B/s is far below any real uplink, so it only ever cuts abuse.
+    pub fn min_body_rate(mut self, bytes_per_second: u32, grace: Duration) -> Self {
+        let pace = self
+            .body_pace
+            .unwrap_or_else(|| BodyPace::new(Duration::MAX, 0, Duration::ZERO));
+        self.body_pace = Some(pace.with_rate(bytes_per_second, grace));
+        self
+    }
+
+    /// Turns both body timeouts off, for a server whose clients are all trusted and whose
+    /// handlers read bodies at their own pace (a test double, a replay tool).
+    pub fn without_body_timeouts(mut self) -> Self {
+        self.body_pace = None;
         self
     }
 

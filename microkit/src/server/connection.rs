@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{sleep_until, Instant};
 
+use crate::body::BodyPace;
 use crate::client::{parse_deadline, with_deadline, DEADLINE_HEADER};
 use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::response::IntoResponse;
@@ -28,6 +29,7 @@ pub(super) struct Connection {
     pub(super) router: RouterService,
     pub(super) builder: Arc<Builder<TokioExecutor>>,
     pub(super) body_limit: usize,
+    pub(super) body_pace: Option<BodyPace>,
     pub(super) header_limits: HeaderLimits,
     pub(super) keep_alive_timeout: Duration,
     pub(super) shutdown: watch::Receiver<bool>,
@@ -109,6 +111,7 @@ impl Connection {
             router,
             builder,
             body_limit,
+            body_pace,
             header_limits,
             keep_alive_timeout,
             mut shutdown,
@@ -124,7 +127,7 @@ impl Connection {
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = InFlight::start(&requests);
             let too_large = header_limits.exceeded_by(&request);
-            let mut request = request.map(Body::from);
+            let mut request = request.map(|body| Body::from_connection(body, body_pace));
             request.extensions_mut().insert(RemoteAddr(remote));
             if let Some(limit) = custom_limit {
                 request.extensions_mut().insert(limit);

@@ -131,6 +131,7 @@ impl Serve {
                     router: router.clone(),
                     builder: builder.clone(),
                     body_limit: config.body_limit,
+                    body_pace: config.body_pace,
                     header_limits: HeaderLimits {
                         bytes: config.max_header_bytes,
                         count: config.max_headers,

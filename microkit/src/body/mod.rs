@@ -4,6 +4,14 @@
 //! most requests arrive as hyper's [`Incoming`]; keeping those two unboxed saves an allocation
 //! and a virtual call per frame on the hot path, while any other [`http_body::Body`] still fits
 //! through [`Body::new`].
+//!
+//! A body read from a server's connection also keeps a pace (see [`ServerConfig`]'s body
+//! timeouts): one that stalls or trickles fails with [`BodyTimeout`], which the extractors
+//! answer with 408.
+//!
+//! [`ServerConfig`]: crate::ServerConfig
+
+mod pace;
 
 use std::any::Any;
 use std::pin::Pin;
@@ -15,6 +23,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+pub(crate) use self::pace::BodyPace;
+pub use self::pace::BodyTimeout;
+use self::pace::Pacer;
 use crate::BoxError;
 
 /// The body of a [`Request`](crate::Request) or a [`Response`](crate::Response).
@@ -37,7 +48,40 @@ enum Kind {
 /// with unread bytes in the socket makes the kernel reset the connection, and a reset can
 /// destroy the answer before the client reads it; a proxy then reports a 502 instead of the
 /// service's answer. Draining is bounded in bytes and time, so an endless upload still ends.
-struct Lingering(Option<Incoming>);
+/// A body cut for its pace is not drained: a client that stalls gets no more of the server.
+struct Lingering {
+    body: Option<Incoming>,
+    pacer: Option<Pacer>,
+}
+
+impl Lingering {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(timeout) = self.pacer.as_ref().and_then(Pacer::timed_out) {
+            return Poll::Ready(Some(Err(Box::new(timeout))));
+        }
+        let Some(incoming) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = http_body::Body::poll_frame(Pin::new(incoming), cx);
+        if let Some(pacer) = self.pacer.as_mut() {
+            match &polled {
+                Poll::Pending => {
+                    if let Err(timeout) = pacer.wait(cx) {
+                        // Dropped unread: HTTP/1.1 then closes the connection after the
+                        // answer, HTTP/2 resets the stream.
+                        self.body = None;
+                        return Poll::Ready(Some(Err(Box::new(timeout))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    pacer.arrived(frame.data_ref().map_or(0, Bytes::len))
+                }
+                Poll::Ready(_) => pacer.arrived(0),
+            }
+        }
+        polled.map_err(|err| Box::new(err) as BoxError)
+    }
+}
 
 /// How much of an abandoned body is read before the connection is given up.
 const LINGER_BYTES: usize = 8 * 1024 * 1024;
@@ -46,7 +90,7 @@ const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Drop for Lingering {
     fn drop(&mut self) {
-        let Some(body) = self.0.take() else { return };
+        let Some(body) = self.body.take() else { return };
         if http_body::Body::is_end_stream(&body) {
             return;
         }
@@ -87,6 +131,16 @@ impl Body {
         }
     }
 
+    /// A request body read from a server's connection, kept to `pace` when there is one.
+    pub(crate) fn from_connection(incoming: Incoming, pace: Option<BodyPace>) -> Self {
+        Self {
+            kind: Kind::Incoming(Lingering {
+                body: Some(incoming),
+                pacer: pace.map(Pacer::new),
+            }),
+        }
+    }
+
     /// Collects the whole body into one buffer, failing once more than `limit` bytes arrive.
     pub async fn collect_limited(self, limit: usize) -> Result<Bytes, BodyError> {
         if let Kind::Full(bytes) = self.kind {
@@ -102,7 +156,10 @@ impl Body {
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                 Err(BodyError::TooLarge { limit })
             }
-            Err(err) => Err(BodyError::Read(err)),
+            Err(err) => match err.downcast::<BodyTimeout>() {
+                Ok(timeout) => Err(BodyError::TimedOut(*timeout)),
+                Err(err) => Err(BodyError::Read(err)),
+            },
         }
     }
 }
@@ -117,6 +174,8 @@ pub enum BodyError {
     },
     /// The connection failed or the peer sent a malformed body.
     Read(BoxError),
+    /// The body stalled or arrived too slowly for the server's body timeouts.
+    TimedOut(BodyTimeout),
 }
 
 impl std::fmt::Display for BodyError {
@@ -124,6 +183,7 @@ impl std::fmt::Display for BodyError {
         match self {
             Self::TooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
             Self::Read(err) => write!(f, "the body could not be read: {err}"),
+            Self::TimedOut(timeout) => timeout.fmt(f),
         }
     }
 }
@@ -158,9 +218,7 @@ impl From<Bytes> for Body {
 
 impl From<Incoming> for Body {
     fn from(incoming: Incoming) -> Self {
-        Self {
-            kind: Kind::Incoming(Lingering(Some(incoming))),
-        }
+        Self::from_connection(incoming, None)
     }
 }
 
@@ -210,10 +268,7 @@ impl http_body::Body for Body {
                     .filter(|bytes| !bytes.is_empty())
                     .map(|bytes| Ok(Frame::data(bytes))),
             ),
-            Kind::Incoming(Lingering(Some(incoming))) => Pin::new(incoming)
-                .poll_frame(cx)
-                .map_err(|err| Box::new(err) as BoxError),
-            Kind::Incoming(Lingering(None)) => Poll::Ready(None),
+            Kind::Incoming(lingering) => lingering.poll_frame(cx),
             Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -222,8 +277,13 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
-            Kind::Incoming(Lingering(incoming)) => {
-                incoming.as_ref().is_none_or(Incoming::is_end_stream)
+            Kind::Incoming(lingering) => {
+                lingering
+                    .pacer
+                    .as_ref()
+                    .and_then(Pacer::timed_out)
+                    .is_none()
+                    && lingering.body.as_ref().is_none_or(Incoming::is_end_stream)
             }
             Kind::Boxed(body) => body.is_end_stream(),
         }
@@ -233,7 +293,8 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Incoming(Lingering(incoming)) => incoming
+            Kind::Incoming(lingering) => lingering
+                .body
                 .as_ref()
                 .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint),
             Kind::Boxed(body) => body.size_hint(),
