@@ -480,3 +480,252 @@ async fn health_is_503_until_every_service_has_a_healthy_instance() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["status"], "ok");
 }
+
+/// Every method a test tries on an internal route: the standard ones and a made-up one.
+const EVERY_METHOD: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "XMK01",
+];
+
+/// A backend with a `/log` that is public to `POST` and internal to `GET`, as the shop's.
+fn log_backend() -> Router {
+    Router::new()
+        .route(
+            "/log",
+            get(|| async { "the log" }).post(|| async { "logged" }),
+        )
+        .route("/internal/stats", any(|| async { "stats" }))
+}
+
+#[tokio::test]
+async fn every_method_that_could_reach_an_internal_handler_is_403_at_the_edge() {
+    let backend = spawn(log_backend(), server_config()).await;
+    let registry = MemoryRegistry::new();
+    let _registration = register(&registry, "backend", backend.addr).await;
+    let client = ServiceClient::with_config(registry.clone(), client_config());
+    let router = Gateway::new(client)
+        .route("/log", "backend")
+        .internal_method(Method::GET, "/log")
+        .route("/internal/{*rest}", "backend")
+        .internal("/internal/{*rest}")
+        .into_router();
+    let gateway = spawn(router, server_config()).await;
+    let mut conn = support::Http1Conn::open(gateway.addr).await;
+    for method in EVERY_METHOD {
+        let reply = conn
+            .send(request(
+                method.parse().unwrap(),
+                "/internal/stats",
+                Bytes::new(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} /internal/stats"
+        );
+    }
+    for method in ["GET", "HEAD"] {
+        let reply = conn
+            .send(request(method.parse().unwrap(), "/log", Bytes::new()))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method} /log");
+    }
+    let reply = conn
+        .send(request(Method::POST, "/log", Bytes::new()))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "POST /log stays public");
+    // OPTIONS is answered at the edge, and neither it nor a 405 names the internal methods.
+    for (method, expected) in [
+        ("OPTIONS", StatusCode::NO_CONTENT),
+        ("PUT", StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let reply = conn
+            .send(request(method.parse().unwrap(), "/log", Bytes::new()))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, expected, "{method} /log");
+        let allow = reply.header("allow");
+        assert!(allow.contains("POST"), "{method}: Allow: {allow}");
+        assert!(
+            !allow.contains("GET") && !allow.contains("HEAD"),
+            "{method}: Allow: {allow}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn services_refuse_their_internal_routes_to_what_the_gateway_forwards() {
+    let guarded = Router::new()
+        .route("/api/internal", get(|| async { "internal" }))
+        .route_layer(AllowNetworksLayer::private())
+        .route("/api/public", get(|| async { "public" }));
+    let backend = spawn(guarded, server_config()).await;
+    let registry = MemoryRegistry::new();
+    let _registration = register(&registry, "backend", backend.addr).await;
+    let gateway = gateway(&registry, client_config()).await;
+    // The gateway's table forgot `/api/internal`: the mark still keeps it closed.
+    assert_problem(
+        &get_path(gateway.addr, "/api/internal").await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_eq!(
+        get_path(gateway.addr, "/api/public").await.status,
+        StatusCode::OK
+    );
+    // Neither a forged mark nor a `Connection` naming it gets through.
+    let forged = raw_exchange(
+        gateway.addr,
+        b"GET /api/internal HTTP/1.1\r\nHost: x\r\nConnection: x-microkit-gateway\r\n\
+          x-microkit-gateway: \r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    // A direct call from loopback still answers.
+    assert_eq!(
+        get_path(backend.addr, "/api/internal").await.status,
+        StatusCode::OK
+    );
+}
+
+/// Writes `bytes`, closes the writing side, and reads the answer until the gateway closes.
+async fn send_and_close(addr: SocketAddr, bytes: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = connect(addr).await;
+    stream.write_all(bytes).await.unwrap();
+    let _ = stream.shutdown().await;
+    let answer = support::read_until_closed(&mut stream, PATIENCE)
+        .await
+        .expect("the gateway closes the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_clients_broken_body_is_its_fault_not_the_upstreams() {
+    let edge = edge(client_config()).await;
+    let cases: [(&str, &[u8]); 4] = [
+        (
+            "a truncated body",
+            b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello",
+        ),
+        (
+            "a chunk size that is not hex",
+            b"POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "a chunk size that overflows",
+            b"POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "a truncated chunked body",
+            b"POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+        ),
+    ];
+    for (what, bytes) in cases {
+        let answer = send_and_close(edge.gateway.addr, bytes).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{what}: {answer}");
+    }
+    // Past the limit without a Content-Length: 413, whether small or streamed.
+    let mut big =
+        b"POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..20 {
+        big.extend_from_slice(b"10000\r\n");
+        big.extend_from_slice(&[b'a'; 0x10000]);
+        big.extend_from_slice(b"\r\n");
+    }
+    big.extend_from_slice(b"0\r\n\r\n");
+    let answer = send_and_close(edge.gateway.addr, &big).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn slow_bodies_are_408_at_the_gateway_even_while_streaming_to_a_service() {
+    use tokio::io::AsyncWriteExt;
+    let hooks = Arc::new(StreamHooks::default());
+    let backend = spawn(backend(hooks), server_config()).await;
+    let registry = MemoryRegistry::new();
+    let _registration = register(&registry, "backend", backend.addr).await;
+    let client = ServiceClient::with_config(registry.clone(), client_config());
+    let router = Gateway::new(client)
+        .route("/api/{*rest}", "backend")
+        .into_router();
+    let paced = server_config()
+        .body_read_timeout(Duration::from_millis(400))
+        .min_body_rate(240, Duration::from_millis(600));
+    let gateway = spawn(router, paced).await;
+    // Silent after the headers; and streamed (past the client's replay buffer), then stalled.
+    let mut streamed =
+        b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+    streamed.extend_from_slice(&[b'a'; 200_000]);
+    for bytes in [
+        b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n".to_vec(),
+        streamed,
+    ] {
+        let started = Instant::now();
+        let mut stream = connect(gateway.addr).await;
+        stream.write_all(&bytes).await.unwrap();
+        let answer = support::read_until_closed(&mut stream, PATIENCE)
+            .await
+            .expect("the gateway closes the connection");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(PROBLEM_JSON), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_add_at_most_two_series_at_the_gateway_and_behind_it() {
+    use microkit::metrics::{Metrics, MetricsLayer};
+    let series = |metrics: &Metrics| -> std::collections::BTreeSet<String> {
+        metrics
+            .encode()
+            .lines()
+            .filter(|line| line.starts_with("http_requests_total{"))
+            .map(|line| line.rsplit_once(' ').unwrap().0.to_owned())
+            .collect()
+    };
+    let behind = Arc::new(Metrics::new());
+    let backend = spawn(
+        backend(Arc::default()).layer(MetricsLayer::new(behind.clone())),
+        server_config(),
+    )
+    .await;
+    let registry = MemoryRegistry::new();
+    let _registration = register(&registry, "backend", backend.addr).await;
+    let edge_metrics = Arc::new(Metrics::new());
+    let client = ServiceClient::with_config(registry.clone(), client_config());
+    let router = Gateway::new(client)
+        .route("/api/{*rest}", "backend")
+        .into_router()
+        .layer(MetricsLayer::new(edge_metrics.clone()));
+    let gateway = spawn(router, server_config()).await;
+    let mut conn = support::Http1Conn::open(gateway.addr).await;
+    conn.send(request(Method::GET, "/api/inspect/x", Bytes::new()))
+        .await
+        .unwrap();
+    let (edge_before, behind_before) = (series(&edge_metrics), series(&behind));
+    for n in 0..1_000 {
+        let method = Method::from_bytes(format!("XMK{n:04}").as_bytes()).unwrap();
+        conn.send(request(method, "/api/inspect/x", Bytes::new()))
+            .await
+            .unwrap();
+        conn.send(request(
+            Method::GET,
+            &format!("/api/made-up/{n}"),
+            Bytes::new(),
+        ))
+        .await
+        .unwrap();
+    }
+    for (what, before, after) in [
+        ("gateway", edge_before, series(&edge_metrics)),
+        ("service", behind_before, series(&behind)),
+    ] {
+        let added: Vec<_> = after.difference(&before).collect();
+        assert!(added.len() <= 2, "{what}: {added:#?}");
+    }
+}

@@ -6,7 +6,15 @@
 //! stripped, `Forwarded` and `X-Forwarded-For/-Proto/-Host` added, and the request id and the
 //! deadline passed on. Bodies stream both ways; small idempotent requests are retried by the
 //! client on another instance. Failures become problems: 503 when no instance is there, 504
-//! when time runs out, 502 for anything else that went wrong behind the gateway.
+//! when time runs out, 502 for anything else that went wrong behind the gateway; a client's
+//! own broken body is its fault (400, 413 past the limit, 408 when it stalls), never a 502.
+//!
+//! Internal routes are refused with 403 for every method that could reach their handler:
+//! any method on a route made [`internal`](Gateway::internal), and `HEAD` wherever `GET` is
+//! internal (the services answer `HEAD` with their `GET` handler). `OPTIONS` on a route with
+//! internal methods is answered at the edge, and `Allow` never lists an internal method.
+//! Everything forwarded carries the [`GATEWAY_MARK`], which the services'
+//! [`AllowNetworks`] refuses, so an internal route stays closed even if this table forgets it.
 //!
 //! ```
 //! use microkit::client::ServiceClient;
@@ -22,14 +30,17 @@
 //! ```
 
 mod headers;
+mod inbound;
+mod mark;
 mod networks;
 
 use std::sync::Arc;
 
-use http::header::CONTENT_LENGTH;
+use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH};
 use http::{Method, StatusCode};
 use serde_json::json;
 
+pub use self::mark::GATEWAY_MARK;
 pub use self::networks::{AllowNetworks, AllowNetworksLayer, Network};
 use crate::client::ServiceClient;
 use crate::extract::{RemoteAddr, DEFAULT_BODY_LIMIT};
@@ -92,7 +103,8 @@ impl Gateway {
     }
 
     /// Refuses `method` on `pattern` with 403 while other methods still go where
-    /// [`route`](Self::route) sends them: `POST /log` is public, `GET /log` is not.
+    /// [`route`](Self::route) sends them: `POST /log` is public, `GET /log` is not. An
+    /// internal `GET` makes `HEAD` internal too.
     pub fn internal_method(mut self, method: Method, pattern: &str) -> Self {
         self.routes
             .push((pattern.to_owned(), Some(method), Target::Internal));
@@ -130,66 +142,174 @@ impl Gateway {
             }
         }
         for pattern in patterns {
-            let mut methods = MethodRouter::new();
-            for (_, method, target) in self.routes.iter().filter(|(p, _, _)| p == pattern) {
-                methods = match (method, target) {
-                    (Some(method), Target::Internal) => methods.on(method.clone(), refuse_internal),
-                    (None, Target::Internal) => methods.any(refuse_internal),
-                    (Some(method), Target::Service(service)) => methods.on(
-                        method.clone(),
-                        forwarder(&self.client, service, self.body_limit),
-                    ),
-                    (None, Target::Service(service)) => {
-                        methods.any(forwarder(&self.client, service, self.body_limit))
-                    }
-                };
-            }
-            router = router.route(pattern, methods);
+            router = router.route(pattern, self.methods_of(pattern));
         }
         router.layer(RequestIdLayer::new())
     }
+
+    /// The method table of one pattern: internal methods refused, the rest forwarded.
+    fn methods_of(&self, pattern: &str) -> MethodRouter {
+        let entries: Vec<(&Option<Method>, &Target)> = self
+            .routes
+            .iter()
+            .filter(|(p, _, _)| p == pattern)
+            .map(|(_, method, target)| (method, target))
+            .collect();
+        if entries
+            .iter()
+            .any(|(method, target)| method.is_none() && matches!(target, Target::Internal))
+        {
+            // `any` covers HEAD, OPTIONS and made-up methods alike.
+            return MethodRouter::new().any(refuse_internal);
+        }
+        let mut hidden: Vec<Method> = entries
+            .iter()
+            .filter_map(|(method, target)| match target {
+                Target::Internal => (*method).clone(),
+                Target::Service(_) => None,
+            })
+            .collect();
+        if hidden.contains(&Method::GET) && !hidden.contains(&Method::HEAD) {
+            hidden.push(Method::HEAD);
+        }
+        let hidden: Arc<[Method]> = hidden.into();
+        let mut methods = MethodRouter::new();
+        for method in hidden.iter() {
+            methods = methods.on(method.clone(), refuse_internal);
+        }
+        let mut public = Vec::new();
+        for (method, target) in &entries {
+            let Target::Service(service) = target else {
+                continue;
+            };
+            let forward = Forwarder {
+                client: self.client.clone(),
+                service: service.clone(),
+                body_limit: self.body_limit,
+                hidden: hidden.clone(),
+            };
+            match method {
+                Some(method) if hidden.contains(method) => {}
+                Some(method) => {
+                    public.push(method.clone());
+                    methods = methods.on(method.clone(), forward.handler());
+                }
+                None => {
+                    public.extend(PUBLIC_METHODS.iter().cloned());
+                    methods = methods.any(forward.handler());
+                }
+            }
+        }
+        if !hidden.is_empty() && !hidden.contains(&Method::OPTIONS) {
+            public.push(Method::OPTIONS);
+            let allow = allow_value(&public, &hidden);
+            methods = methods.on(Method::OPTIONS, move || {
+                let allow = allow.clone();
+                async move {
+                    let mut response = StatusCode::NO_CONTENT.into_response();
+                    response.headers_mut().insert(ALLOW, allow);
+                    response
+                }
+            });
+        }
+        methods
+    }
 }
 
-/// A handler forwarding to `service`.
-fn forwarder(
-    client: &ServiceClient,
-    service: &Arc<str>,
-    body_limit: usize,
-) -> impl Fn(Option<RemoteAddr>, Request) -> ForwardFuture + Clone + Send + Sync + 'static {
-    let (client, service) = (client.clone(), service.clone());
-    move |remote, request: Request| {
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > body_limit as u64) {
-            let problem = Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
-                .with_detail(format!(
-                    "the request body is larger than the limit of {body_limit} bytes"
-                ))
-                .with_extension("limit", body_limit);
-            return Box::pin(std::future::ready(problem.into_response())) as ForwardFuture;
+/// The methods a route forwarding every method offers in an edge `OPTIONS` answer.
+const PUBLIC_METHODS: [Method; 6] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+];
+
+/// `Allow` listing `public` methods, once each, none of the `hidden` ones.
+fn allow_value(public: &[Method], hidden: &[Method]) -> HeaderValue {
+    let mut names: Vec<&str> = Vec::new();
+    for method in public {
+        if !hidden.contains(method) && !names.contains(&method.as_str()) {
+            names.push(method.as_str());
         }
-        Box::pin(forward(client.clone(), service.clone(), remote, request))
     }
+    HeaderValue::from_str(&names.join(",")).expect("method names are valid header values")
+}
+
+/// Removes internal methods from an `Allow` a service sent (with a 405, say), so that the
+/// answer does not tell a client what the route keeps for the services.
+fn hide_methods(response: &mut Response, hidden: &[Method]) {
+    if hidden.is_empty() {
+        return;
+    }
+    let Some(allow) = response.headers().get(ALLOW).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let listed: Vec<Method> = allow
+        .split(',')
+        .filter_map(|name| name.trim().parse().ok())
+        .collect();
+    let filtered = allow_value(&listed, hidden);
+    response.headers_mut().insert(ALLOW, filtered);
+}
+
+/// What a forwarding route needs.
+#[derive(Debug, Clone)]
+struct Forwarder {
+    client: ServiceClient,
+    service: Arc<str>,
+    body_limit: usize,
+    /// The route's internal methods, kept out of `Allow` answers.
+    hidden: Arc<[Method]>,
 }
 
 type ForwardFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
-async fn forward(
-    client: ServiceClient,
-    service: Arc<str>,
-    remote: Option<RemoteAddr>,
-    mut request: Request,
-) -> Response {
-    headers::strip_hop_by_hop(request.headers_mut());
-    headers::add_forwarded(request.headers_mut(), remote.map(|RemoteAddr(addr)| addr));
-    match client.send(&service, request).await {
-        Ok(mut response) => {
-            headers::strip_hop_by_hop(response.headers_mut());
-            response
+impl Forwarder {
+    fn handler(
+        self,
+    ) -> impl Fn(Option<RemoteAddr>, Request) -> ForwardFuture + Clone + Send + Sync + 'static {
+        move |remote, request: Request| {
+            let declared = request
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|length| length > self.body_limit as u64) {
+                let problem = Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+                    .with_detail(format!(
+                        "the request body is larger than the limit of {} bytes",
+                        self.body_limit
+                    ))
+                    .with_extension("limit", self.body_limit);
+                return Box::pin(std::future::ready(problem.into_response())) as ForwardFuture;
+            }
+            Box::pin(self.clone().forward(remote, request))
         }
-        Err(err) => err.to_problem().into_response(),
+    }
+
+    async fn forward(self, remote: Option<RemoteAddr>, request: Request) -> Response {
+        let (mut parts, body) = request.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        headers::add_forwarded(&mut parts.headers, remote.map(|RemoteAddr(addr)| addr));
+        // After the hop-by-hop headers went: `Connection` cannot name the mark away.
+        mark::mark(&mut parts.headers);
+        let (body, fault) = inbound::watch(body, self.body_limit);
+        match self
+            .client
+            .send(&self.service, Request::from_parts(parts, body))
+            .await
+        {
+            Ok(mut response) => {
+                headers::strip_hop_by_hop(response.headers_mut());
+                hide_methods(&mut response, &self.hidden);
+                response
+            }
+            Err(err) => match fault.get() {
+                Some(fault) => fault.problem().into_response(),
+                None => err.to_problem().into_response(),
+            },
+        }
     }
 }
 

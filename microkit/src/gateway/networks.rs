@@ -1,4 +1,5 @@
-//! Guarding internal routes by the caller's real network address.
+//! Guarding internal routes: by the caller's real network address, and never through the
+//! gateway.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -11,6 +12,7 @@ use http::StatusCode;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::mark::is_marked;
 use crate::extract::RemoteAddr;
 use crate::response::IntoResponse;
 use crate::{Problem, Request, Response};
@@ -95,8 +97,12 @@ impl FromStr for Network {
 }
 
 /// Lets a request through only when its real client address (the connection's, never a
-/// forwarded header) is in one of the allowed networks; others get a 403 problem. Put it on
-/// internal routes with [`Router::route_layer`](crate::Router::route_layer).
+/// forwarded header) is in one of the allowed networks and it did not come through the
+/// gateway (it carries no [`GATEWAY_MARK`](super::GATEWAY_MARK)); others get a 403 problem.
+/// Put it on internal routes with [`Router::route_layer`](crate::Router::route_layer).
+///
+/// Why both: behind the gateway every request comes from the gateway's own, private address,
+/// so the address alone would let the whole internet in through the door.
 #[derive(Debug, Clone)]
 pub struct AllowNetworksLayer {
     networks: Arc<[Network]>,
@@ -148,21 +154,24 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let allowed = request
+        let nearby = request
             .extensions()
             .get::<RemoteAddr>()
             .is_some_and(|RemoteAddr(addr)| {
                 self.networks.iter().any(|net| net.contains(addr.ip()))
             });
-        if allowed {
-            Box::pin(self.inner.call(request))
+        let detail = if is_marked(request.headers()) {
+            "this route is internal: it does not answer requests forwarded by the gateway"
+        } else if nearby {
+            return Box::pin(self.inner.call(request));
         } else {
-            Box::pin(async {
-                Ok(Problem::new(StatusCode::FORBIDDEN)
-                    .with_detail("this route is internal: it only answers callers on the service's own networks")
-                    .into_response())
-            })
-        }
+            "this route is internal: it only answers callers on the service's own networks"
+        };
+        Box::pin(async move {
+            Ok(Problem::new(StatusCode::FORBIDDEN)
+                .with_detail(detail)
+                .into_response())
+        })
     }
 }
 
