@@ -45,6 +45,8 @@
 //! | [`server`] | [`serve`] and [`ServerConfig`] |
 //! | [`middleware`] | the request-id layer; any tower-http layer fits too |
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod body;
 pub mod client;
 pub mod discovery;
