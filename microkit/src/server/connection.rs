@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{sleep_until, Instant};
 
+use super::PeerIdentity;
 use crate::body::BodyPace;
 use crate::client::{parse_deadline, with_deadline, DEADLINE_HEADER};
 use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
@@ -23,8 +24,10 @@ use crate::router::RouterService;
 use crate::Body;
 use crate::{Problem, Response};
 
-pub(super) struct Connection {
-    pub(super) stream: TcpStream,
+pub(super) struct Connection<IO = TcpStream> {
+    pub(super) stream: IO,
+    /// The verified client certificate's identity, under mutual TLS.
+    pub(super) peer: Option<PeerIdentity>,
     pub(super) remote: SocketAddr,
     pub(super) router: RouterService,
     pub(super) builder: Arc<Builder<TokioExecutor>>,
@@ -103,10 +106,53 @@ fn deadline_passed() -> Response {
         .into_response()
 }
 
-impl Connection {
+impl<IO> Connection<IO> {
+    /// The same connection over the stream `upgrade` makes of this one (the TLS session on
+    /// top of the TCP stream), with the peer identity it found; `None` when it fails.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(super) async fn upgrade<T, F, Fut>(self, upgrade: F) -> Option<Connection<T>>
+    where
+        F: FnOnce(IO) -> Fut,
+        Fut: std::future::Future<Output = Option<(T, Option<PeerIdentity>)>>,
+    {
+        let Connection {
+            stream,
+            peer: _,
+            remote,
+            router,
+            builder,
+            body_limit,
+            body_pace,
+            header_limits,
+            keep_alive_timeout,
+            shutdown,
+            permit,
+        } = self;
+        let (stream, peer) = upgrade(stream).await?;
+        Some(Connection {
+            stream,
+            peer,
+            remote,
+            router,
+            builder,
+            body_limit,
+            body_pace,
+            header_limits,
+            keep_alive_timeout,
+            shutdown,
+            permit,
+        })
+    }
+}
+
+impl<IO> Connection<IO>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     pub(super) async fn serve(self) {
         let Connection {
             stream,
+            peer,
             remote,
             router,
             builder,
@@ -129,6 +175,9 @@ impl Connection {
             let too_large = header_limits.exceeded_by(&request);
             let mut request = request.map(|body| Body::from_connection(body, body_pace));
             request.extensions_mut().insert(RemoteAddr(remote));
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
             if let Some(limit) = custom_limit {
                 request.extensions_mut().insert(limit);
             }

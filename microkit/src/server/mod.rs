@@ -19,6 +19,9 @@
 
 mod config;
 mod connection;
+mod peer;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::future::{Future, IntoFuture};
 use std::io;
@@ -35,6 +38,9 @@ use tokio::task::JoinSet;
 
 pub use self::config::ServerConfig;
 use self::connection::{Connection, HeaderLimits};
+pub use self::peer::PeerIdentity;
+#[cfg(feature = "tls")]
+pub use self::tls::TlsConfig;
 use crate::router::{Router, RouterService};
 
 /// Serves `router` on `listener` until the shutdown signal, if any, fires.
@@ -47,6 +53,8 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         router: router.into_service(),
         config: ServerConfig::default(),
         signal: None,
+        #[cfg(feature = "tls")]
+        tls: None,
     }
 }
 
@@ -57,6 +65,8 @@ pub struct Serve {
     router: RouterService,
     config: ServerConfig,
     signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -85,6 +95,14 @@ impl Serve {
         self
     }
 
+    /// Serves over TLS (feature `tls`): every connection starts with a handshake, bounded by
+    /// the config's handshake timeout; limits and graceful shutdown are the same as over TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -96,7 +114,14 @@ impl Serve {
             router,
             config,
             signal,
+            #[cfg(feature = "tls")]
+            tls,
         } = self;
+        #[cfg(feature = "tls")]
+        let tls = match tls {
+            Some(tls) => Some(Arc::new(tls::Handshake::new(&tls)?)),
+            None => None,
+        };
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
         let builder = Arc::new(http_builder(&config));
         let permits = Arc::new(Semaphore::new(config.max_connections));
@@ -124,24 +149,28 @@ impl Serve {
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%remote, error = %err, "TCP_NODELAY could not be set");
             }
-            connections.spawn(
-                Connection {
-                    stream,
-                    remote,
-                    router: router.clone(),
-                    builder: builder.clone(),
-                    body_limit: config.body_limit,
-                    body_pace: config.body_pace,
-                    header_limits: HeaderLimits {
-                        bytes: config.max_header_bytes,
-                        count: config.max_headers,
-                    },
-                    keep_alive_timeout: config.keep_alive_timeout,
-                    shutdown: shutdown_rx.clone(),
-                    permit,
-                }
-                .serve(),
-            );
+            let connection = Connection {
+                stream,
+                peer: None,
+                remote,
+                router: router.clone(),
+                builder: builder.clone(),
+                body_limit: config.body_limit,
+                body_pace: config.body_pace,
+                header_limits: HeaderLimits {
+                    bytes: config.max_header_bytes,
+                    count: config.max_headers,
+                },
+                keep_alive_timeout: config.keep_alive_timeout,
+                shutdown: shutdown_rx.clone(),
+                permit,
+            };
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &tls {
+                connections.spawn(tls.clone().serve(connection));
+                continue;
+            }
+            connections.spawn(connection.serve());
         }
 
         drop(listener);
