@@ -649,3 +649,20 @@ fn request_of_json() -> microkit::http::Request<http_body_util::Full<Bytes>> {
         .insert("content-type", support::value("application/json"));
     request
 }
+
+#[tokio::test]
+async fn an_expectation_other_than_100_continue_is_417() {
+    let server = spawn(json_app(), config()).await;
+    let reply = raw_exchange(
+        server.addr,
+        b"POST /bytes HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\nhi"
+            .to_vec(),
+    )
+    .await;
+    assert_problem(
+        reply.status,
+        reply.header("content-type"),
+        &reply.body,
+        StatusCode::EXPECTATION_FAILED,
+    );
+}

@@ -35,7 +35,16 @@ pub struct Json<T>(pub T);
 
 const APPLICATION_JSON: &str = "application/json";
 
+/// Whether the body is JSON the server can read: a JSON media type, and no content coding
+/// (a gzip body read as JSON would be garbage, or worse, valid JSON by accident).
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    let encoded = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return false;
+    }
     let Some(content_type) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -227,6 +236,13 @@ mod tests {
             assert_eq!(is_json(&headers), expected, "{value}");
         }
         assert!(!is_json(&HeaderMap::new()));
+        let mut gzipped = HeaderMap::new();
+        gzipped.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        gzipped.insert(
+            http::header::CONTENT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        assert!(!is_json(&gzipped));
     }
 
     #[test]

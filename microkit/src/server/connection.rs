@@ -93,6 +93,20 @@ impl HeaderLimits {
     }
 }
 
+/// An `Expect` other than `100-continue` (which hyper answers itself) cannot be met: 417,
+/// rather than acting as if the client had not asked (RFC 9110 §10.1.1).
+fn unmet_expectation<B>(request: &http::Request<B>) -> Option<Response> {
+    let expect = request.headers().get(http::header::EXPECT)?;
+    if expect.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+        return None;
+    }
+    Some(
+        Problem::new(http::StatusCode::EXPECTATION_FAILED)
+            .with_detail("the server meets no expectation but `100-continue`")
+            .into_response(),
+    )
+}
+
 fn headers_too_large() -> Response {
     Problem::new(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         .with_detail("the request's header fields are too large or too many")
@@ -172,7 +186,11 @@ where
         let custom_limit = (body_limit != DEFAULT_BODY_LIMIT).then_some(BodyLimit(body_limit));
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = InFlight::start(&requests);
-            let too_large = header_limits.exceeded_by(&request);
+            let refused = if header_limits.exceeded_by(&request) {
+                Some(headers_too_large())
+            } else {
+                unmet_expectation(&request)
+            };
             let mut request = request.map(|body| Body::from_connection(body, body_pace));
             request.extensions_mut().insert(RemoteAddr(remote));
             if let Some(peer) = &peer {
@@ -185,11 +203,17 @@ where
                 .headers()
                 .get(&DEADLINE_HEADER)
                 .and_then(parse_deadline);
-            let answer = (!too_large).then(|| router.call(request));
+            let answer = match refused {
+                Some(refused) => Err(refused),
+                None => Ok(router.call(request)),
+            };
             async move {
-                let Some(answer) = answer else {
-                    drop(in_flight);
-                    return Ok::<_, Infallible>(headers_too_large());
+                let answer = match answer {
+                    Ok(answer) => answer,
+                    Err(refused) => {
+                        drop(in_flight);
+                        return Ok::<_, Infallible>(refused);
+                    }
                 };
                 let response = match deadline {
                     None => answer.await,
