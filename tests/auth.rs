@@ -482,3 +482,102 @@ async fn a_jwks_file_is_read_again_for_a_new_kid() {
     assert_eq!(app.write_with_bearer(&new).await.status, StatusCode::OK);
     assert!(JwtKeys::jwks_file(dir.path().join("missing.json")).is_err());
 }
+
+/// The gateway verifies at the edge (reads open, writes need a token) and relays the caller to
+/// a service that trusts only what the gateway signed.
+#[tokio::test]
+async fn the_gateway_relays_the_verified_caller_to_services() {
+    use microkit::auth::{IdentityRelay, X_MICROKIT_IDENTITY};
+    use microkit::client::ServiceClient;
+    use microkit::discovery::MemoryRegistry;
+    use microkit::gateway::Gateway;
+
+    let relay = IdentityRelay::new(b"the secret the gateway and the services share");
+    let service = app(Authenticate::new().trust_relay(relay.clone()).optional()).await;
+    let registry = MemoryRegistry::new();
+    let _registration = support::cluster::register(&registry, "svc", service.server.addr).await;
+    let edge_router = Gateway::new(ServiceClient::new(registry))
+        .route("/me", "svc")
+        .route("/write", "svc")
+        .on_forward(relay.forward_hook())
+        .into_router()
+        .layer(
+            Authenticate::new()
+                .jwt(verifier(JwtKeys::hmac(SECRET)))
+                .optional_for_reads(),
+        );
+    let edge = App {
+        server: spawn(edge_router, ServerConfig::default()).await,
+        writes: Arc::new(AtomicUsize::new(0)),
+    };
+
+    let token = hs256(&claims());
+    let write = edge.write_with_bearer(&token).await;
+    assert_eq!(write.status, StatusCode::OK, "{}", write.text());
+    assert_eq!(
+        write.text(),
+        "ada",
+        "the service saw the caller the gateway verified"
+    );
+    let me = edge
+        .call(
+            Method::GET,
+            "/me",
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    assert_eq!(me.text(), r#"ada ["cart:write", "orders:read"]"#);
+    assert_eq!(edge.call(Method::GET, "/me", &[]).await.text(), "anonymous");
+    let anonymous_write = edge.call(Method::POST, "/write", &[]).await;
+    assert_refused(&anonymous_write, StatusCode::UNAUTHORIZED, None);
+
+    // A forged relay header: refused at the gateway, and straight at the service.
+    let forged = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl";
+    let at_edge = edge
+        .call(
+            Method::GET,
+            "/me",
+            &[(X_MICROKIT_IDENTITY.as_str(), forged)],
+        )
+        .await;
+    assert_eq!(at_edge.status, StatusCode::UNAUTHORIZED);
+    let direct = service
+        .call(
+            Method::POST,
+            "/write",
+            &[(X_MICROKIT_IDENTITY.as_str(), forged)],
+        )
+        .await;
+    assert_refused(&direct, StatusCode::UNAUTHORIZED, Some("invalid_token"));
+    // One signed with another secret is no better.
+    let mut headers = microkit::http::HeaderMap::new();
+    let other = IdentityRelay::new(b"a secret that is not the shared one");
+    let someone = Identity::new(
+        microkit::auth::Scheme::Bearer,
+        "mallory",
+        ["cart:write"],
+        Default::default(),
+    );
+    other.relay(&mut headers, Some(&someone));
+    let value = headers[X_MICROKIT_IDENTITY].to_str().unwrap().to_owned();
+    let signed_elsewhere = service
+        .call(
+            Method::POST,
+            "/write",
+            &[(X_MICROKIT_IDENTITY.as_str(), &value)],
+        )
+        .await;
+    assert_eq!(signed_elsewhere.status, StatusCode::UNAUTHORIZED);
+    // The right secret: the service takes it (what the gateway does).
+    relay.relay(&mut headers, Some(&someone));
+    let value = headers[X_MICROKIT_IDENTITY].to_str().unwrap().to_owned();
+    let relayed = service
+        .call(
+            Method::POST,
+            "/write",
+            &[(X_MICROKIT_IDENTITY.as_str(), &value)],
+        )
+        .await;
+    assert_eq!(relayed.text(), "mallory");
+    assert_eq!(service.writes(), 2);
+}

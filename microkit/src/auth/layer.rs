@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, Method};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -15,6 +15,7 @@ use super::api_key::ApiKeys;
 use super::challenge::AuthError;
 use super::identity::Identity;
 use super::jwt::JwtVerifier;
+use super::relay::{IdentityRelay, X_MICROKIT_IDENTITY};
 use crate::{Request, Response};
 
 /// The realm named in challenges unless [`Authenticate::realm`] sets another.
@@ -39,6 +40,8 @@ struct Config {
     jwt: Option<JwtVerifier>,
     api_keys: Option<ApiKeys>,
     optional: bool,
+    optional_for_reads: bool,
+    relay: Option<IdentityRelay>,
     scopes: Vec<String>,
     realm: String,
 }
@@ -58,6 +61,8 @@ impl Authenticate {
                 jwt: None,
                 api_keys: None,
                 optional: false,
+                optional_for_reads: false,
+                relay: None,
                 scopes: Vec::new(),
                 realm: DEFAULT_REALM.to_owned(),
             }),
@@ -84,6 +89,20 @@ impl Authenticate {
     /// are present must still verify. For routes that serve everyone but more to some.
     pub fn optional(mut self) -> Self {
         self.config().optional = true;
+        self
+    }
+
+    /// Lets `GET`, `HEAD` and `OPTIONS` requests without credentials through, while writes
+    /// need them: a public catalog whose changes are not public.
+    pub fn optional_for_reads(mut self) -> Self {
+        self.config().optional_for_reads = true;
+        self
+    }
+
+    /// Accepts the identities a gateway relays with `relay` (in [`X_MICROKIT_IDENTITY`]),
+    /// besides the layer's own schemes for callers that come directly.
+    pub fn trust_relay(mut self, relay: IdentityRelay) -> Self {
+        self.config().relay = Some(relay);
         self
     }
 
@@ -164,10 +183,52 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
 
 impl Config {
     /// Who the request's credentials name, `None` for an anonymous request allowed through.
-    async fn identify(&self, headers: &HeaderMap) -> Result<Option<Identity>, AuthError> {
+    async fn identify(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<Identity>, AuthError> {
+        let anonymous_allowed = self.optional
+            || (self.optional_for_reads
+                && matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS));
+        let identity = match self.relayed(headers).await? {
+            Some(identity) => identity,
+            None => match self.own_scheme(headers).await? {
+                Some(identity) => identity,
+                None if anonymous_allowed => return Ok(None),
+                None => return Err(AuthError::Missing),
+            },
+        };
+        if let Some(missing) = self.scopes.iter().find(|scope| !identity.has_scope(scope)) {
+            return Err(AuthError::InsufficientScope(missing.clone()));
+        }
+        Ok(Some(identity))
+    }
+
+    /// The identity a gateway relayed, when the layer trusts one and the request carries it.
+    async fn relayed(&self, headers: &HeaderMap) -> Result<Option<Identity>, AuthError> {
+        let Some(value) = headers.get(X_MICROKIT_IDENTITY) else {
+            return Ok(None);
+        };
+        let Some(relay) = &self.relay else {
+            return Err(AuthError::Invalid(
+                "relayed identities are not accepted here".into(),
+            ));
+        };
+        let token = value
+            .to_str()
+            .map_err(|_| AuthError::Invalid("the relayed identity is not visible ASCII".into()))?;
+        relay
+            .verify(token)
+            .await
+            .map(Some)
+            .map_err(|reason| AuthError::Invalid(format!("relayed identity: {reason}")))
+    }
+
+    /// The identity the request's own credentials name; `None` when it carries none.
+    async fn own_scheme(&self, headers: &HeaderMap) -> Result<Option<Identity>, AuthError> {
         let identity = match presented(headers) {
-            Presented::None if self.optional => return Ok(None),
-            Presented::None => return Err(AuthError::Missing),
+            Presented::None => return Ok(None),
             Presented::Unusable(reason) => return Err(AuthError::Invalid(reason.to_owned())),
             Presented::Bearer(token) => match &self.jwt {
                 Some(verifier) => verifier.verify(token).await.map_err(AuthError::Invalid)?,
@@ -184,9 +245,6 @@ impl Config {
                 None => return Err(AuthError::Invalid("API keys are not accepted here".into())),
             },
         };
-        if let Some(missing) = self.scopes.iter().find(|scope| !identity.has_scope(scope)) {
-            return Err(AuthError::InsufficientScope(missing.clone()));
-        }
         Ok(Some(identity))
     }
 }
@@ -212,7 +270,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         Box::pin(async move {
-            match config.identify(request.headers()).await {
+            match config.identify(request.method(), request.headers()).await {
                 Ok(identity) => {
                     if let Some(identity) = identity {
                         request.extensions_mut().insert(identity);

@@ -31,6 +31,10 @@
 //!   (HMAC, RSA, EC or EdDSA), so `alg: none` and HS256-signed-with-the-RSA-public-key
 //!   (algorithm confusion) are refused before any signature is checked.
 //! - Every answer is a problem+json body; nothing the handler would have done happens.
+//!
+//! Behind a gateway, verify at the edge and relay: the gateway signs the verified identity
+//! for the services with an [`IdentityRelay`], and the services
+//! [`trust_relay`](Authenticate::trust_relay) it (see the relay's docs).
 
 mod api_key;
 mod challenge;
@@ -38,9 +42,11 @@ mod identity;
 mod jwks;
 mod jwt;
 mod layer;
+mod relay;
 
 pub use self::api_key::ApiKeys;
 pub use self::challenge::AuthError;
 pub use self::identity::{Identity, Scheme};
 pub use self::jwt::{JwtKeys, JwtVerifier};
 pub use self::layer::{Authenticate, AuthenticateService, X_API_KEY};
+pub use self::relay::{IdentityRelay, X_MICROKIT_IDENTITY};

@@ -54,8 +54,19 @@ use crate::{Json, Problem, Request, Response};
 pub struct Gateway {
     client: ServiceClient,
     body_limit: usize,
+    on_forward: Option<ForwardHook>,
     /// Pattern, the method (`None`: every method not listed otherwise), and where it goes.
     routes: Vec<(String, Option<Method>, Target)>,
+}
+
+/// A change made to every request the gateway forwards; see [`Gateway::on_forward`].
+#[derive(Clone)]
+struct ForwardHook(Arc<dyn Fn(&mut http::request::Parts) + Send + Sync>);
+
+impl std::fmt::Debug for ForwardHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForwardHook")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -70,8 +81,20 @@ impl Gateway {
         Self {
             client,
             body_limit: DEFAULT_BODY_LIMIT,
+            on_forward: None,
             routes: Vec::new(),
         }
+    }
+
+    /// Calls `hook` on every request about to be forwarded, after the gateway's own header
+    /// changes: to relay a verified identity (`microkit::auth::IdentityRelay::forward_hook`,
+    /// feature `auth`), or to add a header of your own.
+    pub fn on_forward(
+        mut self,
+        hook: impl Fn(&mut http::request::Parts) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_forward = Some(ForwardHook(Arc::new(hook)));
+        self
     }
 
     /// Forwards requests matching `pattern` (router syntax), whatever their method, to
@@ -187,6 +210,7 @@ impl Gateway {
                 service: service.clone(),
                 body_limit: self.body_limit,
                 hidden: hidden.clone(),
+                on_forward: self.on_forward.clone(),
             };
             match method {
                 Some(method) if hidden.contains(method) => {}
@@ -262,6 +286,7 @@ struct Forwarder {
     body_limit: usize,
     /// The route's internal methods, kept out of `Allow` answers.
     hidden: Arc<[Method]>,
+    on_forward: Option<ForwardHook>,
 }
 
 type ForwardFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
@@ -294,6 +319,9 @@ impl Forwarder {
         headers::add_forwarded(&mut parts.headers, remote.map(|RemoteAddr(addr)| addr));
         // After the hop-by-hop headers went: `Connection` cannot name the mark away.
         mark::mark(&mut parts.headers);
+        if let Some(ForwardHook(hook)) = &self.on_forward {
+            hook(&mut parts);
+        }
         let (body, fault) = inbound::watch(body, self.body_limit);
         match self
             .client
