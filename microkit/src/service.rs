@@ -26,6 +26,8 @@
 //! choosing it; after a short grace (the time a registry watch takes to reach them) the
 //! listener closes and in-flight requests drain, up to the server's shutdown timeout.
 
+mod registering;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use self::registering::Registering;
 use crate::discovery::{Instance, MemoryRegistry, Registry};
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::router::get;
@@ -187,16 +190,20 @@ impl BoundService {
 
     /// Registers, serves until `shutdown` completes, then deregisters, waits the grace period,
     /// and drains.
+    ///
+    /// A registry that cannot be reached does not stop the service: it serves, and registers
+    /// in the background (retrying with backoff, at most 2 s apart) as soon as the registry
+    /// answers. Only a registry configuration error is returned.
     pub async fn run<F>(self, shutdown: F) -> io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let registration = self
-            .registry
-            .register(self.instance.clone())
+        let registration = Registering::start(self.registry.clone(), self.instance.clone())
             .await
             .map_err(io::Error::other)?;
-        tracing::info!(service = %self.instance.service, addr = %self.instance.addr, "registered");
+        if let Registering::Done(_) = registration {
+            tracing::info!(service = %self.instance.service, addr = %self.instance.addr, "registered");
+        }
         let grace = self.grace;
         let signal = async move {
             shutdown.await;

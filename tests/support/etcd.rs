@@ -40,6 +40,15 @@ pub(crate) struct Etcd {
 impl Etcd {
     /// A running etcd, or `None` when etcd is not installed and not required.
     pub(crate) async fn start(test: &str) -> Option<Self> {
+        let mut etcd = Self::reserve(test)?;
+        etcd.spawn().await;
+        Some(etcd)
+    }
+
+    /// An etcd with its ports chosen but not started yet ([`spawn`](Self::spawn) starts it),
+    /// for tests of what happens before etcd is up; `None` when etcd is not installed and not
+    /// required.
+    pub(crate) fn reserve(test: &str) -> Option<Self> {
         if Command::new("etcd")
             .arg("--version")
             .stdout(Stdio::null())
@@ -61,7 +70,7 @@ impl Etcd {
         );
         // Both listeners at once, so the two ports differ; released just before etcd binds them.
         let (client, peer) = (free_port(), free_port());
-        let mut etcd = Self {
+        let etcd = Self {
             data_dir: std::env::temp_dir().join(&name),
             name,
             client_port: client.local_addr().unwrap().port(),
@@ -69,7 +78,6 @@ impl Etcd {
             child: None,
         };
         drop((client, peer));
-        etcd.spawn().await;
         Some(etcd)
     }
 
@@ -119,9 +127,39 @@ impl Etcd {
         }
     }
 
+    /// Freezes etcd (SIGSTOP): its connections stay open and answer nothing, as a hung host's.
+    pub(crate) fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws what [`pause`](Self::pause) froze (SIGCONT).
+    pub(crate) fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("etcd is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The client port on 127.0.0.1.
+    pub(crate) fn client_port(&self) -> u16 {
+        self.client_port
+    }
+
     /// Kills etcd at once, as a crash would.
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A frozen process dies of SIGKILL too, but thawing first keeps it simple to reason about.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -13,6 +13,7 @@
 //! [`Watch`], the latest instance list of one service, updated in place: what the
 //! inter-service client's resolver caches, so calls never wait on the registry.
 
+pub(crate) mod backoff;
 mod etcd;
 mod fixed;
 mod instance;

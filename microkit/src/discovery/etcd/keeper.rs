@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::backoff::Backoff;
 use super::client::{Client, EtcdError};
+use crate::discovery::backoff::Backoff;
 
 /// Retries while etcd is unreachable are at most this far apart (and never further apart than
 /// the keepalive interval), so the instance is back soon after etcd is.

@@ -8,9 +8,7 @@
 //! | `keeper` | one registration's lease, kept alive, and re-registration |
 //! | `watcher` | one watched service's list, mirrored from a prefix watch |
 //! | `endpoints` | endpoint and `etcd://` URL parsing |
-//! | `backoff` | retry delays |
 
-mod backoff;
 mod client;
 mod endpoints;
 mod keeper;
@@ -40,7 +38,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// during an outage, or etcd came back without its data), the instance registers again.
 ///
 /// Watches list the service's keys, then follow a prefix watch; when the watch breaks or is
-/// compacted they list again. While etcd is unreachable they keep serving the last good list.
+/// compacted they list again. Every TTL they also list the keys afresh (bounded by half a TTL),
+/// so a watch gone silent (etcd frozen, a half-open connection) is found within 1.5 TTLs and
+/// replaced. While etcd is unreachable they keep serving the last good list.
+///
+/// etcd may be down when a service starts: [`Microservice`](crate::service::Microservice)
+/// keeps serving and registers once etcd answers, and a client's resolver asks again on its
+/// next call (a watch that could not list its service is not cached).
 ///
 /// Cloning shares the connections and the watches.
 ///
@@ -208,6 +212,7 @@ impl Registry for EtcdRegistry {
             &self.watchers,
             service,
             self.service_prefix(service),
+            self.ttl,
         ))
     }
 }

@@ -4,6 +4,15 @@
 //! It lists the keys, then watches from the next revision. When the stream breaks or etcd
 //! cancels it (compaction), it lists again and watches again, with backoff. While etcd is
 //! unreachable the last good list stays published: an error never empties it.
+//!
+//! A watch can also go silent without breaking: etcd frozen (SIGSTOP, a stalled disk) or a
+//! half-open connection that a NAT or firewall dropped. A quiet watch and a dead one look
+//! the same from here, so every lease TTL the task lists the keys again, on a connection of
+//! its own, within half a TTL: a list that does not answer, or that shows what the watch did
+//! not, ends the watch, and it is listed and watched afresh. A silent watch is so found within
+//! 1.5 TTLs, for one range request per watched service per TTL. (etcd's own progress
+//! notifications come every ten minutes by default, and the JSON gateway's watch stream
+//! cannot ask for one.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -12,11 +21,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::backoff::Backoff;
 use super::client::{Client, EtcdError};
 use super::wire::{
     prefix_end, Event, KeyValue, StreamItem, WatchCreate, WatchRequest, WatchResponse,
 };
+use crate::discovery::backoff::Backoff;
 use crate::discovery::{DiscoveryError, Instance, Watch};
 
 /// Re-lists while etcd is unreachable are at most this far apart.
@@ -33,6 +42,7 @@ pub(super) async fn watch(
     watchers: &Watchers,
     service: &str,
     prefix: Vec<u8>,
+    ttl: Duration,
 ) -> Result<Watch, DiscoveryError> {
     if let Some(sender) = lock(watchers).get(service) {
         return Ok(sender.subscribe());
@@ -57,6 +67,8 @@ pub(super) async fn watch(
         end,
         snapshot,
         sender: sender.clone(),
+        check_every: ttl,
+        check_timeout: ttl / 2,
     };
     let (watchers, service) = (watchers.clone(), service.to_owned());
     tokio::spawn(async move {
@@ -103,6 +115,10 @@ struct Follower {
     end: Vec<u8>,
     snapshot: Snapshot,
     sender: watch::Sender<Arc<[Instance]>>,
+    /// How often a watch is checked against a fresh list.
+    check_every: Duration,
+    /// How long a list may take before etcd counts as unreachable.
+    check_timeout: Duration,
 }
 
 impl Follower {
@@ -120,7 +136,7 @@ impl Follower {
             }
             revision = loop {
                 tokio::time::sleep(backoff.next_delay()).await;
-                match self.client.range(&self.prefix, &self.end).await {
+                match self.range().await {
                     Ok((kvs, revision)) => {
                         self.snapshot.replace(kvs);
                         self.publish();
@@ -148,8 +164,30 @@ impl Follower {
                 start_revision,
             },
         };
-        let mut lines = self.client.stream("/v3/watch", &request).await?;
-        while let Some(line) = lines.next().await? {
+        // A watch that etcd does not even accept in time is as silent as one that stops.
+        let mut lines = tokio::time::timeout(
+            self.check_timeout,
+            self.client.stream("/v3/watch", &request),
+        )
+        .await
+        .map_err(|_| EtcdError::Timeout)??;
+        let first_check = tokio::time::Instant::now() + self.check_every;
+        let mut checks = tokio::time::interval_at(first_check, self.check_every);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // `Lines::next` is cancel-safe: a line read in part stays buffered.
+            let line = tokio::select! {
+                line = lines.next() => line?,
+                _ = checks.tick() => {
+                    if let Some(reason) = self.check().await? {
+                        return Ok(reason);
+                    }
+                    continue;
+                }
+            };
+            let Some(line) = line else {
+                break;
+            };
             let item: StreamItem<WatchResponse> =
                 serde_json::from_slice(&line).map_err(|err| EtcdError::Decode(err.to_string()))?;
             if let Some(error) = item.error {
@@ -178,6 +216,33 @@ impl Follower {
         Err(EtcdError::Transport("etcd ended the watch stream".into()))
     }
 
+    /// Lists the keys, within the check timeout.
+    async fn range(&self) -> Result<(Vec<KeyValue>, i64), EtcdError> {
+        tokio::time::timeout(
+            self.check_timeout,
+            self.client.range(&self.prefix, &self.end),
+        )
+        .await
+        .map_err(|_| EtcdError::Timeout)?
+    }
+
+    /// Compares the watched list with a fresh one. `Err` when etcd does not answer in time;
+    /// `Ok(Some(why))` when the lists differ: the fresh one is published, and the watch,
+    /// which missed the change or has yet to deliver it, is to be replaced.
+    async fn check(&mut self) -> Result<Option<String>, EtcdError> {
+        let (kvs, _) = self.range().await?;
+        let mut fresh = Snapshot::default();
+        fresh.replace(kvs);
+        if fresh == self.snapshot {
+            return Ok(None);
+        }
+        self.snapshot = fresh;
+        self.publish();
+        Ok(Some(
+            "a fresh list shows changes the watch did not".to_owned(),
+        ))
+    }
+
     /// Publishes the snapshot, waking watchers only if the list changed.
     fn publish(&self) {
         let list = self.snapshot.list();
@@ -196,7 +261,7 @@ impl Follower {
 }
 
 /// The instances under a prefix, by key (so lists come out in a stable order).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Snapshot {
     instances: BTreeMap<Vec<u8>, Instance>,
 }

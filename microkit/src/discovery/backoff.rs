@@ -1,5 +1,5 @@
-//! Exponential backoff with jitter, for retrying etcd without hammering it in step with every
-//! other instance.
+//! Exponential backoff with jitter, for retrying a registry without hammering it in step with
+//! every other instance.
 
 use std::time::Duration;
 
@@ -7,13 +7,13 @@ const FIRST: Duration = Duration::from_millis(100);
 
 /// The next delay doubles from 100 ms up to a cap; jitter takes up to half of it off.
 #[derive(Debug)]
-pub(super) struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
     cap: Duration,
 }
 
 impl Backoff {
-    pub(super) fn new(cap: Duration) -> Self {
+    pub(crate) fn new(cap: Duration) -> Self {
         Self {
             next: FIRST.min(cap),
             cap,
@@ -21,11 +21,11 @@ impl Backoff {
     }
 
     /// Back to the first delay, after a success.
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = FIRST.min(self.cap);
     }
 
-    pub(super) fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(self.cap);
         delay.mul_f64(1.0 - fastrand::f64() / 2.0)
