@@ -226,7 +226,6 @@ fn the_schema_describes_the_json_form() {
             "category",
             "contact",
             "createdAt",
-            "deleted",
             "id",
             "name",
             "priceCents",
@@ -267,10 +266,8 @@ fn the_schema_describes_the_json_form() {
         json!({ "type": "object", "additionalProperties": { "type": "string" } })
     );
     assert_eq!(properties["createdAt"]["readOnly"], true);
-    assert_eq!(
-        properties["deleted"],
-        json!({ "type": "boolean", "readOnly": true })
-    );
+    // The soft-delete flag is the store's business: not part of the public representation.
+    assert!(properties.get("deleted").is_none());
     assert_eq!(
         schema["required"],
         json!(["name", "category", "priceCents", "attrs"])
@@ -307,9 +304,37 @@ fn renamed_fields_are_what_errors_name() {
     assert!(json.get("attrs").is_some());
     let schema = Product::json_schema();
     for key in json.as_object().unwrap().keys() {
+        if key == "deleted" {
+            continue; // the soft-delete flag stays out of the public representation
+        }
         assert!(
             schema["properties"].get(key).is_some(),
             "{key} is not in the schema"
         );
     }
+}
+
+/// A review of a product: its parent's id kind taken from the parent resource.
+#[derive(Debug, Clone, Serialize, Deserialize, Resource)]
+#[resource(path = "/product/{pid}/review", parent = "pid: Product")]
+struct Review {
+    #[resource(id)]
+    id: u64,
+    text: String,
+}
+
+/// Two parents, their id kinds stated.
+#[derive(Debug, Clone, Serialize, Deserialize, Resource)]
+#[resource(path = "/org/{org}/user/{uid}/key", parent = "org, uid: u64")]
+struct ApiKey {
+    #[resource(id)]
+    id: String,
+}
+
+#[test]
+fn parent_attributes_declare_the_parents_id_kinds() {
+    assert_eq!(Review::SPEC.parent_id_kind("pid"), Some(IdKind::Integer));
+    assert_eq!(ApiKey::SPEC.parent_id_kind("uid"), Some(IdKind::Integer));
+    assert_eq!(ApiKey::SPEC.parent_id_kind("org"), None, "any value");
+    assert_eq!(ApiKey::SPEC.fields, ["id"]);
 }

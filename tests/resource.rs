@@ -840,7 +840,8 @@ async fn server_set_fields_cannot_be_written() {
     let mut body = alice();
     body["deleted"] = json!(true);
     created(&users, "/user/", body).await;
-    assert_eq!(get(&users, "/user/1").await.body["deleted"], false);
+    // Not even shown: the flag stays out of the public representation.
+    assert_eq!(get(&users, "/user/1").await.body.get("deleted"), None);
     patch(&users, "/user/1", json!({ "deleted": true })).await;
     assert_eq!(get(&users, "/user/1").await.status, StatusCode::OK);
 }
@@ -1109,4 +1110,173 @@ async fn bad_ids_are_400_problems() {
     let carts = carts();
     get(&carts, "/user/7/cart/x").await.problem(400);
     assert_eq!(observe(&api, "/products/", "/product").await, before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One representation; problems that name every field; stored data that no longer fits
+
+/// The member names of a JSON object, in the order they were written.
+struct MemberOrder(Vec<String>);
+
+impl<'de> Deserialize<'de> for MemberOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = MemberOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MemberOrder, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    names.push(name);
+                }
+                Ok(MemberOrder(names))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
+}
+
+/// The raw body of a call.
+async fn raw(service: &RouterService, method: Method, uri: &str, body: Option<Value>) -> Vec<u8> {
+    let request = Request::builder().method(method).uri(uri);
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    };
+    let response = service.call(request.expect("a valid request")).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn an_item_reads_the_same_in_every_answer() {
+    let api = products(memory());
+    let order = |bytes: Vec<u8>| serde_json::from_slice::<MemberOrder>(&bytes).unwrap().0;
+    let struct_order = [
+        "id",
+        "name",
+        "category",
+        "price_cents",
+        "tags",
+        "created_at",
+    ];
+    let created = raw(&api, Method::POST, "/product/", Some(mug())).await;
+    assert_eq!(order(created), struct_order, "POST");
+    let read = raw(&api, Method::GET, "/product/1", None).await;
+    assert_eq!(order(read), struct_order, "GET");
+    let replaced = raw(&api, Method::PUT, "/product/1", Some(mug())).await;
+    assert_eq!(order(replaced), struct_order, "PUT");
+    let patched = raw(
+        &api,
+        Method::PATCH,
+        "/product/1",
+        Some(json!({ "name": "Cup" })),
+    )
+    .await;
+    assert_eq!(order(patched), struct_order, "PATCH");
+    #[derive(Deserialize)]
+    struct List {
+        items: Vec<MemberOrder>,
+    }
+    let list = raw(&api, Method::GET, "/products/", None).await;
+    let list: List = serde_json::from_slice(&list).unwrap();
+    assert_eq!(list.items[0].0, struct_order, "the list");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_400_whatever_else_is_wrong() {
+    let api = products(memory());
+    created(&api, "/product/", mug()).await;
+    let before = observe(&api, "/products/", "/product").await;
+    // Invalid UTF-8 inside a string, in a member the resource does not even have.
+    for (method, uri) in [
+        (Method::POST, "/product/"),
+        (Method::PUT, "/product/1"),
+        (Method::PATCH, "/product/1"),
+    ] {
+        let json = [("content-type", "application/json")];
+        let body = b"{\"a\": \"\xff\xfe\"}".to_vec();
+        let reply = call(&api, method.clone(), uri, &json, body).await;
+        reply.problem(400);
+        let body =
+            b"{\"name\":\"Mug\",\"category\":\"x\",\"price_cents\":1,\"tags\":[\"\xff\"]}".to_vec();
+        call(&api, method.clone(), uri, &json, body)
+            .await
+            .problem(400);
+    }
+    assert_eq!(observe(&api, "/products/", "/product").await, before);
+}
+
+#[tokio::test]
+async fn a_wrong_shape_names_every_unknown_missing_and_mistyped_field() {
+    let api = products(memory());
+    created(&api, "/product/", mug()).await;
+    let body = json!({ "colour": "red", "price_cents": "cheap", "tags": [1] });
+    for (method, uri) in [(Method::POST, "/product/"), (Method::PUT, "/product/1")] {
+        let reply = send_json(&api, method.clone(), uri, &body).await;
+        reply.problem(422);
+        let mut fields = reply.failing_fields();
+        fields.sort_unstable();
+        // `colour` unknown, `name` and `category` missing, `price_cents` and `tags[0]` mistyped.
+        assert_eq!(
+            fields,
+            ["category", "colour", "name", "price_cents", "tags[0]"],
+            "{method}: {:#}",
+            reply.body
+        );
+    }
+    // A merge patch is checked as the item it makes.
+    let reply = patch(
+        &api,
+        "/product/1",
+        json!({ "note": "x", "price_cents": "cheap" }),
+    )
+    .await;
+    reply.problem(422);
+    let mut fields = reply.failing_fields();
+    fields.sort_unstable();
+    assert_eq!(fields, ["note", "price_cents"]);
+}
+
+#[tokio::test]
+async fn stored_data_that_no_longer_fits_is_a_500_never_a_422() {
+    let store = memory();
+    let api = products(store.clone());
+    // An item written before `category` became a required field.
+    let collection = microkit::resource::store::Collection::new("product").filterable("category");
+    let Value::Object(old) = json!({ "name": "Mug", "price_cents": 1, "tags": [] }) else {
+        unreachable!()
+    };
+    store
+        .create(&collection, None, None, old)
+        .await
+        .expect("stored");
+    for reply in [
+        put(&api, "/product/1", mug()).await,
+        patch(&api, "/product/1", json!({ "name": "Cup" })).await,
+        delete(&api, "/product/1").await,
+    ] {
+        let problem = reply.problem(500);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no longer fits"),
+            "{problem:#}"
+        );
+    }
 }

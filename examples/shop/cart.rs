@@ -10,7 +10,6 @@ use std::sync::Arc;
 use http::StatusCode;
 use microkit::client::ClientError;
 use microkit::extract::{Path, State};
-use microkit::resource::store::IdKind;
 use microkit::resource::{HookContext, Hooks, Repo, Resource as _, ResourceRoutes};
 use microkit::response::IntoResponse;
 use microkit::router::post;
@@ -26,7 +25,7 @@ use super::users::User;
 #[derive(Debug, Clone, Serialize, Deserialize, Resource)]
 #[resource(
     path = "/user/{uid}/cart",
-    parent = "uid",
+    parent = "uid: User",
     actions(create, read, update, delete, list)
 )]
 pub(crate) struct CartItem {
@@ -105,7 +104,6 @@ pub(crate) fn router(context: Context) -> Router {
         context: context.clone(),
     });
     ResourceRoutes::<CartItem>::new(context.store.clone())
-        .parent_id("uid", IdKind::Integer)
         .hooks(CartHooks { context })
         .router()
         .merge(
@@ -134,7 +132,7 @@ async fn checkout_cart(State(checkout): State<Arc<Checkout>>, Path(uid): Path<u6
                     break;
                 }
             }
-            Err(problem) => return problem.into_response(),
+            Err(err) => return Problem::from(err).into_response(),
         }
     }
     if lines.is_empty() {
@@ -176,8 +174,8 @@ async fn checkout_cart(State(checkout): State<Arc<Checkout>>, Path(uid): Path<u6
         Ok(invoice) => invoice,
         Err(err) => return err.into_response(),
     };
-    if let Err(problem) = checkout.repo.delete_all(parent.as_deref()).await {
-        return problem.into_response();
+    if let Err(err) = checkout.repo.delete_all(parent.as_deref()).await {
+        return Problem::from(err).into_response();
     }
     record_action(&checkout.context.client, uid, "checkout");
     (StatusCode::CREATED, Json(invoice)).into_response()

@@ -118,9 +118,9 @@ async fn send(State(emails): State<Arc<Emails>>, Json(request): Json<SendEmail>)
         body: request.body,
         sent_at: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
     };
-    match emails.repo.create(None, &email).await {
-        Ok((sent, _)) => (StatusCode::ACCEPTED, Json(sent)).into_response(),
-        Err(problem) => problem.into_response(),
+    match emails.repo.create(None, email).await {
+        Ok(sent) => (StatusCode::ACCEPTED, Json(sent.item)).into_response(),
+        Err(err) => Problem::from(err).into_response(),
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use microkit::extract::{Path, State};
-use microkit::resource::store::Id;
-use microkit::resource::{Repo, ResourceRoutes};
+use microkit::resource::store::{Id, StoreError};
+use microkit::resource::{Repo, ResourceRoutes, Stored};
 use microkit::response::IntoResponse;
 use microkit::router::post;
 use microkit::{Json, Problem, Resource, Response, Router};
@@ -58,8 +58,8 @@ async fn pay(State(payments): State<Arc<Payments>>, Path(id): Path<u64>) -> Resp
     // Compare-and-swap on the version: of two concurrent payments exactly one wins.
     for _ in 0..16 {
         let (mut invoice, version) = match payments.repo.get(None, &id).await {
-            Ok(found) => found,
-            Err(problem) => return problem.into_response(),
+            Ok(found) => (found.item, found.record.version),
+            Err(err) => return Problem::from(err).into_response(),
         };
         if invoice.status == "paid" {
             return Problem::conflict(format!("invoice {id} is already paid")).into_response();
@@ -67,17 +67,17 @@ async fn pay(State(payments): State<Arc<Payments>>, Path(id): Path<u64>) -> Resp
         invoice.status = "paid".to_owned();
         match payments
             .repo
-            .replace(None, &id, &invoice, Some(version))
+            .replace(None, &id, invoice, Some(version))
             .await
         {
-            Ok((paid, _)) => {
+            Ok(Stored { item: paid, .. }) => {
                 if let Some(user) = paid.user_id {
                     record_action(&payments.context.client, user, "pay");
                 }
                 return Json(paid).into_response();
             }
-            Err(problem) if problem.status() == StatusCode::PRECONDITION_FAILED => continue,
-            Err(problem) => return problem.into_response(),
+            Err(StoreError::VersionMismatch { .. }) => continue,
+            Err(err) => return Problem::from(err).into_response(),
         }
     }
     Problem::new(StatusCode::SERVICE_UNAVAILABLE)

@@ -83,7 +83,7 @@ async fn read_log(State(repo): State<Arc<Repo<LogEntry>>>, Query(range): Query<R
     loop {
         let (page, total) = match repo.list(None, Vec::new(), offset, 100).await {
             Ok(found) => found,
-            Err(problem) => return problem.into_response(),
+            Err(err) => return Problem::from(err).into_response(),
         };
         offset += page.len() as u64;
         for entry in page {

@@ -17,6 +17,14 @@ pub(crate) enum IdKind {
     Text,
 }
 
+/// The id kind a parent parameter's values must have.
+pub(crate) enum ParentKind {
+    /// Stated as an id type: `uid: u64`.
+    Stated(IdKind),
+    /// Inferred from the parent resource: `uid: User` takes `User`'s id kind.
+    Of(syn::Path),
+}
+
 /// What the expansion needs, resolved and checked. Best effort when there are errors: the
 /// fallback only uses `krate` and `path`.
 pub(crate) struct Resolved {
@@ -24,6 +32,8 @@ pub(crate) struct Resolved {
     /// The item path and its literal's span, when it is well-formed.
     pub(crate) path: Option<(String, Span)>,
     pub(crate) list_path: Option<String>,
+    /// The parent parameters that declare an id kind.
+    pub(crate) parent_ids: Vec<(String, ParentKind)>,
     pub(crate) collection: String,
     pub(crate) id: Option<(usize, IdKind)>,
     pub(crate) soft_delete: Option<usize>,
@@ -65,12 +75,26 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
             }
         }
     };
+    let mut parent_ids = Vec::new();
     if let (Some(parent), Some((value, _, params))) = (&attrs.parent, &path) {
-        for name in parent.value().split(',').map(str::trim) {
+        for declared in parent.value().split(',') {
+            let (name, kind) = match declared.split_once(':') {
+                Some((name, ty)) => (name.trim(), Some(ty.trim())),
+                None => (declared.trim(), None),
+            };
+            if let Some(ty) = kind {
+                match parent_kind(ty) {
+                    Some(kind) => parent_ids.push((name.to_owned(), kind)),
+                    None => errors.at(
+                        parent.span(),
+                        format!("`{ty}` is not an id type or a resource: write `{name}: u64` (an integer, `Uuid` or `String`), or `{name}: User` to take the id kind of the resource `User`"),
+                    ),
+                }
+            }
             if name.is_empty() || !is_ident(name) {
                 errors.at(
                     parent.span(),
-                    format!("`parent` lists path parameters separated by commas (`parent = \"uid\"`); `{name}` is not a parameter name"),
+                    format!("`parent` lists path parameters separated by commas, each with its id type or resource if values must parse as ids (`parent = \"uid: u64\"`); `{name}` is not a parameter name"),
                 );
             } else if !params.iter().any(|p| p == name) {
                 errors.at(
@@ -214,6 +238,7 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
         krate,
         path: path.map(|(value, span, _)| (value, span)),
         list_path,
+        parent_ids,
         collection,
         id,
         soft_delete,
@@ -363,6 +388,18 @@ fn regex_error(pattern: &str) -> Result<(), String> {
         Err(regex_syntax::Error::Parse(e)) => Err(at(e.kind(), e.span())),
         Err(regex_syntax::Error::Translate(e)) => Err(at(e.kind(), e.span())),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The kind declared after a parent parameter: an id type, or the path of a parent resource.
+fn parent_kind(ty: &str) -> Option<ParentKind> {
+    let ty: syn::Type = syn::parse_str(ty).ok()?;
+    if let Some(kind) = id_kind(&ty) {
+        return Some(ParentKind::Stated(kind));
+    }
+    match ty {
+        syn::Type::Path(path) if path.qself.is_none() => Some(ParentKind::Of(path.path)),
+        _ => None,
     }
 }
 

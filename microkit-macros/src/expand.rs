@@ -6,7 +6,7 @@ use syn::DeriveInput;
 
 use crate::ast::{Container, Field};
 use crate::attr::{Number, Rule};
-use crate::check::{self, IdKind, Resolved};
+use crate::check::{self, IdKind, ParentKind, Resolved};
 use crate::errors::Errors;
 use crate::fallback;
 
@@ -82,11 +82,22 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
     let collection = &r.collection;
     let list_path = option(r.list_path.as_deref().map(|p| quote!(#p)));
     let id_field = &cont.fields[id_index].name;
-    let id_kind_variant = match id_kind {
-        IdKind::Integer => quote!(Integer),
-        IdKind::Uuid => quote!(Uuid),
-        IdKind::Text => quote!(Text),
+    let kind_path = |kind: IdKind| match kind {
+        IdKind::Integer => quote!(#krate::resource::store::IdKind::Integer),
+        IdKind::Uuid => quote!(#krate::resource::store::IdKind::Uuid),
+        IdKind::Text => quote!(#krate::resource::store::IdKind::Text),
     };
+    let id_kind_path = kind_path(id_kind);
+    let field_names = fields.iter().map(|f| &f.name);
+    let parent_ids = r.parent_ids.iter().map(|(name, kind)| {
+        let kind = match kind {
+            ParentKind::Stated(kind) => kind_path(*kind),
+            ParentKind::Of(parent) => {
+                quote!(<#parent as #krate::resource::Resource>::SPEC.id_kind)
+            }
+        };
+        quote!((#name, #kind))
+    });
     let names = |keep: fn(&Field<'_>) -> bool| {
         let names = fields.iter().filter(|f| keep(f)).map(|f| &f.name);
         quote!(&[#(#names),*])
@@ -122,8 +133,14 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
         }
     });
 
-    // json_schema().
-    let properties = fields.iter().map(|f| {
+    // json_schema(): the soft-delete flag is the store's business, not part of the public
+    // representation.
+    let public: Vec<&Field<'_>> = fields
+        .iter()
+        .copied()
+        .filter(|f| f.attrs.soft_delete.is_none())
+        .collect();
+    let properties = public.iter().map(|f| {
         let name = &f.name;
         let ty = f.ty;
         let mut keywords = TokenStream::new();
@@ -142,7 +159,7 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
             (#name, __schema::Property::new((&__schema::SchemaOf::<#ty>::NEW).field_schema())#keywords.finish())
         }
     });
-    let required = fields
+    let required = public
         .iter()
         .filter(|f| {
             !schema_read_only(f, id_kind) && !f.serde.skip_serializing && !f.has_default(cont)
@@ -187,12 +204,14 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
                     collection: #collection,
                     path: #path,
                     list_path: #list_path,
+                    fields: &[#(#field_names),*],
                     id_field: #id_field,
-                    id_kind: #krate::resource::store::IdKind::#id_kind_variant,
+                    id_kind: #id_kind_path,
                     read_only: #read_only,
                     unique: #unique,
                     filterable: #filterable,
                     soft_delete: #soft_delete,
+                    parent_ids: &[#(#parent_ids),*],
                     actions: #krate::resource::Actions {
                         create: #create,
                         read: #read,

@@ -9,7 +9,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{BufMut, BytesMut};
-use http::{header, HeaderValue, StatusCode};
+use http::header::IntoHeaderName;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -31,6 +32,22 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// assert_eq!(problem.status(), StatusCode::UNPROCESSABLE_ENTITY);
 /// assert_eq!(problem.title(), "Unprocessable Entity");
 /// ```
+///
+/// A problem may carry response headers that belong with its status (RFC 9110 asks for some):
+/// `ETag` with 412, `Retry-After` with 429 and 503, `Allow` with 405, `WWW-Authenticate` with
+/// 401. They travel with the problem through `?` and are sent with it:
+///
+/// ```
+/// use http::header::{HeaderValue, RETRY_AFTER};
+/// use http::StatusCode;
+/// use microkit::response::IntoResponse;
+/// use microkit::Problem;
+///
+/// let response = Problem::new(StatusCode::TOO_MANY_REQUESTS)
+///     .with_header(RETRY_AFTER, HeaderValue::from_static("30"))
+///     .into_response();
+/// assert_eq!(response.headers()[RETRY_AFTER], "30");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     // Boxed so that `Result<T, Problem>` stays as small as `T` on the happy path.
@@ -45,6 +62,11 @@ struct Members {
     detail: Option<String>,
     instance: Option<String>,
     extensions: Map<String, Value>,
+    /// Sent with the problem; not part of its JSON body.
+    headers: HeaderMap,
+    /// What went wrong behind a 5xx, for the log line written when the problem is answered;
+    /// never sent (it may hold SQL, paths or hosts).
+    cause: Option<String>,
 }
 
 /// One failing field, listed in a problem's `errors` extension member.
@@ -77,6 +99,8 @@ impl Problem {
                 detail: None,
                 instance: None,
                 extensions: Map::new(),
+                headers: HeaderMap::new(),
+                cause: None,
             }),
         }
     }
@@ -142,6 +166,22 @@ impl Problem {
         self
     }
 
+    /// Adds a response header sent with the problem (`ETag`, `Retry-After`, `Allow`,
+    /// `WWW-Authenticate`, ...). A second value of the same name is added, not replaced, as
+    /// `WWW-Authenticate` with two challenges needs; `Content-Type` is always the problem's.
+    pub fn with_header(mut self, name: impl IntoHeaderName, value: HeaderValue) -> Self {
+        self.inner.headers.append(name, value);
+        self
+    }
+
+    /// Records what went wrong behind the problem for the server's log: it is logged once, at
+    /// error level, when the problem becomes a response with a 5xx status, and never sent to
+    /// the client.
+    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+        self.inner.cause = Some(cause.to_string());
+        self
+    }
+
     /// Lists failing fields in the `errors` extension member.
     pub fn with_field_errors(self, errors: impl IntoIterator<Item = FieldError>) -> Self {
         let errors: Vec<FieldError> = errors.into_iter().collect();
@@ -171,6 +211,16 @@ impl Problem {
     /// The `instance`, if any.
     pub fn instance(&self) -> Option<&str> {
         self.inner.instance.as_deref()
+    }
+
+    /// The headers sent with the problem.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.inner.headers
+    }
+
+    /// The cause recorded with [`with_cause`](Self::with_cause), if any.
+    pub fn cause(&self) -> Option<&str> {
+        self.inner.cause.as_deref()
     }
 
     /// An extension member, if present.
@@ -212,8 +262,22 @@ impl std::error::Error for Problem {}
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut response = Response::new(Body::from(self.to_json()));
-        *response.status_mut() = self.inner.status;
+        let body = Body::from(self.to_json());
+        let Members {
+            status,
+            detail,
+            headers,
+            cause,
+            ..
+        } = *self.inner;
+        // Logged here, where the request is answered, so that a failure is logged once however
+        // many layers it went through on its way up.
+        if let (Some(cause), true) = (&cause, status.is_server_error()) {
+            tracing::error!(status = status.as_u16(), detail = detail.as_deref(), %cause, "answered with a server error");
+        }
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -305,6 +369,30 @@ mod tests {
         let problem = Problem::conflict("taken").with_extension("retry", true);
         let back: Problem = serde_json::from_slice(&problem.to_json()).unwrap();
         assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn carries_its_headers_into_the_response() {
+        let response = Problem::new(StatusCode::UNAUTHORIZED)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"))
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+            .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))
+            .into_response();
+        let challenges: Vec<_> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .collect();
+        assert_eq!(challenges, ["Basic", "Bearer"]);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[test]
+    fn keeps_its_cause_out_of_the_body() {
+        let problem =
+            Problem::internal("the store failed").with_cause("connection refused by db.internal");
+        assert_eq!(problem.cause(), Some("connection refused by db.internal"));
+        assert!(!String::from_utf8_lossy(&problem.to_json()).contains("db.internal"));
     }
 
     #[test]

@@ -11,12 +11,22 @@ const _: () = {
             collection: "product",
             path: "/product",
             list_path: ::core::option::Option::Some("/products/"),
+            fields: &[
+                "id",
+                "name",
+                "category",
+                "priceCents",
+                "contact",
+                "createdAt",
+                "deleted",
+            ],
             id_field: "id",
             id_kind: ::microkit::resource::store::IdKind::Integer,
             read_only: &["createdAt"],
             unique: &["name"],
             filterable: &["category"],
             soft_delete: ::core::option::Option::Some("deleted"),
+            parent_ids: &[],
             actions: ::microkit::resource::Actions {
                 create: true,
                 read: true,
@@ -139,14 +149,6 @@ const _: () = {
                         "createdAt",
                         __schema::Property::new(
                                 (&__schema::SchemaOf::<Option<String>>::NEW).field_schema(),
-                            )
-                            .read_only()
-                            .finish(),
-                    ),
-                    (
-                        "deleted",
-                        __schema::Property::new(
-                                (&__schema::SchemaOf::<bool>::NEW).field_schema(),
                             )
                             .read_only()
                             .finish(),

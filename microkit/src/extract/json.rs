@@ -12,10 +12,16 @@ use crate::{Body, Problem, Request, Response};
 
 /// A JSON body: an extractor (the last handler argument) and a response.
 ///
-/// As an extractor it refuses, each time with serde's own message in the problem's `detail`:
-/// a `Content-Type` that is not `application/json` (or `application/*+json`) with 415, a body
-/// over the limit with 413, malformed JSON with 400, and valid JSON of the wrong shape with 422,
-/// naming the failing field in the problem's `errors` member.
+/// As an extractor it refuses a `Content-Type` that is not `application/json` (or
+/// `application/*+json`) with 415, a body over the limit with 413, a body that is not
+/// well-formed JSON (not UTF-8, bad syntax, trailing characters) with 400 whatever else is
+/// wrong with it, and well-formed JSON of the wrong shape with 422.
+///
+/// A 422 lists the failing fields in the problem's `errors` member: every unknown member (with
+/// `#[serde(deny_unknown_fields)]`) and every member of the wrong type, found by parsing again
+/// without each one at fault, and the first missing field (serde reports one; a generic
+/// extractor cannot learn the others). `#[derive(Resource)]` endpoints know every field and
+/// list every missing one too.
 ///
 /// ```
 /// use microkit::{router::post, Json, Router};
@@ -81,58 +87,193 @@ where
 impl<T: DeserializeOwned> Json<T> {
     /// Parses a JSON body, refusing it as the extractor does (400 malformed, 422 wrong shape).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Rejection> {
-        parse_json(
-            bytes,
-            |deserializer| T::deserialize(deserializer),
-            |deserializer| serde_path_to_error::deserialize(deserializer),
-        )
-        .map(Json)
+        match parse_json(bytes, |deserializer| T::deserialize(deserializer)) {
+            Ok(value) => Ok(Json(value)),
+            Err(Refused::Malformed(rejection)) => Err(rejection),
+            Err(Refused::WrongShape { document, first }) => {
+                let errors = field_errors(document, Vec::new(), |document| {
+                    serde_path_to_error::deserialize::<_, T>(document).map(drop)
+                });
+                Err(wrong_shape(&first, errors))
+            }
+        }
     }
 }
 
-/// The deserializer the JSON helpers run over.
-pub(crate) type JsonDeserializer<'a> = serde_json::Deserializer<serde_json::de::SliceRead<'a>>;
+/// The deserializer the JSON helpers run over: the body, checked to be UTF-8 first.
+pub(crate) type JsonDeserializer<'a> = serde_json::Deserializer<serde_json::de::StrRead<'a>>;
 
-/// Parses `bytes` with `fast` and refuses as the extractor does: malformed JSON 400 (even when
-/// a field of the wrong type comes first: serde stops at the first problem), trailing
-/// characters 400, a wrong shape 422 naming the failing field.
+/// Why [`parse_json`] refused a body.
+pub(crate) enum Refused {
+    /// Not JSON at all (400): not UTF-8, bad syntax, trailing characters.
+    Malformed(Rejection),
+    /// Well-formed JSON of the wrong shape (422): the document, to find every failing field
+    /// in, and the first failure found.
+    WrongShape {
+        document: serde_json::Value,
+        first: serde_json::Error,
+    },
+}
+
+/// Parses `bytes` with `parse`, telling a body that is not JSON at all (400, whatever else is
+/// wrong with it) from well-formed JSON of the wrong shape (422).
 ///
-/// Only a failed parse runs again, with `tracked`, to learn the failing field's path: parsing
-/// is deterministic, and tracking every path on the way costs a fifth of a parse.
-pub(crate) fn parse_json<T>(
-    bytes: &[u8],
-    fast: impl FnOnce(&mut JsonDeserializer<'_>) -> Result<T, serde_json::Error>,
-    tracked: impl FnOnce(
-        &mut JsonDeserializer<'_>,
-    ) -> Result<T, serde_path_to_error::Error<serde_json::Error>>,
-) -> Result<T, Rejection> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let first = match fast(&mut deserializer) {
+/// The happy path parses once, straight into the target type. Only a failed parse reads the
+/// body again, as a `serde_json::Value`: if that fails too, the body is malformed; otherwise
+/// the caller looks for every failing field in the document (see [`field_errors`]). The body
+/// is checked to be UTF-8 as a whole first (RFC 8259 requires it), so that invalid bytes
+/// inside a string are a 400 even in a field the target type ignores.
+pub(crate) fn parse_json<'a, T>(
+    bytes: &'a [u8],
+    parse: impl FnOnce(&mut JsonDeserializer<'a>) -> Result<T, serde_json::Error>,
+) -> Result<T, Refused> {
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        Refused::Malformed(Rejection::new(
+            RejectionKind::MalformedBody,
+            format!("the request body is not valid JSON: it is not UTF-8 ({err})"),
+        ))
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let first = match parse(&mut deserializer) {
         Ok(value) => {
-            deserializer.end().map_err(|err| malformed(&err))?;
+            deserializer
+                .end()
+                .map_err(|err| Refused::Malformed(malformed(&err)))?;
             return Ok(value);
         }
         Err(first) => first,
     };
-    if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Err(malformed(&syntax));
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    match tracked(&mut deserializer) {
-        Err(err) => Err(json_rejection(&err)),
-        // Parsing is deterministic, so the tracked run fails too; should it not, report the
-        // first failure without a path.
-        Ok(_) => Err(Rejection::new(
-            RejectionKind::InvalidBody,
-            format!("the request body has the wrong shape: {first}"),
-        )),
+    match serde_json::from_str(text) {
+        Ok(document) => Err(Refused::WrongShape { document, first }),
+        Err(syntax) => Err(Refused::Malformed(malformed(&syntax))),
     }
 }
 
-/// Parses a typed value out of a JSON value, refusing a wrong shape as the extractor does
-/// (422, naming the failing field).
-pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Rejection> {
-    serde_path_to_error::deserialize(value).map_err(|err| json_rejection(&err))
+/// Every failing field of a well-formed `document` that `parse` can find, after the `known`
+/// ones (which are not repeated).
+///
+/// serde stops at the first failure, so this parses again and again: after each failure the
+/// top-level member at fault is taken out and the rest parsed anew. Unknown and mistyped
+/// members are all found this way. A missing field ends the search: serde checks for missing
+/// fields once every member present has parsed, and reports only the first, so a generic
+/// caller learns of one missing field (a resource lists all of them from its schema first).
+/// This runs only on a failed request, and at most once per member.
+pub(crate) fn field_errors(
+    mut document: serde_json::Value,
+    mut known: Vec<FieldError>,
+    parse: impl Fn(serde_json::Value) -> Result<(), serde_path_to_error::Error<serde_json::Error>>,
+) -> Vec<FieldError> {
+    let members = document.as_object().map_or(0, serde_json::Map::len);
+    for _ in 0..=members {
+        let Err(err) = parse(document.clone()) else {
+            break;
+        };
+        let Some(failure) = Failure::of(&err) else {
+            break;
+        };
+        if !known.iter().any(|error| error.field == failure.field) {
+            known.push(FieldError::new(failure.field.clone(), failure.message));
+        }
+        let removed = match (&failure.member, document.as_object_mut()) {
+            (Some(member), Some(object)) => object.remove(member).is_some(),
+            _ => false,
+        };
+        if !removed {
+            break;
+        }
+    }
+    known
+}
+
+/// One failure serde reported, located in the document.
+struct Failure {
+    /// The failing field's path (`price_cents`, `contact.email`, `tags[2]`).
+    field: String,
+    message: String,
+    /// The top-level member to take out to look further; `None` for a missing field.
+    member: Option<String>,
+}
+
+impl Failure {
+    /// Where `err` happened; `None` when it is about the whole document (not an object, say).
+    fn of(err: &serde_path_to_error::Error<serde_json::Error>) -> Option<Self> {
+        let message = err.inner().to_string();
+        let message = message.split(" at line ").next().unwrap_or_default();
+        let path = err.path().to_string();
+        // serde reports a missing or unknown field at its parent (`.`, or `?` while a key is
+        // being read); the field's name is in the message.
+        let named = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split('`').next())
+                .filter(|_| path == "." || path.ends_with('?'))
+        };
+        let parent = path
+            .strip_suffix('?')
+            .unwrap_or(&path)
+            .trim_end_matches('.');
+        let qualified = |name: &str| {
+            if parent.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{parent}.{name}")
+            }
+        };
+        let top = err.path().iter().next().and_then(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            _ => None,
+        });
+        if let Some(name) = named("missing field `") {
+            return Some(Self {
+                field: qualified(name),
+                message: "is required".to_owned(),
+                member: None,
+            });
+        }
+        if let Some(name) = named("unknown field `") {
+            return Some(Self {
+                field: qualified(name),
+                message: "is not a known field".to_owned(),
+                member: Some(top.unwrap_or_else(|| name.to_owned())),
+            });
+        }
+        if path == "." {
+            return None;
+        }
+        Some(Self {
+            field: path,
+            message: message.to_owned(),
+            member: top,
+        })
+    }
+}
+
+/// The 422 for a document of the wrong shape: every failing field in `errors`, or serde's
+/// `first` failure alone when no field could be named.
+pub(crate) fn wrong_shape(first: &serde_json::Error, errors: Vec<FieldError>) -> Rejection {
+    let detail = match errors.as_slice() {
+        [] => {
+            let first = first.to_string();
+            let first = first.split(" at line ").next().unwrap_or_default();
+            return Rejection::new(
+                RejectionKind::InvalidBody,
+                format!("the request body has the wrong shape: {first}"),
+            );
+        }
+        [one] => format!(
+            "the request body has the wrong shape at `{}`: {}",
+            one.field, one.message
+        ),
+        many => {
+            let fields: Vec<String> = many.iter().map(|e| format!("`{}`", e.field)).collect();
+            format!(
+                "the request body has the wrong shape at {}",
+                fields.join(", ")
+            )
+        }
+    };
+    Rejection::new(RejectionKind::InvalidBody, detail)
+        .with_problem(|problem| problem.with_field_errors(errors))
 }
 
 fn malformed(err: &serde_json::Error) -> Rejection {
@@ -140,53 +281,6 @@ fn malformed(err: &serde_json::Error) -> Rejection {
         RejectionKind::MalformedBody,
         format!("the request body is not valid JSON: {err}"),
     )
-}
-
-fn json_rejection(err: &serde_path_to_error::Error<serde_json::Error>) -> Rejection {
-    let inner = err.inner();
-    if !inner.is_data() {
-        return malformed(inner);
-    }
-    let message = inner.to_string();
-    let path = err.path().to_string();
-    // serde reports a missing or unknown field at its parent (`.`, or `?` while a key is being
-    // read); the field's name is in the message.
-    let named = message
-        .strip_prefix("missing field `")
-        .or_else(|| message.strip_prefix("unknown field `"))
-        .and_then(|rest| rest.split('`').next());
-    let parent = path
-        .strip_suffix('?')
-        .unwrap_or(&path)
-        .trim_end_matches('.');
-    let field = match named {
-        Some(name) if path == "." || path.ends_with('?') => {
-            if parent.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{parent}.{name}")
-            }
-        }
-        _ if path == "." => String::new(),
-        _ => path,
-    };
-    let detail = if field.is_empty() {
-        format!("the request body has the wrong shape: {message}")
-    } else {
-        format!("the request body has the wrong shape at `{field}`: {message}")
-    };
-    let rejection = Rejection::new(RejectionKind::InvalidBody, detail);
-    if field.is_empty() {
-        rejection
-    } else {
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        rejection
-            .with_problem(|problem| problem.with_field_errors([FieldError::new(field, message)]))
-    }
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -270,6 +364,50 @@ mod tests {
     fn malformed_json_is_400_even_after_a_field_of_the_wrong_type() {
         let err = Json::<Product>::from_bytes(br#"{"name": 5, "price_cents": "#).unwrap_err();
         assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn invalid_utf8_is_400_whatever_else_is_wrong() {
+        let err = Json::<Product>::from_bytes(b"{\"a\": \"\xff\xfe\"}").unwrap_err();
+        assert_eq!(err.status(), 400);
+        // Even inside a member the type ignores.
+        let body = b"{\"name\":\"a\",\"price_cents\":1,\"junk\":\"\xff\"}";
+        assert_eq!(Json::<Product>::from_bytes(body).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn wrong_shape_lists_every_failing_field_it_can_find() {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            name: String,
+            price_cents: i64,
+            stock: u32,
+        }
+        let err = Json::<Strict>::from_bytes(
+            br#"{"note":"x","price_cents":"cheap","stock":-1,"name":"a"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 422);
+        let mut fields: Vec<String> = err
+            .problem()
+            .field_errors()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        fields.sort();
+        assert_eq!(fields, ["note", "price_cents", "stock"]);
+        // An unknown and a missing field together.
+        let err =
+            Json::<Strict>::from_bytes(br#"{"note":"x","price_cents":1,"stock":1}"#).unwrap_err();
+        let fields: Vec<String> = err
+            .problem()
+            .field_errors()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["note", "name"]);
     }
 
     #[test]

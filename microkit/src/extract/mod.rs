@@ -39,7 +39,7 @@ use http::request::Parts;
 pub(crate) use self::body::read_limited;
 pub use self::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 pub use self::json::Json;
-pub(crate) use self::json::{from_value, is_json, parse_json};
+pub(crate) use self::json::{field_errors, is_json, parse_json, wrong_shape, Refused};
 pub use self::parts::{Extension, MatchedPath, RemoteAddr};
 pub use self::path::Path;
 pub(crate) use self::path::{PathParams, RouteMatch};

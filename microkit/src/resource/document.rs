@@ -1,13 +1,12 @@
 //! Between typed resources, their JSON form and store records.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::ids;
 use super::spec::{Resource, ResourceSpec};
-use super::store::{Collection, Id, IdKind, Record};
-use crate::{FieldError, Problem};
+use super::store::Id;
+use super::store::{Collection, Record, StoreError};
 
 /// The store collection of a resource.
 pub(crate) fn collection(spec: &ResourceSpec) -> Collection {
@@ -23,19 +22,17 @@ pub(crate) fn collection(spec: &ResourceSpec) -> Collection {
     collection
 }
 
-/// A record's JSON form: its data with the id put back.
-pub(crate) fn record_json(spec: &ResourceSpec, record: Record) -> Map<String, Value> {
-    let mut json = Arc::unwrap_or_clone(record.data);
-    let id = match record.id {
-        Id::Int(id) => Value::from(id),
-        Id::Text(id) => Value::String(id),
-    };
-    json.insert(spec.id_field.to_owned(), id);
-    json
+/// A record's JSON form as a document: its data with the id put back.
+pub(crate) fn record_document(spec: &ResourceSpec, record: &Record) -> Value {
+    let mut json = Map::clone(&record.data);
+    json.insert(spec.id_field.to_owned(), ids::to_value(&record.id));
+    Value::Object(json)
 }
 
-/// A record's JSON form, serialized straight from the record: the id first, then the data,
-/// without copying the data to put the id in.
+/// A record's public JSON form, serialized straight from the record without copying it: the
+/// fields in the struct's order (as serializing the struct would write them, so that an item
+/// reads the same in every answer), without the soft-delete flag, which no client ever sees
+/// set.
 pub(crate) struct RecordBody<'a> {
     pub(crate) spec: &'a ResourceSpec,
     pub(crate) record: &'a Record,
@@ -44,111 +41,81 @@ pub(crate) struct RecordBody<'a> {
 impl Serialize for RecordBody<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let id_field = self.spec.id_field;
+        let spec = self.spec;
         let data = &self.record.data;
-        let mut map = serializer.serialize_map(Some(data.len() + 1))?;
-        match &self.record.id {
-            Id::Int(id) => map.serialize_entry(id_field, id)?,
-            Id::Text(id) => map.serialize_entry(id_field, id)?,
+        let mut map = serializer.serialize_map(None)?;
+        let mut id = || match &self.record.id {
+            Id::Int(id) => map.serialize_entry(spec.id_field, id),
+            Id::Text(id) => map.serialize_entry(spec.id_field, id),
+        };
+        if spec.fields.is_empty() {
+            // A specification written by hand may not list its fields: the id, then the data.
+            id()?;
+            for (key, value) in data.iter() {
+                if key != spec.id_field && spec.soft_delete != Some(key.as_str()) {
+                    map.serialize_entry(key, value)?;
+                }
+            }
+            return map.end();
         }
-        for (key, value) in data.iter().filter(|(key, _)| key.as_str() != id_field) {
-            map.serialize_entry(key, value)?;
+        for field in spec.fields {
+            if *field == spec.id_field {
+                match &self.record.id {
+                    Id::Int(id) => map.serialize_entry(field, id)?,
+                    Id::Text(id) => map.serialize_entry(field, id)?,
+                }
+            } else if spec.soft_delete != Some(*field) {
+                if let Some(value) = data.get(*field) {
+                    map.serialize_entry(field, value)?;
+                }
+            }
         }
         map.end()
     }
 }
 
-/// Parses a resource from its JSON form, refusing a wrong shape with 422.
-pub(crate) fn from_json<R: Resource>(json: Map<String, Value>) -> Result<R, Problem> {
-    crate::extract::from_value(Value::Object(json)).map_err(Problem::from)
-}
-
-/// Parses a resource from a stored record's JSON form, without copying it.
-pub(crate) fn from_json_ref<R: Resource>(json: &Map<String, Value>) -> Result<R, Problem> {
-    R::deserialize(json).map_err(|err| {
-        tracing::error!(error = %err, "a stored record does not parse as its resource");
-        Problem::internal("a stored item could not be read")
+/// The typed item of a record, read without copying the record's data.
+///
+/// A record that no longer fits the type (a required field added since it was written, a
+/// field's type changed) is the server's data at fault, never the request's: it is
+/// [`StoreError::Incompatible`], a 500. Evolve a resource with `#[serde(default)]` on added
+/// fields (see the `resource` module's documentation).
+pub(crate) fn decode<R: Resource>(record: &Record) -> Result<R, StoreError> {
+    let spec = &R::SPEC;
+    let id = ids::to_value(&record.id);
+    let members = std::iter::once((spec.id_field, &id)).chain(
+        record
+            .data
+            .iter()
+            .filter(|(key, _)| key.as_str() != spec.id_field)
+            .map(|(key, value)| (key.as_str(), value)),
+    );
+    let deserializer = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(members);
+    R::deserialize(deserializer).map_err(|err| {
+        StoreError::Incompatible(format!(
+            "stored item {} of `{}` does not fit the type `{}`: {err}",
+            record.id, spec.collection, spec.name
+        ))
     })
 }
 
 /// The record data of a resource (its JSON form without the id) and the id it carries.
-pub(crate) fn to_data<R: Resource>(item: &R) -> Result<(Id, Map<String, Value>), Problem> {
+pub(crate) fn to_data<R: Resource>(item: &R) -> Result<(Id, Map<String, Value>), StoreError> {
     let spec = &R::SPEC;
-    let Value::Object(mut data) = serde_json::to_value(item).map_err(|err| {
-        tracing::error!(error = %err, "a resource could not be serialized");
-        Problem::internal("the item could not be stored")
-    })?
-    else {
-        return Err(Problem::internal(
-            "a resource must serialize to a JSON object",
-        ));
-    };
-    let id = match data.remove(spec.id_field) {
-        Some(Value::Number(number)) => Id::Int(number.as_i64().unwrap_or_default()),
-        Some(Value::String(text)) => Id::Text(text),
-        _ => Id::Int(0),
-    };
-    Ok((id, data))
-}
-
-/// The placeholder a request body's id is set to before the store allocates one.
-pub(crate) fn placeholder_id(kind: IdKind) -> Value {
-    match kind {
-        IdKind::Integer => Value::from(0),
-        IdKind::Uuid => Value::from("00000000-0000-0000-0000-000000000000"),
-        IdKind::Text => Value::from(""),
-    }
-}
-
-/// Prepares a request body for parsing: refuses fields the resource does not have (422),
-/// drops the server-set ones, and puts in the id and the server-set values that the typed
-/// struct needs.
-pub(crate) fn request_json(
-    spec: &ResourceSpec,
-    known_fields: &[String],
-    body: Value,
-    id: Option<&Id>,
-    server_values: Option<&Map<String, Value>>,
-) -> Result<Map<String, Value>, Problem> {
-    let Value::Object(mut json) = body else {
-        return Err(Problem::unprocessable(
-            "the request body must be a JSON object",
-        ));
-    };
-    let unknown: Vec<FieldError> = json
-        .keys()
-        .filter(|key| !known_fields.iter().any(|known| known == *key))
-        .map(|key| FieldError::new(key.clone(), "is not a field of this resource"))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(
-            Problem::unprocessable("the request body has unknown fields")
-                .with_field_errors(unknown),
-        );
-    }
-    let client_sets_id = spec.id_kind == IdKind::Text && id.is_none();
-    json.retain(|key, _| !spec.is_server_set(key) || (client_sets_id && key == spec.id_field));
-    if let Some(server_values) = server_values {
-        for (key, value) in server_values {
-            if spec.is_server_set(key) && key != spec.id_field {
-                json.insert(key.clone(), value.clone());
-            }
+    match serde_json::to_value(item) {
+        Ok(Value::Object(mut data)) => {
+            let id = ids::from_value(data.remove(spec.id_field));
+            Ok((id, data))
         }
+        Ok(_) => Err(StoreError::Incompatible(format!(
+            "`{}` does not serialize to a JSON object",
+            spec.name
+        ))),
+        Err(err) => Err(StoreError::Incompatible(format!(
+            "`{}` could not be serialized: {err}",
+            spec.name
+        ))),
     }
-    if let Some(soft_delete) = spec.soft_delete {
-        json.insert(soft_delete.to_owned(), Value::Bool(false));
-    }
-    let id_value = match id {
-        Some(Id::Int(id)) => Value::from(*id),
-        Some(Id::Text(id)) => Value::from(id.clone()),
-        None if client_sets_id => json.get(spec.id_field).cloned().ok_or_else(|| {
-            Problem::unprocessable("the request body has no id")
-                .with_field_errors([FieldError::new(spec.id_field, "is required")])
-        })?,
-        None => placeholder_id(spec.id_kind),
-    };
-    json.insert(spec.id_field.to_owned(), id_value);
-    Ok(json)
 }
 
 /// RFC 7396 JSON Merge Patch: objects merge recursively, `null` removes, anything else

@@ -1,4 +1,8 @@
 //! The generic CRUD handlers behind every resource.
+//!
+//! Each one reads the request's target (parent key, id, hook context), normalizes a write's
+//! body once ([`Normalizer`]), runs the hooks, and reaches the store through [`Repo`] only;
+//! every failure is a [`Problem`] carried up by `?`.
 
 use std::sync::Arc;
 
@@ -6,21 +10,16 @@ use http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LINK, LOCATION};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::document::{
-    from_json, from_json_ref, merge_patch, placeholder_id, record_json, request_json, to_data,
-    RecordBody,
-};
+use super::document::{merge_patch, record_document, RecordBody};
 use super::hooks::{HookContext, Hooks};
-use super::incoming::Incoming;
+use super::normalize::{Normalizer, ServerSet, Source};
 use super::query;
-use super::repo::Repo;
+use super::repo::{Repo, Stored};
 use super::spec::{canonical_param, Resource};
-use super::store::{Id, IdKind, StoreError};
-
-const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
-use crate::extract::{is_json, parse_json, read_limited, RouteMatch, State};
+use super::store::{Id, ListQuery, Record, StoreError};
+use crate::extract::{is_json, read_limited, RouteMatch, State};
 use crate::response::IntoResponse;
 use crate::{Json, Problem, Request, Response};
 
@@ -35,28 +34,22 @@ struct ListBody<'a> {
 pub(crate) struct Ctx<R, H> {
     pub(crate) repo: Repo<R>,
     pub(crate) hooks: H,
-    /// The JSON Schema, computed once: its properties are the fields a request may send.
+    /// The JSON Schema, computed once: the list's filters are checked against it.
     pub(crate) schema: Value,
-    pub(crate) fields: Vec<String>,
-    /// Parent parameters that must parse as ids of a kind.
-    pub(crate) parent_kinds: Vec<(String, IdKind)>,
+    pub(crate) normalizer: Normalizer,
 }
 
 pub(crate) type Shared<R, H> = State<Arc<Ctx<R, H>>>;
 
 impl<R: Resource, H: Hooks<R>> Ctx<R, H> {
-    pub(crate) fn new(repo: Repo<R>, hooks: H, parent_kinds: Vec<(String, IdKind)>) -> Self {
+    pub(crate) fn new(repo: Repo<R>, hooks: H) -> Self {
         let schema = R::json_schema();
-        let fields = schema["properties"]
-            .as_object()
-            .map(|properties| properties.keys().cloned().collect())
-            .unwrap_or_default();
+        let normalizer = Normalizer::new::<R>(&schema);
         Self {
             repo,
             hooks,
             schema,
-            fields,
-            parent_kinds,
+            normalizer,
         }
     }
 }
@@ -67,6 +60,17 @@ struct Target {
     parent: Option<String>,
     id: Option<Id>,
     context: HookContext,
+}
+
+impl Target {
+    fn parent(&self) -> Option<&str> {
+        self.parent.as_deref()
+    }
+
+    /// The item's id, on the item routes.
+    fn id(&self) -> &Id {
+        self.id.as_ref().expect("item routes have an id")
+    }
 }
 
 /// The decoded value of a route parameter.
@@ -86,17 +90,18 @@ fn param(parts: &Parts, name: &str) -> Result<Option<String>, Problem> {
 }
 
 /// Splits the request into what the actions need; the headers move into the hook context.
-fn target<R: Resource>(parts: Parts, parent_kinds: &[(String, IdKind)]) -> Result<Target, Problem> {
+/// A parent parameter declared with an id kind (`parent = "uid: u64"`) and the item id must
+/// parse as ids of their kinds (400 otherwise).
+fn target<R: Resource>(parts: Parts) -> Result<Target, Problem> {
     let spec = &R::SPEC;
     let parents = spec.parent_params();
     let mut values = Vec::with_capacity(parents.len());
     for name in &parents {
         let value = param(&parts, name)?.unwrap_or_default();
-        let kind = parent_kinds
-            .iter()
-            .find(|(param, _)| param == name)
-            .map(|(_, kind)| *kind);
-        if kind.is_some_and(|kind| Id::parse(kind, &value).is_none()) {
+        if spec
+            .parent_id_kind(name)
+            .is_some_and(|kind| Id::parse(kind, &value).is_none())
+        {
             return Err(Problem::bad_request(format!(
                 "`{value}` is not a valid `{name}`"
             )));
@@ -134,14 +139,12 @@ async fn json_body(request: Request) -> Result<(Parts, bytes::Bytes), Problem> {
     Ok(read_limited(request).await?)
 }
 
-/// Reads a JSON body as the `Json` extractor would (415, 413, 400), keeping the parts.
-async fn json_request(request: Request) -> Result<(Parts, Value), Problem> {
+/// Reads a JSON body as a document (415, 413, 400), keeping the parts.
+async fn json_document(request: Request) -> Result<(Parts, Value), Problem> {
     let (parts, bytes) = json_body(request).await?;
-    // A `Value` has no shape to get wrong: only syntax can fail, so no path is tracked.
-    let value = serde_json::from_slice(&bytes).map_err(|err| {
-        Problem::bad_request(format!("the request body is not valid JSON: {err}"))
-    })?;
-    Ok((parts, value))
+    // A `Value` has no shape to get wrong: only a malformed body fails here.
+    let document = Json::<Value>::from_bytes(&bytes)?.0;
+    Ok((parts, document))
 }
 
 fn etag(version: u64) -> HeaderValue {
@@ -167,9 +170,29 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         })
 }
 
-fn item_response(status: StatusCode, body: impl serde::Serialize, version: u64) -> Response {
+/// The 412 for a write whose `If-Match` names an older version, with the current `ETag`.
+fn precondition_failed(current: u64) -> Problem {
+    Problem::new(StatusCode::PRECONDITION_FAILED)
+        .with_detail("the item changed since the version named in If-Match")
+        .with_header(ETAG, etag(current))
+}
+
+/// The problem for a store error on an item route: a missing item named by its id.
+fn item_problem(id: &Id) -> impl FnOnce(StoreError) -> Problem + '_ {
+    move |err| match err {
+        StoreError::NotFound => Problem::not_found(format!("there is no item {id}")),
+        other => other.into(),
+    }
+}
+
+/// An item answer: its public JSON form with its `ETag`.
+fn item_response<R: Resource>(status: StatusCode, record: &Record) -> Response {
+    let body = RecordBody {
+        spec: &R::SPEC,
+        record,
+    };
     let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(ETAG, etag(version));
+    response.headers_mut().insert(ETAG, etag(record.version));
     response
 }
 
@@ -210,318 +233,161 @@ fn item_location(collection_path: &str, id: &Id) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(bytes::Bytes::from(location)).ok()
 }
 
-fn validated<R: Resource>(json: Map<String, Value>) -> Result<R, Problem> {
-    let item: R = from_json(json)?;
-    let errors = item.validate();
-    if errors.is_empty() {
-        Ok(item)
-    } else {
-        Err(Problem::unprocessable("the item is not valid").with_field_errors(errors))
-    }
-}
-
-macro_rules! try_problem {
-    ($result:expr) => {
-        match $result {
-            Ok(value) => value,
-            Err(problem) => return Problem::from(problem).into_response(),
-        }
-    };
-}
-
 pub(crate) async fn create<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
     request: Request,
-) -> Response {
-    let spec = &R::SPEC;
-    let (parts, bytes) = try_problem!(json_body(request).await);
+) -> Result<Response, Problem> {
+    let (parts, bytes) = json_body(request).await?;
     let collection_path = parts.uri.path().to_owned();
-    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
-    let placeholder = (spec.id_kind != IdKind::Text).then(|| placeholder_id(spec.id_kind));
-    let item: R = try_problem!(parse_json(
-        &bytes,
-        |deserializer| R::deserialize(Incoming::new(
-            deserializer,
-            spec,
-            &ctx.fields,
-            placeholder.clone()
-        )),
-        |deserializer| {
-            serde_path_to_error::deserialize(Incoming::new(
-                deserializer,
-                spec,
-                &ctx.fields,
-                placeholder.clone(),
-            ))
-        },
-    ));
-    let errors = item.validate();
-    if !errors.is_empty() {
-        return Problem::unprocessable("the item is not valid")
-            .with_field_errors(errors)
-            .into_response();
-    }
-    let mut item = item;
-    try_problem!(ctx.hooks.before_create(&target.context, &mut item).await);
-    let (id, data) = try_problem!(to_data(&item));
-    let id = match (spec.id_kind, id) {
-        (IdKind::Integer, _) => None,
-        (_, Id::Text(text)) if !text.is_empty() && text != NIL_UUID => Some(Id::Text(text)),
-        _ => None,
-    };
-    let record = try_problem!(ctx
-        .repo
-        .store()
-        .create(ctx.repo.collection(), target.parent.as_deref(), id, data)
-        .await
-        .map_err(|err| err.to_problem()));
-    let (id, version) = (record.id.clone(), record.version);
-    // The stored record is the item with its new id: set it, rather than parse the record.
-    let stored = if item.set_id(&id) {
-        item
-    } else {
-        try_problem!(from_json_ref::<R>(&record_json(spec, record)))
-    };
-    ctx.hooks.after_create(&target.context, &stored).await;
-    let mut response = (StatusCode::CREATED, Json(&stored)).into_response();
-    response.headers_mut().insert(ETAG, etag(version));
-    if let Some(location) = item_location(&collection_path, &id) {
+    let target = target::<R>(parts)?;
+    let server = ServerSet::create(&R::SPEC);
+    let mut item: R = ctx.normalizer.parse(Source::Bytes(&bytes), &server)?;
+    ctx.hooks.before_create(&target.context, &mut item).await?;
+    let stored = ctx.repo.create(target.parent(), item).await?;
+    ctx.hooks.after_create(&target.context, &stored.item).await;
+    let mut response = item_response::<R>(StatusCode::CREATED, &stored.record);
+    if let Some(location) = item_location(&collection_path, &stored.record.id) {
         response.headers_mut().insert(LOCATION, location);
     }
-    response
+    Ok(response)
 }
 
 pub(crate) async fn read<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
     request: Request,
-) -> Response {
+) -> Result<Response, Problem> {
     let (parts, _) = request.into_parts();
-    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
-    let id = target.id.expect("item routes have an id");
-    let record = match ctx
+    let target = target::<R>(parts)?;
+    let id = target.id();
+    let record = ctx
         .repo
-        .store()
-        .get(ctx.repo.collection(), target.parent.as_deref(), &id)
+        .record(target.parent(), id)
         .await
-    {
-        Ok(record) => record,
-        Err(err) => return not_found_or(err, &id),
-    };
-    let version = record.version;
+        .map_err(item_problem(id))?;
+    let etag = etag(record.version);
     if target
         .context
         .headers
         .get(IF_NONE_MATCH)
-        .is_some_and(|value| value.as_bytes() == etag(version).as_bytes())
+        .is_some_and(|value| value.as_bytes() == etag.as_bytes())
     {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(ETAG, etag(version));
-        return response;
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)], ()).into_response());
     }
-    item_response(
-        StatusCode::OK,
-        RecordBody {
-            spec: &R::SPEC,
-            record: &record,
-        },
-        version,
-    )
+    Ok(item_response::<R>(StatusCode::OK, &record))
 }
 
-fn not_found_or(err: StoreError, id: &Id) -> Response {
-    match err {
-        StoreError::NotFound => {
-            Problem::not_found(format!("there is no item {id}")).into_response()
-        }
-        other => other.to_problem().into_response(),
+/// The item a write targets, as stored now, checked against `If-Match` (412 when it changed).
+struct Current<R> {
+    target: Target,
+    stored: Stored<R>,
+}
+
+async fn current_for_write<R: Resource, H: Hooks<R>>(
+    ctx: &Ctx<R, H>,
+    parts: Parts,
+) -> Result<Current<R>, Problem> {
+    let expected = if_match(&parts.headers)?;
+    let target = target::<R>(parts)?;
+    let id = target.id();
+    let stored = ctx
+        .repo
+        .get(target.parent(), id)
+        .await
+        .map_err(item_problem(id))?;
+    if expected.is_some_and(|expected| expected != stored.version()) {
+        return Err(precondition_failed(stored.version()));
     }
+    Ok(Current { target, stored })
 }
 
 pub(crate) async fn update<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
     request: Request,
-) -> Response {
-    let (parts, body) = try_problem!(json_request(request).await);
-    let Current {
-        target,
-        id,
-        item: current,
-        version,
-    } = match current_for_write(&ctx, parts).await {
-        Ok(current) => current,
-        Err(response) => return response,
-    };
-    let current_json = to_json_map(&current);
-    let json = try_problem!(request_json(
-        &R::SPEC,
-        &ctx.fields,
-        body,
-        Some(&id),
-        Some(&current_json)
-    ));
-    replace_with(&ctx, &target, &id, &current, json, version).await
+) -> Result<Response, Problem> {
+    let (parts, body) = json_document(request).await?;
+    let current = current_for_write(&ctx, parts).await?;
+    replace_with(&ctx, current, &body).await
 }
 
 pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
     request: Request,
-) -> Response {
-    let (parts, patch) = try_problem!(json_request(request).await);
-    let expected = try_problem!(if_match(&parts.headers));
-    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
-    let id = target.id.clone().expect("item routes have an id");
-    if !patch.is_object() {
-        return Problem::unprocessable("a merge patch must be a JSON object").into_response();
-    }
-    let (current, version) = try_problem!(ctx.repo.get(target.parent.as_deref(), &id).await);
-    if expected.is_some_and(|expected| expected != version) {
-        return precondition_failed(version);
-    }
-    let current_json = to_json_map(&current);
+) -> Result<Response, Problem> {
+    let (parts, patch) = json_document(request).await?;
+    let Value::Object(mut patch) = patch else {
+        return Err(Problem::unprocessable(
+            "a merge patch must be a JSON object",
+        ));
+    };
+    let current = current_for_write(&ctx, parts).await?;
     // Server-set fields are not the client's to patch: drop them from the patch first, so that
     // the merged document keeps the stored values.
-    let patch = strip_server_set::<R>(patch);
-    let mut merged = Value::Object(current_json.clone());
-    merge_patch(&mut merged, patch);
-    let json = try_problem!(request_json(
-        &R::SPEC,
-        &ctx.fields,
-        merged,
-        Some(&id),
-        Some(&current_json)
-    ));
-    replace_with(&ctx, &target, &id, &current, json, version).await
+    patch.retain(|key, _| !R::SPEC.is_server_set(key));
+    let mut merged = record_document(&R::SPEC, &current.stored.record);
+    merge_patch(&mut merged, Value::Object(patch));
+    replace_with(&ctx, current, &merged).await
 }
 
-/// The item a write targets, as stored now.
-struct Current<R> {
-    target: Target,
-    id: Id,
-    item: R,
-    version: u64,
-}
-
-/// Loads the item a write targets and checks it against `If-Match`: the answer to send
-/// instead when it is missing (404) or has changed (412).
-async fn current_for_write<R: Resource, H: Hooks<R>>(
-    ctx: &Ctx<R, H>,
-    parts: Parts,
-) -> Result<Current<R>, Response> {
-    let expected = if_match(&parts.headers).map_err(IntoResponse::into_response)?;
-    let target = target::<R>(parts, &ctx.parent_kinds).map_err(IntoResponse::into_response)?;
-    let id = target.id.clone().expect("item routes have an id");
-    let (item, version) = ctx
-        .repo
-        .get(target.parent.as_deref(), &id)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    if expected.is_some_and(|expected| expected != version) {
-        return Err(precondition_failed(version));
-    }
-    Ok(Current {
-        target,
-        id,
-        item,
-        version,
-    })
-}
-
-fn strip_server_set<R: Resource>(patch: Value) -> Value {
-    match patch {
-        Value::Object(mut map) => {
-            map.retain(|key, _| !R::SPEC.is_server_set(key));
-            Value::Object(map)
-        }
-        other => other,
-    }
-}
-
-fn to_json_map<R: Resource>(item: &R) -> Map<String, Value> {
-    match serde_json::to_value(item) {
-        Ok(Value::Object(json)) => json,
-        _ => Map::new(),
-    }
-}
-
-fn precondition_failed(current: u64) -> Response {
-    let mut response = Problem::new(StatusCode::PRECONDITION_FAILED)
-        .with_detail("the item changed since the version named in If-Match")
-        .into_response();
-    response.headers_mut().insert(ETAG, etag(current));
-    response
-}
-
+/// Replaces the current item with the one `body` asks for (a `PUT` body or a merged patch).
 async fn replace_with<R: Resource, H: Hooks<R>>(
     ctx: &Ctx<R, H>,
-    target: &Target,
-    id: &Id,
-    current: &R,
-    json: Map<String, Value>,
-    version: u64,
-) -> Response {
-    let mut next: R = try_problem!(validated(json));
-    try_problem!(
-        ctx.hooks
-            .before_update(&target.context, current, &mut next)
-            .await
-    );
+    Current { target, stored }: Current<R>,
+    body: &Value,
+) -> Result<Response, Problem> {
+    let id = target.id();
+    let server = ServerSet {
+        id: Some(super::ids::to_value(id)),
+        current: Some(&stored.record.data),
+    };
+    let mut next: R = ctx.normalizer.parse(Source::Document(body), &server)?;
+    ctx.hooks
+        .before_update(&target.context, &stored.item, &mut next)
+        .await?;
     // The version read above guards the write: a concurrent change in between is a 412, not
     // a lost update.
-    let (stored, version) = try_problem!(
-        ctx.repo
-            .replace(target.parent.as_deref(), id, &next, Some(version))
-            .await
-    );
-    ctx.hooks.after_update(&target.context, &stored).await;
-    item_response(StatusCode::OK, to_json_map(&stored), version)
+    let replaced = ctx
+        .repo
+        .replace(target.parent(), id, next, Some(stored.version()))
+        .await?;
+    ctx.hooks
+        .after_update(&target.context, &replaced.item)
+        .await;
+    Ok(item_response::<R>(StatusCode::OK, &replaced.record))
 }
 
 pub(crate) async fn delete<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
     request: Request,
-) -> Response {
+) -> Result<Response, Problem> {
     let (parts, _) = request.into_parts();
-    let Current {
-        target,
-        id,
-        item: current,
-        version,
-    } = match current_for_write(&ctx, parts).await {
-        Ok(current) => current,
-        Err(response) => return response,
-    };
-    try_problem!(ctx.hooks.before_delete(&target.context, &current).await);
-    try_problem!(
-        ctx.repo
-            .delete(target.parent.as_deref(), &id, Some(version))
-            .await
-    );
-    ctx.hooks.after_delete(&target.context, &current).await;
-    StatusCode::NO_CONTENT.into_response()
+    let Current { target, stored } = current_for_write(&ctx, parts).await?;
+    ctx.hooks
+        .before_delete(&target.context, &stored.item)
+        .await?;
+    ctx.repo
+        .delete(target.parent(), target.id(), Some(stored.version()))
+        .await?;
+    ctx.hooks.after_delete(&target.context, &stored.item).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn list<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
     request: Request,
-) -> Response {
+) -> Result<Response, Problem> {
     let (parts, _) = request.into_parts();
     let uri = parts.uri.clone();
-    let target = try_problem!(target::<R>(parts, &ctx.parent_kinds));
-    let params = try_problem!(query::parse(&R::SPEC, &ctx.schema, uri.query()));
-    let page = try_problem!(ctx
+    let target = target::<R>(parts)?;
+    let params = query::parse(&R::SPEC, &ctx.schema, uri.query())?;
+    let page = ctx
         .repo
-        .store()
-        .list(
-            ctx.repo.collection(),
-            &super::store::ListQuery {
-                parent: target.parent,
-                filters: params.filters.clone(),
-                offset: params.offset,
-                limit: params.limit,
-            },
-        )
-        .await
-        .map_err(|err| err.to_problem()));
+        .records(&ListQuery {
+            parent: target.parent,
+            filters: params.filters.clone(),
+            offset: params.offset,
+            limit: params.limit,
+        })
+        .await?;
     let returned = page.items.len();
     let items: Vec<RecordBody<'_>> = page
         .items
@@ -541,5 +407,5 @@ pub(crate) async fn list<R: Resource, H: Hooks<R>>(
             response.headers_mut().insert(LINK, link);
         }
     }
-    response
+    Ok(response)
 }

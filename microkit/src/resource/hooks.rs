@@ -11,18 +11,17 @@ use crate::Problem;
 /// need.
 ///
 /// ```
-/// use microkit::resource::{HookContext, Hooks, Resource};
-/// use microkit::Problem;
-/// # use microkit::resource::{ResourceSpec, Actions, store::IdKind};
-/// # #[derive(serde::Serialize, serde::Deserialize)]
-/// # struct CartItem { id: u64, product_id: u64, quantity: u32 }
-/// # impl Resource for CartItem {
-/// #     const SPEC: ResourceSpec = ResourceSpec { name: "CartItem", collection: "cart_item",
-/// #         path: "/user/{uid}/cart", list_path: None, id_field: "id", id_kind: IdKind::Integer,
-/// #         read_only: &[], unique: &[], filterable: &[], soft_delete: None,
-/// #         actions: Actions::ALL, default_limit: 20, max_limit: 100 };
-/// #     fn json_schema() -> serde_json::Value { serde_json::json!({}) }
-/// # }
+/// use microkit::resource::{HookContext, Hooks};
+/// use microkit::{Problem, Resource};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Resource)]
+/// #[resource(path = "/user/{uid}/cart", parent = "uid: u64")]
+/// struct CartItem {
+///     #[resource(id)]
+///     id: u64,
+///     product_id: u64,
+///     quantity: u32,
+/// }
 ///
 /// struct CartHooks;
 ///

@@ -21,7 +21,8 @@ mod client;
 mod document;
 mod handlers;
 mod hooks;
-mod incoming;
+mod ids;
+mod normalize;
 pub mod openapi;
 mod query;
 mod repo;
@@ -34,7 +35,7 @@ pub mod validate;
 pub use self::client::{ListPage, ResourceClient};
 pub use self::hooks::{HookContext, Hooks, NoHooks};
 pub use self::openapi::OpenApi;
-pub use self::repo::Repo;
+pub use self::repo::{Repo, Stored};
 pub use self::routes::ResourceRoutes;
 pub use self::spec::{Actions, Resource, ResourceSpec};
 /// The derive macro of [`Resource`]: the trait and the derive share the name, as serde's do.

@@ -4,16 +4,14 @@
 //! type under `components/schemas`; errors reference one `Problem` schema (RFC 9457).
 //!
 //! ```
-//! # use microkit::resource::{Resource, ResourceSpec, Actions, store::IdKind};
-//! # #[derive(serde::Serialize, serde::Deserialize)]
-//! # struct Product { id: u64, name: String }
-//! # impl Resource for Product {
-//! #     const SPEC: ResourceSpec = ResourceSpec { name: "Product", collection: "product",
-//! #         path: "/product", list_path: Some("/products/"), id_field: "id", id_kind: IdKind::Integer,
-//! #         read_only: &[], unique: &[], filterable: &[], soft_delete: None,
-//! #         actions: Actions::ALL, default_limit: 20, max_limit: 100 };
-//! #     fn json_schema() -> serde_json::Value { serde_json::json!({"type": "object"}) }
-//! # }
+//! #[derive(serde::Serialize, serde::Deserialize, microkit::Resource)]
+//! #[resource(path = "/product", list_path = "/products/")]
+//! struct Product {
+//!     #[resource(id)]
+//!     id: u64,
+//!     name: String,
+//! }
+//!
 //! use microkit::resource::OpenApi;
 //!
 //! let api = OpenApi::new("catalog", "1.0.0").resource::<Product>();

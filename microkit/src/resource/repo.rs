@@ -1,19 +1,43 @@
+//! [`Repo`]: the one typed way to a resource's store, for the generated endpoints and for
+//! handlers written next to them.
+
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::document::{collection, from_json, record_json, to_data};
+use super::document::{collection, decode, to_data};
+use super::ids;
 use super::spec::Resource;
-use super::store::{Collection, Id, ListQuery, Store, StoreError};
-use crate::Problem;
+use super::store::{Collection, Id, ListQuery, Page, Record, Store, StoreError};
 
-/// Typed access to a resource's store, for endpoints written by hand next to the generated
-/// ones (a checkout that reads and empties a cart, say).
+/// Typed access to a resource's store. The generated endpoints go through it, and so can
+/// endpoints written by hand next to them (a checkout that reads and empties a cart, say).
+///
+/// It speaks [`StoreError`]; `?` turns that into a [`Problem`](crate::Problem) in a handler
+/// (404, 409, 412, 400, or a 500 whose cause is logged once, when it is answered). A stored
+/// record that no longer fits `R` is [`StoreError::Incompatible`]: a 500, never the client's
+/// fault.
 pub struct Repo<R> {
     store: Arc<dyn Store>,
     collection: Arc<Collection>,
     _resource: PhantomData<fn() -> R>,
+}
+
+/// An item as stored: the typed value and its record (id, version, the data as stored).
+#[derive(Debug, Clone)]
+pub struct Stored<R> {
+    /// The typed item, its id set.
+    pub item: R,
+    /// The record the store keeps.
+    pub record: Record,
+}
+
+impl<R> Stored<R> {
+    /// The record's version, its `ETag`.
+    pub fn version(&self) -> u64 {
+        self.record.version
+    }
 }
 
 impl<R> Clone for Repo<R> {
@@ -44,81 +68,70 @@ impl<R: Resource> Repo<R> {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    /// The store collection.
-    pub fn collection(&self) -> &Collection {
-        &self.collection
-    }
-
     /// Creates the collection's tables and indexes now rather than on first use.
     pub async fn prepare(&self) -> Result<(), StoreError> {
         self.store.prepare(&self.collection).await
     }
 
-    /// An item and its version.
-    pub async fn get(&self, parent: Option<&str>, id: &Id) -> Result<(R, u64), Problem> {
-        let record = self
-            .store
-            .get(&self.collection, parent, id)
-            .await
-            .map_err(|err| err.to_problem())?;
-        let version = record.version;
-        Ok((from_json(record_json(&R::SPEC, record))?, version))
+    /// An item as stored.
+    pub async fn get(&self, parent: Option<&str>, id: &Id) -> Result<Stored<R>, StoreError> {
+        let record = self.record(parent, id).await?;
+        Ok(Stored {
+            item: decode(&record)?,
+            record,
+        })
     }
 
-    /// Stores a new item; the id it carries is used for text and UUID ids.
-    pub async fn create(&self, parent: Option<&str>, item: &R) -> Result<(R, u64), Problem> {
-        let (id, data) = to_data(item)?;
-        let id = match id {
-            Id::Text(text)
-                if !text.is_empty() && text != "00000000-0000-0000-0000-000000000000" =>
-            {
-                Some(Id::Text(text))
-            }
-            _ => None,
-        };
-        let record = self
-            .store
-            .create(&self.collection, parent, id, data)
-            .await
-            .map_err(|err| err.to_problem())?;
-        let version = record.version;
-        Ok((from_json(record_json(&R::SPEC, record))?, version))
+    /// An item's record as stored, not parsed into `R` (to answer it as it is).
+    pub async fn record(&self, parent: Option<&str>, id: &Id) -> Result<Record, StoreError> {
+        self.store.get(&self.collection, parent, id).await
     }
 
-    /// Replaces an item, if it is still at `if_version` when given.
+    /// Stores a new item. The store allocates integer ids; a text id or a UUID the item
+    /// carries is kept (the empty text and the nil UUID mean "allocate one").
+    pub async fn create(&self, parent: Option<&str>, mut item: R) -> Result<Stored<R>, StoreError> {
+        let (id, data) = to_data(&item)?;
+        let record = self
+            .store
+            .create(&self.collection, parent, ids::chosen(id), data)
+            .await?;
+        // The stored record is the item with its new id: set it rather than parse the record.
+        if !item.set_id(&record.id) {
+            item = decode(&record)?;
+        }
+        Ok(Stored { item, record })
+    }
+
+    /// Replaces an item (whose id is `id`, whatever `item` carries), if it is still at
+    /// `if_version` when given.
     pub async fn replace(
         &self,
         parent: Option<&str>,
         id: &Id,
-        item: &R,
+        mut item: R,
         if_version: Option<u64>,
-    ) -> Result<(R, u64), Problem> {
-        let (_, data) = to_data(item)?;
+    ) -> Result<Stored<R>, StoreError> {
+        let (_, data) = to_data(&item)?;
         let record = self
             .store
             .replace(&self.collection, parent, id, data, if_version)
-            .await
-            .map_err(|err| err.to_problem())?;
-        let version = record.version;
-        Ok((from_json(record_json(&R::SPEC, record))?, version))
+            .await?;
+        if !item.set_id(&record.id) {
+            item = decode(&record)?;
+        }
+        Ok(Stored { item, record })
     }
 
-    /// Deletes an item.
+    /// Deletes an item, if it is still at `if_version` when given.
     pub async fn delete(
         &self,
         parent: Option<&str>,
         id: &Id,
         if_version: Option<u64>,
-    ) -> Result<(), Problem> {
+    ) -> Result<(), StoreError> {
         self.store
             .delete(&self.collection, parent, id, if_version)
             .await
-            .map_err(|err| err.to_problem())
     }
 
     /// One page of items and the number of all that match.
@@ -128,31 +141,25 @@ impl<R: Resource> Repo<R> {
         filters: Vec<(String, Value)>,
         offset: u64,
         limit: u64,
-    ) -> Result<(Vec<R>, u64), Problem> {
+    ) -> Result<(Vec<R>, u64), StoreError> {
         let query = ListQuery {
             parent: parent.map(str::to_owned),
             filters,
             offset,
             limit,
         };
-        let page = self
-            .store
-            .list(&self.collection, &query)
-            .await
-            .map_err(|err| err.to_problem())?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|record| from_json(record_json(&R::SPEC, record)))
-            .collect::<Result<Vec<R>, Problem>>()?;
+        let page = self.records(&query).await?;
+        let items = page.items.iter().map(decode).collect::<Result<_, _>>()?;
         Ok((items, page.total))
     }
 
+    /// One page of records as stored, not parsed into `R` (to answer them as they are).
+    pub async fn records(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.store.list(&self.collection, query).await
+    }
+
     /// Deletes every item of a parent, returning how many there were.
-    pub async fn delete_all(&self, parent: Option<&str>) -> Result<u64, Problem> {
-        self.store
-            .delete_all(&self.collection, parent)
-            .await
-            .map_err(|err| err.to_problem())
+    pub async fn delete_all(&self, parent: Option<&str>) -> Result<u64, StoreError> {
+        self.store.delete_all(&self.collection, parent).await
     }
 }

@@ -5,7 +5,7 @@ use super::handlers::{self, Ctx};
 use super::hooks::{Hooks, NoHooks};
 use super::repo::Repo;
 use super::spec::Resource;
-use super::store::{IdKind, Store};
+use super::store::Store;
 use crate::router::{get, post, MethodRouter};
 use crate::Router;
 
@@ -14,16 +14,15 @@ use crate::Router;
 /// ```
 /// use std::sync::Arc;
 /// use microkit::resource::{store::MemoryStore, ResourceRoutes};
-/// # use microkit::resource::{Resource, ResourceSpec, Actions, store::IdKind};
-/// # #[derive(serde::Serialize, serde::Deserialize)]
-/// # struct Product { id: u64, name: String }
-/// # impl Resource for Product {
-/// #     const SPEC: ResourceSpec = ResourceSpec { name: "Product", collection: "product",
-/// #         path: "/product", list_path: Some("/products/"), id_field: "id", id_kind: IdKind::Integer,
-/// #         read_only: &[], unique: &[], filterable: &[], soft_delete: None,
-/// #         actions: Actions::ALL, default_limit: 20, max_limit: 100 };
-/// #     fn json_schema() -> serde_json::Value { serde_json::json!({}) }
-/// # }
+/// use microkit::Resource;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Resource)]
+/// #[resource(path = "/product", list_path = "/products/")]
+/// struct Product {
+///     #[resource(id)]
+///     id: u64,
+///     name: String,
+/// }
 ///
 /// let store = Arc::new(MemoryStore::default());
 /// let app: microkit::Router = ResourceRoutes::<Product>::new(store).router();
@@ -32,7 +31,6 @@ pub struct ResourceRoutes<R, H = NoHooks> {
     store: Arc<dyn Store>,
     hooks: H,
     extra_create_paths: Vec<String>,
-    parent_kinds: Vec<(String, IdKind)>,
     _resource: PhantomData<fn() -> R>,
 }
 
@@ -49,7 +47,6 @@ impl<R: Resource> ResourceRoutes<R> {
             store,
             hooks: NoHooks,
             extra_create_paths: Vec::new(),
-            parent_kinds: Vec::new(),
             _resource: PhantomData,
         }
     }
@@ -62,7 +59,6 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
             store: self.store,
             hooks,
             extra_create_paths: self.extra_create_paths,
-            parent_kinds: self.parent_kinds,
             _resource: PhantomData,
         }
     }
@@ -74,22 +70,11 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
         self
     }
 
-    /// Checks the parent parameter `name` as an id of `kind` (`uid` as an integer, say): a
-    /// value that is not one is a 400 on every endpoint, as a bad item id is.
-    pub fn parent_id(mut self, name: &str, kind: IdKind) -> Self {
-        self.parent_kinds.push((name.to_owned(), kind));
-        self
-    }
-
     /// The router serving the resource's endpoints (those its actions allow).
     pub fn router(self) -> Router {
         let spec = &R::SPEC;
         let actions = spec.actions;
-        let ctx = Arc::new(Ctx::new(
-            Repo::<R>::new(self.store),
-            self.hooks,
-            self.parent_kinds,
-        ));
+        let ctx = Arc::new(Ctx::new(Repo::<R>::new(self.store), self.hooks));
         let mut router = Router::new();
         if actions.create {
             router = router.route(&spec.create_path(), post(handlers::create::<R, H>));

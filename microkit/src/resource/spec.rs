@@ -44,6 +44,8 @@ pub struct ResourceSpec {
     pub path: &'static str,
     /// Where the list is served, when not at `{path}/` (`/products/`).
     pub list_path: Option<&'static str>,
+    /// The JSON names of the fields, in the struct's order: the order of every answer.
+    pub fields: &'static [&'static str],
     /// The id field's name.
     pub id_field: &'static str,
     /// How ids are made.
@@ -57,6 +59,10 @@ pub struct ResourceSpec {
     pub filterable: &'static [&'static str],
     /// The `bool` field that marks an item deleted, when deleting keeps it.
     pub soft_delete: Option<&'static str>,
+    /// The parent parameters whose values must parse as ids of a kind (`uid` as an integer,
+    /// from `#[resource(parent = "uid: u64")]`): any other value is a 400 on every endpoint, as
+    /// a bad item id is.
+    pub parent_ids: &'static [(&'static str, IdKind)],
     /// The endpoints generated.
     pub actions: Actions,
     /// The page size when a list request gives no `limit`.
@@ -155,6 +161,14 @@ impl ResourceSpec {
         } else {
             self.id_field
         }
+    }
+
+    /// The id kind a parent parameter's values must have, when declared.
+    pub fn parent_id_kind(&self, param: &str) -> Option<IdKind> {
+        self.parent_ids
+            .iter()
+            .find(|(name, _)| *name == param)
+            .map(|(_, kind)| *kind)
     }
 
     /// Whether `field` is set by the server only.

@@ -45,6 +45,11 @@ pub enum StoreError {
     /// database is down or unreachable, a pool wait, connect or statement timed out, the disk
     /// is full or read-only. Answered with 503. Its details are for logs.
     Unavailable(BoxError),
+    /// A stored record no longer fits the resource's type (a required field added since it
+    /// was written, a field's type changed), or an item does not serialize to a JSON object:
+    /// the server's data or code is at fault, never the request. The text names the record
+    /// and the type, for logs.
+    Incompatible(String),
 }
 
 impl StoreError {
@@ -65,10 +70,11 @@ impl StoreError {
 
     /// The problem to answer a client with: 404, 409 naming the field, 412, 400, 503, or 500.
     ///
-    /// A backend error is logged here (with `tracing`, at error level) and answered with a
-    /// generic 500, so that SQL, paths and hosts do not leak to clients; an unavailable
-    /// backend likewise (at warn level: it is an outage, not a bug) with a generic 503 whose
-    /// `retry_after` member (seconds) says when trying again is worthwhile.
+    /// A backend or incompatible-data error is answered with a generic 500 whose cause (see
+    /// [`Problem::with_cause`]) is logged once, when the problem is answered, so that SQL,
+    /// paths and hosts do not leak to clients; an unavailable backend is logged here at warn
+    /// level (it is an outage, not a bug) and answered with a generic 503 whose `retry_after`
+    /// member (seconds) says when trying again is worthwhile.
     pub fn to_problem(&self) -> Problem {
         match self {
             StoreError::NotFound => Problem::not_found("the resource does not exist"),
@@ -88,8 +94,7 @@ impl StoreError {
                 Problem::bad_request(format!("invalid filter: {reason}"))
             }
             StoreError::Backend(error) => {
-                tracing::error!(error = %error, "resource store backend failed");
-                Problem::internal("the resource store failed")
+                Problem::internal("the resource store failed").with_cause(error)
             }
             StoreError::Unavailable(error) => {
                 tracing::warn!(error = %error, "resource store unavailable");
@@ -97,6 +102,10 @@ impl StoreError {
                     .with_detail("the resource store is unavailable; try again later")
                     .with_extension("retry_after", RETRY_AFTER_SECS)
             }
+            StoreError::Incompatible(reason) => Problem::internal(
+                "a stored item no longer fits its type: the service's data needs an upgrade",
+            )
+            .with_cause(reason),
         }
     }
 }
@@ -115,6 +124,7 @@ impl fmt::Display for StoreError {
             StoreError::InvalidFilter(reason) => write!(f, "invalid filter: {reason}"),
             StoreError::Backend(error) => write!(f, "store backend error: {error}"),
             StoreError::Unavailable(error) => write!(f, "store backend unavailable: {error}"),
+            StoreError::Incompatible(reason) => write!(f, "incompatible record: {reason}"),
         }
     }
 }
