@@ -827,3 +827,163 @@ async fn idle_pooled_connections_are_closed_after_the_idle_timeout() {
         );
     }
 }
+
+/// Reads one request (head and `Content-Length` body) from a blocking socket; false at EOF.
+fn read_request(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().expect("a length"));
+            if received.len() >= end + 4 + length {
+                return true;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => received.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+/// A server on its own thread that answers one request per connection as if keeping the
+/// connection alive, then closes it when told to (or when the sender is gone): a keep-alive
+/// timeout firing while the client holds the connection idle. Counts the connections closed.
+fn spawn_closing_on_demand() -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Sender<()>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+    let addr = listener.local_addr().expect("the listener's address");
+    let (close, close_requests) = std::sync::mpsc::channel::<()>();
+    let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = closed.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            if read_request(&mut stream) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                let _ = close_requests.recv();
+            }
+            drop(stream);
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (addr, close, closed)
+}
+
+#[tokio::test]
+async fn a_post_on_a_pooled_connection_the_server_just_closed_goes_out_on_a_new_one() {
+    let (addr, close, closed) = spawn_closing_on_demand();
+    let registry = MemoryRegistry::new();
+    let _a = register(&registry, "svc", addr).await;
+    let client = ServiceClient::with_config(registry, config());
+    let post = || {
+        Request::post("/orders")
+            .body(Body::from("order"))
+            .expect("a request")
+    };
+
+    let first = client.send("svc", post()).await.expect("the first answer");
+    assert_eq!(body_text(first).await, "ok");
+    // The connection is idle in the pool. The server closes it and its FIN arrives, but this
+    // (single) thread is kept busy, so the runtime has not seen the close when the next
+    // request picks the pooled connection: what happens under load when a keep-alive timeout
+    // and a reuse cross.
+    close.send(()).expect("the server is running");
+    while closed.load(Ordering::SeqCst) < 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+
+    let second = client
+        .send("svc", post())
+        .await
+        .expect("sent on a new connection, not lost on the closed one");
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(body_text(second).await, "ok");
+    drop(close);
+}
+
+/// A server that answers with a head and the first bytes of a body, then sends nothing more
+/// for five seconds. It stops when dropped.
+struct StallingServer {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StallingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn spawn_stalling_body() -> StallingServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a loopback port");
+    let addr = listener.local_addr().expect("the listener's address");
+    let task = tokio::spawn(async move {
+        let mut held = tokio::task::JoinSet::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            held.spawn(async move {
+                let mut received = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => received.extend_from_slice(&chunk[..read]),
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            content-length: 64\r\n\r\n{\"id\":1,";
+                let _ = stream.write_all(head.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+        }
+    });
+    StallingServer { addr, task }
+}
+
+#[tokio::test]
+async fn the_deadline_covers_the_answers_body() {
+    let server = spawn_stalling_body().await;
+    let registry = MemoryRegistry::new();
+    let _a = register(&registry, "svc", server.addr).await;
+    let client =
+        ServiceClient::with_config(registry, config().deadline(Duration::from_millis(300)));
+
+    let started = Instant::now();
+    let err = client.get_json::<Item>("svc", "/stall").await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::DeadlineExceeded { .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A caller reading the body itself gets the head, then an error at the deadline.
+    let started = Instant::now();
+    let request = Request::get("/stall")
+        .body(Body::empty())
+        .expect("a request");
+    let response = client.send("svc", request).await.expect("the head arrives");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.into_body().collect_limited(1 << 20).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}

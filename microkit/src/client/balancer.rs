@@ -14,6 +14,8 @@ use crate::discovery::{Instance, Watch};
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(crate) instance: Instance,
+    /// The `Host` header of requests to it, made once.
+    pub(crate) host: http::HeaderValue,
     in_flight: AtomicUsize,
     state: Mutex<EndpointState>,
 }
@@ -37,8 +39,11 @@ const INITIAL_EWMA: f64 = 0.001;
 
 impl Endpoint {
     fn new(instance: Instance) -> Self {
+        let host = http::HeaderValue::try_from(instance.addr.to_string())
+            .expect("a socket address is a valid header value");
         Self {
             instance,
+            host,
             in_flight: AtomicUsize::new(0),
             state: Mutex::new(EndpointState {
                 ewma: INITIAL_EWMA,
@@ -133,6 +138,15 @@ impl ServiceBalancer {
     /// Picks an instance, avoiding those already tried for this call while others remain.
     pub(crate) fn pick(&self, tried: &[Arc<Endpoint>]) -> Option<Arc<Endpoint>> {
         let all = self.endpoints();
+        let now = Instant::now();
+        // The usual case, a first attempt with no instance ejected: choose among all without
+        // building the lists below.
+        if tried.is_empty() && !all.iter().any(|endpoint| endpoint.is_ejected(now)) {
+            if all.is_empty() {
+                return None;
+            }
+            return Some(Arc::clone(&all[self.choose(all.len(), |i| all[i].cost())]));
+        }
         let untried: Vec<&Arc<Endpoint>> = all
             .iter()
             .filter(|endpoint| !tried.iter().any(|t| Arc::ptr_eq(t, endpoint)))
@@ -145,7 +159,6 @@ impl ServiceBalancer {
         if candidates.is_empty() {
             return None;
         }
-        let now = Instant::now();
         let healthy: Vec<&Arc<Endpoint>> = candidates
             .iter()
             .copied()
@@ -159,21 +172,23 @@ impl ServiceBalancer {
         } else {
             healthy
         };
-        Some(Arc::clone(self.choose(&pool)))
+        Some(Arc::clone(
+            pool[self.choose(pool.len(), |i| pool[i].cost())],
+        ))
     }
 
-    fn choose<'a>(&self, pool: &[&'a Arc<Endpoint>]) -> &'a Arc<Endpoint> {
-        match (self.balance, pool.len()) {
-            (_, 1) => pool[0],
-            (Balance::RoundRobin, len) => pool[self.next.fetch_add(1, Ordering::Relaxed) % len],
+    /// The index of the instance to use among `len` (at least one), given each one's cost.
+    fn choose(&self, len: usize, cost: impl Fn(usize) -> f64) -> usize {
+        match (self.balance, len) {
+            (_, 1) => 0,
+            (Balance::RoundRobin, len) => self.next.fetch_add(1, Ordering::Relaxed) % len,
             (_, len) => {
                 let first = fastrand::usize(..len);
                 let second = (first + 1 + fastrand::usize(..len - 1)) % len;
-                let (a, b) = (pool[first], pool[second]);
-                if b.cost() < a.cost() {
-                    b
+                if cost(second) < cost(first) {
+                    second
                 } else {
-                    a
+                    first
                 }
             }
         }

@@ -27,7 +27,17 @@ pub enum Balance {
 /// | ejection | 5 consecutive failures, 30 s × ejections, at most 300 s | Envoy's outlier detection |
 /// | panic threshold | 50% ejected | Envoy's: past it, use every instance rather than overload the few left |
 /// | replayable body | 64 KiB | bodies up to this size are buffered so that a retry can resend them |
-/// | idle pooled connection | 90 s | closed by the pool's timer, so idle sockets do not pile up |
+/// | idle pooled connection | 50 s | below the server's keep-alive (microkit's: 60 s), see below |
+///
+/// Why the idle timeout must stay below the keep-alive timeout of the servers called: a server
+/// closes a connection that has been idle for its keep-alive timeout. If the client may still
+/// reuse it at that moment, the close and the next request cross on the wire; the request is
+/// written to a connection the server has already given up, and fails after it was sent,
+/// which only an idempotent request survives (by a retry). The client checks a pooled
+/// connection for a close just before reusing it, and sends the request on another connection
+/// if the server closed it, but a close still in flight cannot be seen; only letting the
+/// client give up idle connections first avoids the race. Lower it for servers with a shorter
+/// keep-alive (nginx's default is 75 s, Node's 5 s).
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub(crate) connect_timeout: Duration,
@@ -62,7 +72,7 @@ impl Default for ClientConfig {
             ejection_base: Duration::from_secs(30),
             ejection_max: Duration::from_secs(300),
             max_replay_body: 64 * 1024,
-            pool_idle_timeout: Duration::from_secs(90),
+            pool_idle_timeout: Duration::from_secs(50),
         }
     }
 }
@@ -122,9 +132,21 @@ impl ClientConfig {
         self
     }
 
-    /// How long an idle pooled connection is kept.
+    /// How long an idle pooled connection is kept; keep it below the keep-alive timeout of
+    /// the servers called (see above).
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_connections_are_given_up_before_a_microkit_server_would_close_them() {
+        let server = crate::server::ServerConfig::default();
+        assert!(ClientConfig::default().pool_idle_timeout < server.keep_alive_timeout);
     }
 }

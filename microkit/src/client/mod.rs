@@ -27,7 +27,11 @@ mod balancer;
 mod budget;
 mod config;
 mod deadline;
+mod deadline_body;
 mod error;
+mod pool;
+mod pooled_body;
+mod probed_io;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,11 +39,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use http_body::Body as _;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -48,7 +50,9 @@ use self::balancer::{Endpoint, ServiceBalancer};
 use self::budget::RetryBudget;
 pub use self::config::{Balance, ClientConfig};
 pub use self::deadline::{current_deadline, parse_deadline, with_deadline, DEADLINE_HEADER};
+use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
 pub use self::error::ClientError;
+use self::pool::{Pool, SendError};
 use crate::discovery::Registry;
 use crate::{Body, Problem, Request, Response};
 
@@ -99,7 +103,7 @@ pub struct ServiceClient {
 
 struct Inner {
     registry: Arc<dyn Registry>,
-    http: Client<HttpConnector, Body>,
+    pool: Pool,
     config: ClientConfig,
     budget: RetryBudget,
     balancers: Mutex<HashMap<String, Arc<ServiceBalancer>>>,
@@ -114,10 +118,25 @@ impl std::fmt::Debug for ServiceClient {
     }
 }
 
-/// What to send on each attempt: buffered bodies can be sent again, streamed ones once.
+/// What to send on each attempt: buffered bodies can be sent again, streamed ones once
+/// (or again when they come back unsent).
 enum Payload {
     Replayable(Bytes),
     Once(Option<Body>),
+}
+
+impl Payload {
+    fn is_replayable(&self) -> bool {
+        matches!(self, Self::Replayable(_))
+    }
+
+    fn body(&mut self) -> Body {
+        match self {
+            Self::Replayable(bytes) if bytes.is_empty() => Body::empty(),
+            Self::Replayable(bytes) => Body::from(bytes.clone()),
+            Self::Once(body) => body.take().unwrap_or_default(),
+        }
+    }
 }
 
 impl ServiceClient {
@@ -145,21 +164,11 @@ impl ServiceClient {
         config: ClientConfig,
         observer: Option<Arc<dyn CallObserver>>,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let http = Client::builder(TokioExecutor::new())
-            // The timer is what makes the idle timeout real: without it idle connections are
-            // only dropped when next checked out.
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .timer(TokioTimer::new())
-            .build(connector);
+        let pool = Pool::new(config.pool_idle_timeout, config.connect_timeout);
         Self {
             inner: Arc::new(Inner {
                 registry,
-                http,
+                pool,
                 budget: RetryBudget::new(config.retry_ratio, config.retry_min_per_second),
                 config,
                 balancers: Mutex::new(HashMap::new()),
@@ -244,12 +253,9 @@ impl ServiceClient {
         };
         let (parts, body) = request.into_parts();
         let idempotent = is_idempotent(&parts.method);
-        let mut payload = self.payload(service, body).await?;
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |path| path.as_str())
-            .to_owned();
+        let mut payload = self.payload(service, idempotent, body).await?;
+        let uri = origin_form(parts.uri);
+        let method = parts.method;
         let mut headers = parts.headers;
         headers.remove(HOST);
 
@@ -269,35 +275,39 @@ impl ServiceClient {
                     service: service.to_owned(),
                 });
             };
-            let replayable = matches!(payload, Payload::Replayable(_));
-            let body = match &mut payload {
-                Payload::Replayable(bytes) => Body::from(bytes.clone()),
-                Payload::Once(body) => body.take().unwrap_or_default(),
+            let replayable = payload.is_replayable();
+            // A replayable request may be sent again after a failure, so its headers are kept;
+            // otherwise they travel, and come back only with a request that was never sent.
+            let attempt_headers = if replayable {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
             };
             let request = build_request(
-                &parts.method,
+                &method,
+                &uri,
                 &endpoint,
-                &path,
-                &headers,
-                body,
+                attempt_headers,
+                payload.body(),
                 deadline - now,
-            )
-            .map_err(|err| ClientError::Transport {
-                service: service.to_owned(),
-                source: err.into(),
-            })?;
+            );
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
-            let result =
-                tokio::time::timeout_at(attempt_deadline, self.inner.http.request(request)).await;
+            let result = tokio::time::timeout_at(
+                attempt_deadline,
+                self.inner.pool.send(endpoint.instance.addr, request),
+            )
+            .await;
             drop(in_flight);
 
             let (error, retry_safe) = match result {
                 Ok(Ok(response)) => {
                     let status = response.status();
+                    let response =
+                        response.map(|body| Body::new(DeadlineBody::new(body, deadline)));
                     if !is_gateway_failure(status) {
                         balancer.record_success(&endpoint, now.elapsed());
-                        return Ok(response.map(Body::from));
+                        return Ok(response);
                     }
                     balancer.record_failure(&endpoint, config);
                     if !(idempotent
@@ -306,25 +316,32 @@ impl ServiceClient {
                             .may_retry(attempt, deadline, &mut tried, endpoint)
                             .await)
                     {
-                        return Ok(response.map(Body::from));
+                        return Ok(response);
                     }
                     continue;
                 }
-                Ok(Err(err)) => {
+                Ok(Err(SendError::NotSent { source, request })) => {
+                    // Nothing was written: whatever the method, the request can go elsewhere,
+                    // its body with it.
                     balancer.record_failure(&endpoint, config);
-                    let never_reached = err.is_connect();
-                    let error = if never_reached {
-                        ClientError::Connect {
-                            service: service.to_owned(),
-                            source: err.into(),
-                        }
-                    } else {
-                        ClientError::Transport {
-                            service: service.to_owned(),
-                            source: err.into(),
-                        }
+                    let (returned, body) = (*request).into_parts();
+                    headers = returned.headers;
+                    if let Payload::Once(slot) = &mut payload {
+                        *slot = Some(body);
+                    }
+                    let error = ClientError::Connect {
+                        service: service.to_owned(),
+                        source,
                     };
-                    (error, replayable && (never_reached || idempotent))
+                    (error, true)
+                }
+                Ok(Err(SendError::Failed(source))) => {
+                    balancer.record_failure(&endpoint, config);
+                    let error = ClientError::Transport {
+                        service: service.to_owned(),
+                        source,
+                    };
+                    (error, replayable && idempotent)
                 }
                 Err(_) => {
                     balancer.record_failure(&endpoint, config);
@@ -373,20 +390,34 @@ impl ServiceClient {
         if wake >= deadline {
             return false;
         }
-        tokio::time::sleep_until(wake).await;
+        // Boxed: retries are rare, and a timer inline would enlarge every call's future.
+        Box::pin(tokio::time::sleep_until(wake)).await;
         true
     }
 
-    async fn payload(&self, service: &str, body: Body) -> Result<Payload, ClientError> {
+    /// What the attempts will send. Only an idempotent request can be sent again once it
+    /// reached a server, so only its body is buffered (up to the replay limit); any other
+    /// streams through, and comes back whole if no byte of it was sent.
+    async fn payload(
+        &self,
+        service: &str,
+        idempotent: bool,
+        body: Body,
+    ) -> Result<Payload, ClientError> {
+        if body.is_end_stream() {
+            return Ok(Payload::Replayable(Bytes::new()));
+        }
         let limit = self.inner.config.max_replay_body;
         let small = body
             .size_hint()
             .upper()
             .is_some_and(|upper| upper <= limit as u64);
-        if !small {
+        if !(idempotent && small) {
             return Ok(Payload::Once(Some(body)));
         }
-        body.collect_limited(limit)
+        // Boxed: most requests have no body to buffer, and the state of collecting one would
+        // otherwise enlarge the future of every call.
+        Box::pin(body.collect_limited(limit))
             .await
             .map(Payload::Replayable)
             .map_err(|err| ClientError::Transport {
@@ -522,24 +553,36 @@ fn is_gateway_failure(status: StatusCode) -> bool {
     )
 }
 
+/// The URI as sent on the connection: path and query only.
+fn origin_form(uri: Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some() {
+        return uri;
+    }
+    let path = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::from(path)
+}
+
 fn build_request(
     method: &Method,
+    uri: &Uri,
     endpoint: &Endpoint,
-    path: &str,
-    headers: &HeaderMap,
+    mut headers: HeaderMap,
     body: Body,
     remaining: Duration,
-) -> Result<Request, http::Error> {
-    let mut request = Request::builder()
-        .method(method.clone())
-        .uri(format!("http://{}{path}", endpoint.instance.addr))
-        .body(body)?;
-    *request.headers_mut() = headers.clone();
-    request.headers_mut().insert(
+) -> Request {
+    headers.insert(HOST, endpoint.host.clone());
+    headers.insert(
         DEADLINE_HEADER,
         HeaderValue::from(remaining.as_millis().max(1) as u64),
     );
-    Ok(request)
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers;
+    request
 }
 
 /// The largest answer the JSON helpers read.
@@ -550,9 +593,16 @@ async fn read_body(service: &str, response: Response) -> Result<Bytes, ClientErr
         .into_body()
         .collect_limited(MAX_JSON_ANSWER)
         .await
-        .map_err(|err| ClientError::Transport {
-            service: service.to_owned(),
-            source: err.into(),
+        .map_err(|err| match err {
+            crate::body::BodyError::Read(source) if source.is::<BodyDeadlinePassed>() => {
+                ClientError::DeadlineExceeded {
+                    service: service.to_owned(),
+                }
+            }
+            err => ClientError::Transport {
+                service: service.to_owned(),
+                source: err.into(),
+            },
         })
 }
 
