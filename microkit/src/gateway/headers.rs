@@ -1,6 +1,7 @@
 //! What a proxy does to headers on the way through.
 
-use std::net::SocketAddr;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
 use http::header::{
     HeaderName, HeaderValue, CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
@@ -18,6 +19,11 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// Removes the hop-by-hop headers (RFC 9110 §7.6.1): those named in `Connection`, and the
 /// standard ones, which describe one connection and must not travel further.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one look at each name is cheaper than nine removals, each of
+    // which hashes its name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -28,39 +34,79 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
+
+/// The hop-by-hop headers every proxy removes.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
 
 /// Records where the request came from: `Forwarded` (RFC 7239) and the `X-Forwarded-*`
 /// headers most backends read, appending to what earlier proxies wrote.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>) {
     let host = headers.get(HOST).cloned();
-    let mut forwarded = Vec::new();
+    // One buffer per header, written in place: this runs on every request.
+    let mut forwarded = String::with_capacity(64);
     if let Some(client) = client {
-        // `SocketAddr` writes IPv6 as `[::1]:1234`, the form RFC 7239 §6 asks for.
-        forwarded.push(format!("for={}", quoted(&client.to_string())));
-        append(headers, X_FORWARDED_FOR, &client.ip().to_string());
+        let mut ip = String::with_capacity(15);
+        push_ip(&mut ip, client.ip());
+        // RFC 7239 §6: `for="1.2.3.4:5678"`, or `for="[::1]:1234"` for IPv6; an address holds
+        // no character that needs escaping.
+        forwarded.push_str("for=\"");
+        match client {
+            SocketAddr::V4(_) => forwarded.push_str(&ip),
+            SocketAddr::V6(_) => {
+                forwarded.push('[');
+                forwarded.push_str(&ip);
+                forwarded.push(']');
+            }
+        }
+        let _ = write!(forwarded, ":{}\";", client.port());
+        append(headers, X_FORWARDED_FOR, ip);
     }
-    forwarded.push("proto=http".to_owned());
+    forwarded.push_str("proto=http");
     if let Some(host) = host.as_ref().and_then(|host| host.to_str().ok()) {
-        forwarded.push(format!("host={}", quoted(host)));
+        forwarded.push_str(";host=");
+        forwarded.push_str(&quoted(host));
     }
-    append(headers, FORWARDED, &forwarded.join(";"));
+    append(headers, FORWARDED, forwarded);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// Writes `ip` as text; IPv4, the usual case, without the formatting machinery.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(ip) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(ip) => {
+            let _ = write!(out, "{ip}");
+        }
     }
 }
 
@@ -80,12 +126,12 @@ fn quoted(value: &str) -> String {
     quoted
 }
 
-fn append(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+fn append(headers: &mut HeaderMap, name: HeaderName, value: String) {
     let combined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
         Some(earlier) if !earlier.is_empty() => format!("{earlier}, {value}"),
-        _ => value.to_owned(),
+        _ => value,
     };
-    if let Ok(combined) = HeaderValue::from_str(&combined) {
+    if let Ok(combined) = HeaderValue::from_maybe_shared(bytes::Bytes::from(combined)) {
         headers.insert(name, combined);
     }
 }
@@ -120,6 +166,21 @@ mod tests {
             headers[FORWARDED],
             "for=\"127.0.0.1:5000\";proto=http;host=\"shop.example\""
         );
+    }
+
+    #[test]
+    fn ipv4_addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "10.9.99.100",
+            "255.255.255.255",
+            "127.0.0.1",
+            "192.168.1.20",
+        ] {
+            let mut out = String::new();
+            push_ip(&mut out, ip.parse().unwrap());
+            assert_eq!(out, ip);
+        }
     }
 
     #[test]
