@@ -729,3 +729,34 @@ async fn made_up_methods_and_paths_add_at_most_two_series_at_the_gateway_and_beh
         assert!(added.len() <= 2, "{what}: {added:#?}");
     }
 }
+
+#[tokio::test]
+async fn a_stalled_upload_is_the_clients_fault_even_when_the_upstream_attempt_times_out_first() {
+    use tokio::io::AsyncWriteExt;
+    let edge = edge(client_config().attempt_timeout(Duration::from_millis(1_500))).await;
+    let mut stream = connect(edge.gateway.addr).await;
+    // Past the client's replay buffer, so streamed to the service; then nothing more.
+    let mut upload =
+        b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+    upload.extend_from_slice(&[b'a'; 100_000]);
+    stream.write_all(&upload).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let started = Instant::now();
+    // The answer's head is enough: the connection closes once the unread rest of the body is
+    // given up, as any abandoned body is (bounded by the lingering close).
+    while started.elapsed() < PATIENCE && !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        use tokio::io::AsyncReadExt;
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "{answer} after {:?}",
+        started.elapsed()
+    );
+}

@@ -8,8 +8,10 @@
 //! on, so the gateway answers for what really failed.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -52,12 +54,57 @@ impl Fault {
 
 /// Where the gateway finds out whether the client's body failed.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct FaultSlot(Arc<OnceLock<Fault>>);
+pub(crate) struct FaultSlot(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    fault: OnceLock<Fault>,
+    /// Milliseconds since `STARTED` when the body began waiting for the client; 0 when it is
+    /// not waiting (the last read returned bytes, or the body has not been read yet).
+    waiting_since_ms: AtomicU64,
+}
+
+/// How long the gateway must have been waiting for a client's body, when the exchange with
+/// the service fails, to count the failure as the client's stall.
+const STALLED: Duration = Duration::from_secs(1);
 
 impl FaultSlot {
-    pub(crate) fn get(&self) -> Option<&Fault> {
-        self.0.get()
+    /// What went wrong with the client's body: a recorded failure, or, when the upstream
+    /// exchange failed while the gateway had been waiting on the client's body for a while
+    /// (the service's attempt timed out waiting for a body that stalled), a stall.
+    ///
+    /// Why the wait counts only while a read is pending on the client: a service that reads
+    /// slowly stops the gateway from reading (back-pressure), and no read is pending then.
+    pub(crate) fn get(&self) -> Option<Fault> {
+        if let Some(fault) = self.0.fault.get() {
+            return Some(fault.clone());
+        }
+        let since = self.0.waiting_since_ms.load(Ordering::Relaxed);
+        let waited = elapsed_ms().saturating_sub(since);
+        (since != 0 && Duration::from_millis(waited) >= STALLED).then(|| {
+            Fault::TimedOut(format!(
+                "the request body stalled for {waited} ms while the gateway forwarded it"
+            ))
+        })
     }
+
+    fn record(&self, fault: Fault) {
+        let _ = self.0.fault.set(fault);
+    }
+
+    fn waiting(&self, pending: bool) {
+        let now = if pending { elapsed_ms().max(1) } else { 0 };
+        if !pending || self.0.waiting_since_ms.load(Ordering::Relaxed) == 0 {
+            self.0.waiting_since_ms.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Milliseconds since the first use: a cheap clock that fits an atomic.
+fn elapsed_ms() -> u64 {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    let started = *STARTED.get_or_init(Instant::now);
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The client's body, counted against `limit` and with its failures recorded.
@@ -93,17 +140,18 @@ impl http_body::Body for Inbound {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.body).poll_frame(cx);
+        this.fault.waiting(polled.is_pending());
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 this.received += frame.data_ref().map_or(0, Bytes::len);
                 if this.received > this.limit {
                     let fault = Fault::TooLarge { limit: this.limit };
-                    let _ = this.fault.0.set(fault.clone());
+                    this.fault.record(fault.clone());
                     return Poll::Ready(Some(Err(fault.problem().to_string().into())));
                 }
             }
             Poll::Ready(Some(Err(err))) => {
-                let _ = this.fault.0.set(Fault::of(err));
+                this.fault.record(Fault::of(err));
             }
             _ => {}
         }

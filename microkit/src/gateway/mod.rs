@@ -36,8 +36,8 @@ mod networks;
 
 use std::sync::Arc;
 
-use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH};
-use http::{Method, StatusCode};
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH};
+use http::{Method, StatusCode, Version};
 use serde_json::json;
 
 pub use self::mark::GATEWAY_MARK;
@@ -322,6 +322,7 @@ impl Forwarder {
         if let Some(ForwardHook(hook)) = &self.on_forward {
             hook(&mut parts);
         }
+        let http1 = parts.version < Version::HTTP_2;
         let (body, fault) = inbound::watch(body, self.body_limit);
         match self
             .client
@@ -333,8 +334,19 @@ impl Forwarder {
                 hide_methods(&mut response, &self.hidden);
                 response
             }
+            // The client's fault first: a broken or stalled body fails the upstream exchange too.
             Err(err) => match fault.get() {
-                Some(fault) => fault.problem().into_response(),
+                Some(fault) => {
+                    let mut response = fault.problem().into_response();
+                    // The rest of a broken body cannot be read, nor skipped: the connection is
+                    // done. (HTTP/2 resets the stream instead, and forbids the header.)
+                    if http1 {
+                        response
+                            .headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    response
+                }
                 None => err.to_problem().into_response(),
             },
         }
