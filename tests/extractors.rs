@@ -43,6 +43,12 @@ fn app() -> RouterService {
             post(|body: Option<Json<Product>>| async move { body.is_some().to_string() }),
         )
         .route(
+            "/maybe-search",
+            get(|q: Option<Query<Search>>| async move {
+                q.map_or("none".to_owned(), |Query(q)| q.term)
+            }),
+        )
+        .route(
             "/checked",
             post(|body: Result<Json<Product>, Rejection>| async move {
                 match body {
@@ -254,10 +260,30 @@ async fn oversized_bodies_are_413() {
 }
 
 #[tokio::test]
-async fn option_and_result_forms_never_reject() {
+async fn option_is_none_only_when_absent_and_result_never_rejects() {
     let service = app();
-    let response = call(&service, "POST", "/maybe", Some(("text/plain", "x"))).await;
+    // No body at all: absent.
+    let response = call(&service, "POST", "/maybe", None).await;
     assert_eq!(text(response).await, "false");
+    // A body of another media type, or JSON that does not parse, is refused, not "absent"
+    // (as axum 0.8 does).
+    let response = call(&service, "POST", "/maybe", Some(("text/plain", "x"))).await;
+    assert_eq!(response.status(), 415);
+    let response = call(
+        &service,
+        "POST",
+        "/maybe",
+        Some(("application/json", "[1]")),
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+    // A query string that does not parse is a 400, not `None`; none at all is `None`.
+    assert_eq!(
+        text(call(&service, "GET", "/maybe-search", None).await).await,
+        "none"
+    );
+    let response = call(&service, "GET", "/maybe-search?term=a&limit=x", None).await;
+    assert_eq!(response.status(), 400);
     let response = call(
         &service,
         "POST",

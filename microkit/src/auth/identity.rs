@@ -110,6 +110,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     }
 }
 
+/// `None` for an anonymous request (one the auth layer let through without credentials).
+impl<S: Send + Sync> crate::extract::OptionalFromRequestParts<S> for Identity {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Identity>().cloned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::body::read_limited;
-use super::{FromRequest, Rejection, RejectionKind};
+use super::{FromRequest, OptionalFromRequest, Rejection, RejectionKind};
 use crate::problem::FieldError;
 use crate::response::IntoResponse;
 use crate::{Body, Problem, Request, Response};
@@ -81,6 +81,26 @@ where
         }
         let (_, bytes) = read_limited(request).await?;
         Self::from_bytes(&bytes)
+    }
+}
+
+/// `None` when the request has no `Content-Type` (no body was sent); any other media type is
+/// still a 415, and a body that does not parse a 400 or 422.
+impl<S, T> OptionalFromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Rejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if request.headers().contains_key(CONTENT_TYPE) {
+            <Self as FromRequest<S>>::from_request(request, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 

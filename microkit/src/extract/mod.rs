@@ -7,8 +7,9 @@
 //!
 //! When an extractor fails, the handler is not called: the extractor's rejection becomes the
 //! response, a [`Problem`](crate::Problem) with the status that fits (400, 413, 415, 422, ...).
-//! Wrap an extractor in `Option<_>` to get `None` instead, or in `Result<_, Rejection>` to
-//! decide yourself.
+//! Wrap an extractor in `Option<_>` to get `None` when the thing is absent (a present but
+//! invalid one is still refused: see [`OptionalFromRequestParts`]), or in
+//! `Result<_, Rejection>` to decide yourself.
 //!
 //! | extractor | takes | fails with |
 //! |---|---|---|
@@ -25,6 +26,7 @@
 
 mod body;
 mod json;
+mod optional;
 mod parts;
 mod path;
 mod path_de;
@@ -40,6 +42,7 @@ pub(crate) use self::body::read_limited;
 pub use self::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 pub use self::json::Json;
 pub(crate) use self::json::{field_errors, is_json, parse_json, wrong_shape, Refused};
+pub use self::optional::{OptionalFromRequest, OptionalFromRequestParts};
 pub use self::parts::{Extension, MatchedPath, RemoteAddr};
 pub use self::path::Path;
 pub(crate) use self::path::{PathParams, RouteMatch};
@@ -105,30 +108,6 @@ impl<S: Send + Sync> FromRequest<S> for Request {
 
     async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
         Ok(request)
-    }
-}
-
-impl<S, T> FromRequestParts<S> for Option<T>
-where
-    S: Send + Sync,
-    T: FromRequestParts<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(T::from_request_parts(parts, state).await.ok())
-    }
-}
-
-impl<S, T> FromRequest<S> for Option<T>
-where
-    S: Send + Sync,
-    T: FromRequest<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(T::from_request(request, state).await.ok())
     }
 }
 

@@ -5,7 +5,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::path::RouteMatch;
-use super::{FromRequestParts, Rejection, RejectionKind};
+use super::{FromRequestParts, OptionalFromRequestParts, Rejection, RejectionKind};
 
 macro_rules! clone_from_parts {
     ($ty:ty, $field:ident) => {
@@ -103,5 +103,39 @@ where
                 ),
                 )
             })
+    }
+}
+
+/// `None` for a request that did not come through microkit's server.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for RemoteAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<RemoteAddr>().copied())
+    }
+}
+
+/// `None` outside a route.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for MatchedPath {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RouteMatch>()
+            .map(|matched| MatchedPath(matched.pattern.clone())))
+    }
+}
+
+/// `None` when no layer put the extension in.
+impl<S, T> OptionalFromRequestParts<S> for Extension<T>
+where
+    S: Send + Sync,
+    T: Clone + Send + Sync + 'static,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<T>().cloned().map(Extension))
     }
 }

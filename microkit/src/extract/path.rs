@@ -6,7 +6,7 @@ use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 
 use super::path_de::PathDeserializer;
-use super::{FromRequestParts, Rejection, RejectionKind};
+use super::{FromRequestParts, OptionalFromRequestParts, Rejection, RejectionKind};
 
 /// Path parameters, deserialized with serde: one value, a tuple in route order, or a struct
 /// (or map) by parameter name.
@@ -59,6 +59,26 @@ where
         T::deserialize(PathDeserializer::new(&decoded))
             .map(Path)
             .map_err(|err| Rejection::new(RejectionKind::InvalidPath, err.to_string()))
+    }
+}
+
+/// `None` when no route parameter matched (outside a route, or a route without parameters);
+/// parameters that do not parse are still a 400.
+impl<S, T> OptionalFromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Rejection> {
+        let matched = parts.extensions.get::<RouteMatch>();
+        if matched.is_none_or(|matched| matched.params.iter().next().is_none()) {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
     }
 }
 
@@ -131,7 +151,7 @@ mod tests {
     }
 
     async fn extract<T: DeserializeOwned + Send>(params: &[(&str, &str)]) -> Result<T, Rejection> {
-        Path::<T>::from_request_parts(&mut parts_with(params), &())
+        <Path<T> as FromRequestParts<()>>::from_request_parts(&mut parts_with(params), &())
             .await
             .map(|Path(value)| value)
     }

@@ -55,6 +55,15 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// `None` when the [`RequestIdLayer`] is not installed.
+impl<S: Send + Sync> crate::extract::OptionalFromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<RequestId>().cloned())
+    }
+}
+
 /// Keeps an incoming `x-request-id` or makes one, exposes it to handlers as [`RequestId`],
 /// and echoes it on the response.
 #[derive(Debug, Clone, Copy, Default)]

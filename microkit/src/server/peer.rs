@@ -75,3 +75,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIdentity {
             })
     }
 }
+
+/// `None` for a request without a verified client certificate.
+impl<S: Send + Sync> crate::extract::OptionalFromRequestParts<S> for PeerIdentity {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<PeerIdentity>().cloned())
+    }
+}
