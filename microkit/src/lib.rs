@@ -44,6 +44,16 @@
 //! | [`response`] | [`IntoResponse`](response::IntoResponse) |
 //! | [`server`] | [`serve`] and [`ServerConfig`] |
 //! | [`middleware`] | the request-id layer; any tower-http layer fits too |
+//! | [`handler`] | the `Handler` trait that async functions of extractors implement |
+//! | [`body`] | [`Body`], the request and response body |
+//! | [`problem`] | [`Problem`] (RFC 9457, with headers such as `ETag` or `Retry-After`) and [`FieldError`] |
+//! | [`resource`] | `#[derive(Resource)]`, the generic CRUD handlers, `Repo`, hooks, stores (memory, SQLite, PostgreSQL), OpenAPI |
+//! | [`discovery`] | the `Registry` trait and its backends: in-process, fixed, etcd |
+//! | [`client`] | `ServiceClient`: discovery, balancing, retries, deadlines |
+//! | [`gateway`] | the edge: routes to services, forwarding headers, internal-only routes |
+//! | [`service`] | the builder that ties server, registration, `/health`, `/metrics` and shutdown |
+//! | [`metrics`] | request counters and latency histograms in the Prometheus text format |
+//! | `auth` (feature `auth`) | verified callers: bearer JWTs and API keys, as a layer and an `Identity` extractor |
 
 #[cfg(feature = "auth")]
 pub mod auth;
