@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 const GITHUB_ROUTES: &str = include_str!("../benches/data/github-api-routes.txt");
 const BODY_LIMIT: usize = 1024 * 1024;
+const USER_ROUTE: &str = "/user/{id}";
 const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 const PROBLEM: &str = "application/problem+json";
@@ -122,20 +123,22 @@ async fn dispatch(
             message: "Hello, World!",
         }),
         (&Method::POST, "/echo") => echo(request).await,
-        (&Method::GET, _) if path.starts_with("/user/") && !path[6..].contains('/') => {
-            let raw = &path[6..];
-            match raw.parse::<u64>() {
-                Ok(id) => json(&User {
-                    id,
-                    name: format!("user-{id}"),
-                }),
-                Err(_) => problem(
-                    StatusCode::BAD_REQUEST,
-                    Some(format!("path parameter `id`: cannot parse `{raw}` as u64")),
-                ),
-            }
-        }
         (&Method::GET, _) => match table.at(path) {
+            // `/user/{id}` sits in the table with the GitHub routes, so that a static route
+            // such as `/user/keys` wins over it, as in microkit's and axum's routers.
+            Ok(found) if *found.value == USER_ROUTE => {
+                let raw = found.params.get("id").unwrap_or_default();
+                match raw.parse::<u64>() {
+                    Ok(id) => json(&User {
+                        id,
+                        name: format!("user-{id}"),
+                    }),
+                    Err(_) => problem(
+                        StatusCode::BAD_REQUEST,
+                        Some(format!("path parameter `id`: cannot parse `{raw}` as u64")),
+                    ),
+                }
+            }
             Ok(found) => answer(StatusCode::OK, TEXT, *found.value),
             Err(_) => problem(StatusCode::NOT_FOUND, None),
         },
@@ -145,6 +148,9 @@ async fn dispatch(
 
 fn table() -> matchit::Router<&'static str> {
     let mut table = matchit::Router::new();
+    table
+        .insert(USER_ROUTE, USER_ROUTE)
+        .expect("the user route fits the table");
     for route in GITHUB_ROUTES
         .lines()
         .map(str::trim)

@@ -200,7 +200,7 @@ same_answers() {
         if [ "$endpoint" = echo ]; then
             curl_args+=(-H 'content-type: application/json' --data "$ECHO_BODY")
         fi
-        curl "${curl_args[@]}" | grep -i '^content-type' >"$WORK/type.$name"
+        curl "${curl_args[@]}" | grep -i '^content-type' | tr 'A-Z' 'a-z' | tr -d '\r' >"$WORK/type.$name"
         body="$(cat "$WORK/type.$name" "$WORK/body.$name")"
         if [ -z "$first" ]; then
             first=$body
