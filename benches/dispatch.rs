@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use serde::Serialize;
 use tower::Service;
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct User {
     id: u64,
     name: String,

@@ -14,18 +14,18 @@ use serde::{Deserialize, Serialize};
 
 const GITHUB_ROUTES: &str = include_str!("../benches/data/github-api-routes.txt");
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Message {
     message: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct User {
     id: u64,
     name: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct Product {
     id: u64,
     name: String,

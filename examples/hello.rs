@@ -6,7 +6,7 @@ use microkit::router::get;
 use microkit::{Json, Router};
 use serde::Serialize;
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Greeting {
     message: String,
 }

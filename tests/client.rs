@@ -74,7 +74,7 @@ async fn body_text(response: Response) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8")
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 struct Item {
     id: u64,
     name: String,

@@ -11,7 +11,7 @@ use microkit::{Body, FieldError, Json, Problem, Request, Response, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 struct Product {
     id: u64,
     name: String,
@@ -94,7 +94,7 @@ async fn panics() -> &'static str {
     panic!("boom")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct Search {
     term: String,
     limit: u32,

@@ -108,7 +108,23 @@ pub(crate) fn router(context: Context) -> Router {
         .router()
         .merge(
             Router::new()
-                .route("/user/{uid}/cart/checkout", post(checkout_cart))
+                .route(
+                    "/user/{uid}/cart/checkout",
+                    post(checkout_cart).describe(|op| {
+                        op.summary("Checks the cart out")
+                            .description(
+                                "Prices every line at the catalog's current price, opens an \
+                                 invoice for the total with payments, and empties the cart.",
+                            )
+                            .tag("cart")
+                            .operation_id("checkoutCart")
+                            .json_response::<Value>(StatusCode::CREATED)
+                            .problem(StatusCode::UNPROCESSABLE_ENTITY)
+                            .problem(StatusCode::BAD_GATEWAY)
+                            .problem(StatusCode::SERVICE_UNAVAILABLE)
+                            .problem(StatusCode::GATEWAY_TIMEOUT);
+                    }),
+                )
                 .with_state(checkout),
         )
 }

@@ -12,11 +12,13 @@ use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
 use microkit::extract::State;
 use microkit::gateway::AllowNetworksLayer;
+use microkit::openapi::ResponseKey;
 use microkit::resource::store::{Collection, Id, IdKind, StoreError};
 use microkit::resource::{Repo, ResourceRoutes};
 use microkit::response::IntoResponse;
 use microkit::router::post;
 use microkit::{FieldError, Json, Problem, Resource, Response, Router};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -40,7 +42,7 @@ pub(crate) struct Email {
 }
 
 /// What a client asks to send.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SendEmail {
     to: String,
@@ -68,7 +70,30 @@ pub(crate) fn router(context: Context) -> Router {
         .router()
         .route_layer(AllowNetworksLayer::private());
     Router::new()
-        .route("/send_email/", post(send))
+        .route(
+            "/send_email/",
+            post(send).describe(|op| {
+                let email = json!({ "$ref": "#/components/schemas/Email" });
+                op.summary("Sends an email to a registered user")
+                    .tag("emails")
+                    .operation_id("sendEmail")
+                    .response_object(
+                        ResponseKey::Status(202),
+                        json!({ "description": "accepted for delivery",
+                                "content": { "application/json": { "schema": email } } }),
+                    )
+                    .problem(StatusCode::TOO_MANY_REQUESTS)
+                    .problem_header(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Retry-After",
+                        "seconds until the address may be sent to again",
+                        json!({ "type": "string", "pattern": "^[0-9]+$" }),
+                    )
+                    .problem(StatusCode::BAD_GATEWAY)
+                    .problem(StatusCode::SERVICE_UNAVAILABLE)
+                    .problem(StatusCode::GATEWAY_TIMEOUT);
+            }),
+        )
         .with_state(state)
         .merge(list)
 }

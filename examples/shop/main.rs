@@ -13,6 +13,7 @@
 mod cart;
 mod catalog;
 mod context;
+mod docs;
 mod emails;
 mod gateway;
 mod options;
@@ -159,6 +160,7 @@ impl Shop {
                     .registry(registry.clone())
                     .listen(listen)
                     .metrics(metrics)
+                    .openapi_document(move |document| docs::document(service, document))
                     .bind()
                     .await?;
                 shop.listeners

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use microkit::extract::{Path, State};
+use microkit::openapi::ResponseKey;
 use microkit::resource::store::{Id, StoreError};
 use microkit::resource::{Repo, ResourceRoutes, Stored};
 use microkit::response::IntoResponse;
 use microkit::router::post;
 use microkit::{Json, Problem, Resource, Response, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::context::{record_action, Context};
 
@@ -48,7 +50,23 @@ pub(crate) fn router(context: Context) -> Router {
         .router()
         .merge(
             Router::new()
-                .route("/invoices/{id}/pay", post(pay))
+                .route(
+                    "/invoices/{id}/pay",
+                    post(pay).describe(|op| {
+                        let invoice = json!({ "$ref": "#/components/schemas/Invoice" });
+                        op.summary("Pays an open invoice")
+                            .tag("payments")
+                            .operation_id("payInvoice")
+                            .response_object(
+                                ResponseKey::Status(200),
+                                json!({ "description": "the invoice, paid",
+                                        "content": { "application/json": { "schema": invoice } } }),
+                            )
+                            .problem(StatusCode::NOT_FOUND)
+                            .problem(StatusCode::CONFLICT)
+                            .problem(StatusCode::SERVICE_UNAVAILABLE);
+                    }),
+                )
                 .with_state(payments),
         )
 }

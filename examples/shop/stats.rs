@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::StatusCode;
 use microkit::extract::{Query, State};
 use microkit::gateway::AllowNetworksLayer;
 use microkit::resource::{HookContext, Hooks, Repo, ResourceRoutes};
 use microkit::response::IntoResponse;
 use microkit::router::get;
 use microkit::{FieldError, Json, Problem, Resource, Response, Router};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::context::Context;
 
@@ -41,7 +42,19 @@ impl Hooks<LogEntry> for Stamp {
 pub(crate) fn router(context: Context) -> Router {
     let repo = Arc::new(Repo::<LogEntry>::new(context.store.clone()));
     let read = Router::new()
-        .route("/log", get(read_log).layer(AllowNetworksLayer::private()))
+        .route(
+            "/log",
+            get(read_log)
+                .describe(|op| {
+                    op.summary("Reads the log")
+                        .description("Only from the services' own networks: 403 elsewhere.")
+                        .tag("stats")
+                        .operation_id("readLog")
+                        .json_response::<LogPage>(StatusCode::OK)
+                        .problem(StatusCode::FORBIDDEN);
+                })
+                .layer(AllowNetworksLayer::private()),
+        )
         .with_state(repo);
     ResourceRoutes::<LogEntry>::new(context.store)
         .create_at("/log")
@@ -50,7 +63,23 @@ pub(crate) fn router(context: Context) -> Router {
         .merge(read)
 }
 
-#[derive(Debug, Deserialize)]
+/// A page of the log: what was done in the range, oldest first.
+#[derive(Serialize, JsonSchema)]
+struct LogPage {
+    items: Vec<LogLine>,
+    total: usize,
+}
+
+/// One line of the log.
+#[derive(Serialize, JsonSchema)]
+struct LogLine {
+    user_id: u64,
+    action: String,
+    at: Option<String>,
+}
+
+/// The time range to read, each end optional: RFC 3339 or unix seconds.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Range {
     from: Option<String>,
@@ -95,9 +124,11 @@ async fn read_log(State(repo): State<Arc<Repo<LogEntry>>>, Query(range): Query<R
                 from.is_none_or(|from| at >= from) && to.is_none_or(|to| at <= to)
             });
             if inside {
-                items.push(
-                    json!({ "user_id": entry.user_id, "action": entry.action, "at": entry.at }),
-                );
+                items.push(LogLine {
+                    user_id: entry.user_id,
+                    action: entry.action,
+                    at: entry.at,
+                });
             }
         }
         if offset >= total || offset == 0 {
@@ -105,5 +136,5 @@ async fn read_log(State(repo): State<Arc<Repo<LogEntry>>>, Query(range): Query<R
         }
     }
     let total = items.len();
-    Json(json!({ "items": items, "total": total })).into_response()
+    Json(LogPage { items, total }).into_response()
 }

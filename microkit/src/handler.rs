@@ -5,11 +5,15 @@
 //! `FromRequestParts` type also does), and the output implements [`IntoResponse`]. The body
 //! extractor, if any, must therefore be the last argument, and there can be only one.
 //!
+//! Every argument also implements [`OperationInput`] and the output [`OperationOutput`], so
+//! that each route documents itself in the OpenAPI document ([`crate::openapi`]): the types
+//! inside `Json<T>`, `Path<T>` and `Query<T>` derive `schemars::JsonSchema`.
+//!
 //! ```
 //! use microkit::{extract::{Path, Query}, router::get, Json, Router};
 //! use serde::Deserialize;
 //!
-//! #[derive(Deserialize)]
+//! #[derive(Deserialize, schemars::JsonSchema)]
 //! struct Page { offset: Option<u64> }
 //!
 //! async fn list(Path(uid): Path<u64>, Query(page): Query<Page>) -> Json<Vec<u64>> {
@@ -23,6 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::extract::{FromRequest, FromRequestParts};
+use crate::openapi::{Operation, OperationInput, OperationOutput};
 use crate::response::IntoResponse;
 use crate::{Request, Response};
 
@@ -34,21 +39,35 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 #[diagnostic::on_unimplemented(
     note = "a handler is an `async fn` whose arguments are extractors, with at most one body \
             extractor (such as `Json<T>`) and it in last place, returning a type that implements \
-            `IntoResponse`"
+            `IntoResponse`",
+    note = "every argument and output documents itself for OpenAPI (`OperationInput`, \
+            `OperationOutput`): the `T` of a `Json<T>`, `Path<T>` or `Query<T>` derives \
+            `schemars::JsonSchema` beside serde's traits"
 )]
 pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
     /// Answers `request`, with `state` available to the extractors.
     fn call(self, request: Request, state: S) -> HandlerFuture;
+
+    /// Describes the handler's operation from its argument and output types: what each
+    /// extractor reads ([`OperationInput`]) and what the output answers ([`OperationOutput`]).
+    /// The router calls it when it builds the OpenAPI document.
+    fn describe(operation: &mut Operation) {
+        let _ = operation;
+    }
 }
 
 impl<F, Fut, Res, S> Handler<((),), S> for F
 where
     F: FnOnce() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Res> + Send,
-    Res: IntoResponse,
+    Res: IntoResponse + OperationOutput,
 {
     fn call(self, _: Request, _: S) -> HandlerFuture {
         Box::pin(async move { self().await.into_response() })
+    }
+
+    fn describe(operation: &mut Operation) {
+        Res::describe_output(operation);
     }
 }
 
@@ -60,9 +79,9 @@ macro_rules! impl_handler {
             F: FnOnce($($part,)* $last,) -> Fut + Clone + Send + Sync + 'static,
             Fut: Future<Output = Res> + Send,
             S: Send + Sync + 'static,
-            Res: IntoResponse,
-            $($part: FromRequestParts<S> + Send,)*
-            $last: FromRequest<S, M> + Send,
+            Res: IntoResponse + OperationOutput,
+            $($part: FromRequestParts<S> + OperationInput + Send,)*
+            $last: FromRequest<S, M> + OperationInput + Send,
         {
             fn call(self, request: Request, state: S) -> HandlerFuture {
                 Box::pin(async move {
@@ -81,6 +100,12 @@ macro_rules! impl_handler {
                     };
                     self($($part,)* $last,).await.into_response()
                 })
+            }
+
+            fn describe(operation: &mut Operation) {
+                $($part::describe_input(operation);)*
+                $last::describe_input(operation);
+                Res::describe_output(operation);
             }
         }
     };

@@ -9,7 +9,7 @@
 //! use microkit::{Json, Problem, Router};
 //! use serde::Serialize;
 //!
-//! #[derive(Serialize)]
+//! #[derive(Serialize, schemars::JsonSchema)]
 //! struct User { id: u64, name: String }
 //!
 //! async fn user(Path(id): Path<u64>) -> Result<Json<User>, Problem> {
@@ -54,6 +54,7 @@
 //! | [`service`] | the builder that ties server, registration, `/health`, `/metrics` and shutdown |
 //! | [`metrics`] | request counters and latency histograms in the Prometheus text format |
 //! | `auth` (feature `auth`) | verified callers: bearer JWTs and API keys, as a layer and an `Identity` extractor |
+//! | [`openapi`] | OpenAPI 3.1 documents every route contributes to, `/openapi.json`, `/docs` |
 
 #[cfg(feature = "auth")]
 pub mod auth;
@@ -65,6 +66,7 @@ pub mod gateway;
 pub mod handler;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod problem;
 pub mod resource;
 pub mod response;

@@ -40,6 +40,7 @@ use tokio::net::TcpListener;
 use self::registering::Registering;
 use crate::discovery::{Instance, MemoryRegistry, Registry};
 use crate::metrics::{Metrics, MetricsLayer};
+use crate::openapi::{document_router, Document, OPENAPI_PATH};
 use crate::router::get;
 use crate::{serve, Json, Router, ServerConfig};
 
@@ -52,7 +53,11 @@ pub struct Microservice {
     instance: Instance,
     metrics: Arc<Metrics>,
     grace: Duration,
+    openapi: Option<DocumentEdit>,
 }
+
+/// What a service adds to its generated OpenAPI document.
+type DocumentEdit = Box<dyn FnOnce(Document) -> Document + Send>;
 
 impl std::fmt::Debug for Microservice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,7 +81,26 @@ impl Microservice {
             instance: Instance::new(name, listen),
             metrics: Arc::new(Metrics::new()),
             grace: Duration::from_millis(200),
+            openapi: Some(Box::new(|document| document)),
         }
+    }
+
+    /// Whether the service serves its OpenAPI document at `GET /openapi.json` and a viewer at
+    /// `GET /docs` (with the `docs` feature). On by default; a router that routes
+    /// `/openapi.json` itself keeps its own.
+    pub fn openapi(mut self, enabled: bool) -> Self {
+        self.openapi = enabled.then(|| Box::new(|document| document) as DocumentEdit);
+        self
+    }
+
+    /// Edits the generated document before it is served: a description, operations of
+    /// routes that describe themselves elsewhere ([`Document::merge`]). Switches serving on.
+    pub fn openapi_document(
+        mut self,
+        edit: impl FnOnce(Document) -> Document + Send + 'static,
+    ) -> Self {
+        self.openapi = Some(Box::new(edit));
+        self
     }
 
     /// The registry to register in.
@@ -131,21 +155,32 @@ impl Microservice {
         let metrics = self.metrics.clone();
         let health =
             json!({ "status": "ok", "service": instance.service, "instance": instance.id });
-        let router = self
-            .router
+        let mut router = self.router;
+        let routes_its_own = router.routes().iter().any(|(_, path)| path == OPENAPI_PATH);
+        if let (Some(edit), false) = (self.openapi, routes_its_own) {
+            let version = match instance.version.as_str() {
+                "" => "0.0.0",
+                version => version,
+            };
+            let document = edit(Document::new(&instance.service, version).routes(&router));
+            router = router.merge(document_router(&document.to_json()));
+        }
+        let router = router
             .route(
                 "/health",
                 get(move || {
                     let health = health.clone();
                     async move { Json(health) }
-                }),
+                })
+                .undocumented(),
             )
             .route(
                 "/metrics",
                 get(move || {
                     let metrics = metrics.clone();
                     async move { metrics.response() }
-                }),
+                })
+                .undocumented(),
             )
             .layer(MetricsLayer::new(self.metrics));
         Ok(BoundService {

@@ -27,7 +27,7 @@ use crate::{Body, Problem, Request, Response};
 /// use microkit::{router::post, Json, Router};
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Deserialize, Serialize)]
+/// #[derive(Deserialize, Serialize, schemars::JsonSchema)]
 /// struct Product { name: String, price_cents: i64 }
 ///
 /// async fn echo(Json(product): Json<Product>) -> Json<Product> {

@@ -22,7 +22,7 @@ use super::{FromRequestParts, OptionalFromRequestParts, Rejection, RejectionKind
 ///     format!("user {id}")
 /// }
 ///
-/// #[derive(Deserialize)]
+/// #[derive(Deserialize, schemars::JsonSchema)]
 /// struct Item { uid: u64, id: u64 }
 ///
 /// async fn cart_item(Path(item): Path<Item>) -> String {

@@ -33,6 +33,7 @@ mod headers;
 mod inbound;
 mod mark;
 mod networks;
+mod openapi;
 
 use std::sync::Arc;
 
@@ -150,7 +151,8 @@ impl Gateway {
     }
 
     /// The router: the routes, `GET /health` (200 once every service has a healthy instance),
-    /// and a request id on everything.
+    /// `GET /openapi.json` (the services' public operations merged) and `GET /docs`, and a
+    /// request id on everything.
     pub fn into_router(self) -> Router {
         let services = Arc::new(self.services());
         let health_client = self.client.clone();
@@ -167,6 +169,8 @@ impl Gateway {
         for pattern in patterns {
             router = router.route(pattern, self.methods_of(pattern));
         }
+        let services = self.services();
+        let router = openapi::serve(router, self.client.clone(), self.routes, services);
         router.layer(RequestIdLayer::new())
     }
 

@@ -7,6 +7,7 @@ use tower_layer::Layer;
 
 use super::route::{layer_fn, Endpoint, LayerFn, Route, RouteService};
 use crate::handler::Handler;
+use crate::openapi::{Operation, RouteDoc};
 
 /// The standard methods, in the order `Allow` headers list them.
 const STANDARD_METHODS: [Method; 9] = [
@@ -45,6 +46,8 @@ pub struct MethodRouter<S = ()> {
     custom: Vec<(Method, Endpoint<S>)>,
     any: Option<Endpoint<S>>,
     body_limit: Option<usize>,
+    /// The documentation of each method routed to a handler, in the order routed.
+    docs: Vec<(Method, RouteDoc)>,
 }
 
 impl<S> Clone for MethodRouter<S> {
@@ -54,6 +57,7 @@ impl<S> Clone for MethodRouter<S> {
             custom: self.custom.clone(),
             any: self.any.clone(),
             body_limit: self.body_limit,
+            docs: self.docs.clone(),
         }
     }
 }
@@ -80,7 +84,13 @@ impl<S> MethodRouter<S> {
                 .collect(),
             any: self.any.map(&mut f),
             body_limit: self.body_limit,
+            docs: self.docs,
         }
+    }
+
+    /// The documentation of each method routed to a handler.
+    pub(crate) fn docs(&self) -> &[(Method, RouteDoc)] {
+        &self.docs
     }
 
     /// The methods a route listing shows: every standard one for an `any` route.
@@ -111,6 +121,7 @@ impl<S> Default for MethodRouter<S> {
             custom: Vec::new(),
             any: None,
             body_limit: None,
+            docs: Vec::new(),
         }
     }
 }
@@ -198,7 +209,54 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
         H: Handler<T, S>,
         T: 'static,
     {
-        self.on_endpoint(method, Endpoint::from_handler(handler))
+        let doc = RouteDoc::new(<H as Handler<T, S>>::describe);
+        let mut routed = self.on_endpoint(method.clone(), Endpoint::from_handler(handler));
+        routed.docs.push((method, doc));
+        routed
+    }
+
+    /// Adds to the documentation of the method routed last: a summary, tags, an operation
+    /// id, examples, or responses its types cannot tell (a handler that returns a plain
+    /// [`Response`](crate::Response)). The types' own description comes first, then these
+    /// edits, in order.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use microkit::router::post;
+    /// use microkit::{Json, Router};
+    ///
+    /// async fn pay() -> (StatusCode, Json<u64>) { (StatusCode::CREATED, Json(7)) }
+    ///
+    /// let app: Router = Router::new().route(
+    ///     "/pay",
+    ///     post(pay).describe(|op| {
+    ///         op.summary("Pays").tag("payments").success_status(StatusCode::CREATED);
+    ///     }),
+    /// );
+    /// ```
+    ///
+    /// # Panics
+    /// When no method is routed to a handler yet.
+    pub fn describe(mut self, edit: impl Fn(&mut Operation) + Send + Sync + 'static) -> Self {
+        let (_, doc) = self
+            .docs
+            .last_mut()
+            .expect("`describe` follows the method it describes, such as `get(handler)`");
+        doc.edits.push(std::sync::Arc::new(edit));
+        self
+    }
+
+    /// Leaves the method routed last out of the OpenAPI document.
+    ///
+    /// # Panics
+    /// When no method is routed to a handler yet.
+    pub fn undocumented(mut self) -> Self {
+        let (_, doc) = self
+            .docs
+            .last_mut()
+            .expect("`undocumented` follows the method it hides, such as `get(handler)`");
+        doc.hidden = true;
+        self
     }
 
     /// Routes requests of `method` to a tower service.
@@ -283,6 +341,7 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
             self.any = Some(any);
         }
         self.body_limit = self.body_limit.or(other.body_limit);
+        self.docs.extend(other.docs);
         self
     }
 

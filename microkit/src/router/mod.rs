@@ -255,6 +255,15 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             .collect()
     }
 
+    /// The OpenAPI 3.1 document of the routes, titled `title` at version `version`: each
+    /// method routed to a handler, described by its types and its
+    /// [`describe`](MethodRouter::describe) notes. See [`openapi`](crate::openapi).
+    pub fn openapi(&self, title: &str, version: &str) -> serde_json::Value {
+        crate::openapi::Document::new(title, version)
+            .routes(self)
+            .to_json()
+    }
+
     /// Provides the state, turning every handler into a ready route. The result can be served
     /// (as a `Router<()>`) or nested into a router with another state.
     pub fn with_state<S2>(self, state: S) -> Router<S2> {
@@ -270,6 +279,16 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             layers: self.layers,
             redirect_trailing_slash: self.redirect_trailing_slash,
         }
+    }
+}
+
+impl<S> Router<S> {
+    /// Each routed path with its method router, in the order added: what the OpenAPI
+    /// document is built from.
+    pub(crate) fn method_routers(&self) -> impl Iterator<Item = (&str, &MethodRouter<S>)> {
+        self.paths
+            .iter()
+            .map(|(path, method_router)| (path.as_str(), method_router))
     }
 }
 
