@@ -32,7 +32,10 @@ async fn main() -> std::io::Result<()> {
                 .resource::<Product>()
                 .router(),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    // The address to listen on: the first argument, 127.0.0.1:3000 without one.
+    let listen = std::env::args().nth(1);
+    let listener =
+        tokio::net::TcpListener::bind(listen.as_deref().unwrap_or("127.0.0.1:3000")).await?;
     println!(
         "catalog http://{} (see /openapi.json)",
         listener.local_addr()?

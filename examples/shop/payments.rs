@@ -54,6 +54,9 @@ pub(crate) fn router(context: Context) -> Router {
                     "/invoices/{id}/pay",
                     post(pay).describe(|op| {
                         let invoice = json!({ "$ref": "#/components/schemas/Invoice" });
+                        // Invoice ids are the store's: 1 up to the largest i64.
+                        let id = json!({ "type": "integer", "format": "int64", "minimum": 1 });
+                        op.parameter("path", "id", true, id, Some("the invoice's id"));
                         op.summary("Pays an open invoice")
                             .tag("payments")
                             .operation_id("payInvoice")

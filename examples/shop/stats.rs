@@ -82,17 +82,54 @@ struct LogLine {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Range {
+    /// The earliest time to include.
+    #[serde(default)]
+    #[schemars(schema_with = "time_schema")]
     from: Option<String>,
+    /// The latest time to include.
+    #[serde(default)]
+    #[schemars(schema_with = "time_schema")]
     to: Option<String>,
 }
 
-/// Reads a time given as RFC 3339 or as unix seconds.
+/// Unix seconds: up to 11 digits (past the year 5000), so that no sum overflows.
+const UNIX_SECONDS: &str = "^[0-9]{1,11}$";
+/// RFC 3339 in UTC to the second, from 1970 on, with a day that every year has (February
+/// 29th is accepted too, in leap years, which a pattern cannot say).
+const RFC3339_UTC: &str =
+    "^(19[7-9][0-9]|[2-9][0-9]{3})-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])\
+                           |(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))\
+                           T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$";
+
+/// What `from` and `to` accept, exactly as [`parse_time`] does.
+fn time_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "description": "unix seconds, or RFC 3339 in UTC such as 2026-11-28T21:00:00Z",
+        "anyOf": [{ "pattern": UNIX_SECONDS }, { "pattern": RFC3339_UTC }],
+    })
+}
+
+/// Reads a time given as unix seconds or as RFC 3339 in UTC to the second: only what
+/// [`time_schema`] says, so the document and the server agree on every input.
 fn parse_time(field: &str, text: &str) -> Result<SystemTime, FieldError> {
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(UNIX_EPOCH + Duration::from_secs(seconds));
+    let refused = || FieldError::new(field, "must be unix seconds or an RFC 3339 time in UTC");
+    let bytes = text.as_bytes();
+    if (1..=11).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        let seconds = text.parse::<u64>().map_err(|_| refused())?;
+        return UNIX_EPOCH
+            .checked_add(Duration::from_secs(seconds))
+            .ok_or_else(refused);
     }
-    humantime::parse_rfc3339_weak(text)
-        .map_err(|_| FieldError::new(field, "must be an RFC 3339 time or unix seconds"))
+    // `YYYY-MM-DDTHH:MM:SSZ` exactly: no fraction, offset or space, no leap second.
+    let strict = bytes.len() == 20
+        && bytes[10] == b'T'
+        && bytes[19] == b'Z'
+        && text.get(17..19).is_some_and(|second| second < "60");
+    if !strict {
+        return Err(refused());
+    }
+    humantime::parse_rfc3339_weak(text).map_err(|_| refused())
 }
 
 async fn read_log(State(repo): State<Arc<Repo<LogEntry>>>, Query(range): Query<Range>) -> Response {

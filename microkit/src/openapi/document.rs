@@ -4,7 +4,7 @@ use http::Method;
 use serde_json::{json, Map, Value};
 
 use super::problem::problem_schema;
-use super::schemas::{bound_integers, rewrite_refs, Schemas};
+use super::schemas::{bound_integers, drop_impossible_null_defaults, rewrite_refs, Schemas};
 use super::Operation;
 use crate::router::Router;
 
@@ -127,6 +127,7 @@ impl Document {
         });
         rewrite_refs(&mut document, &renames);
         bound_integers(&mut document);
+        drop_impossible_null_defaults(&mut document);
         document
     }
 }

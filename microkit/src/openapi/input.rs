@@ -73,11 +73,16 @@ impl<T: JsonSchema> OperationInput for Query<T> {
             for (name, property) in properties {
                 let description = property.get("description").and_then(Value::as_str);
                 let description = description.map(str::to_owned);
+                // A query parameter is absent or a string: `null` is not a value it can have.
+                let mut property = property.clone();
+                if property.get("default") == Some(&Value::Null) {
+                    property.as_object_mut().map(|p| p.remove("default"));
+                }
                 operation.parameter(
                     "query",
                     name,
                     required.contains(&name.as_str()),
-                    property.clone(),
+                    property,
                     description.as_deref(),
                 );
             }
@@ -201,6 +206,8 @@ mod tests {
         #[serde(default)]
         offset: u64,
         name: Option<String>,
+        #[serde(default)]
+        after: Option<u32>,
     }
 
     #[test]
@@ -236,6 +243,8 @@ mod tests {
         assert_eq!(by_name("offset")["required"], false);
         assert_eq!(by_name("name")["required"], false);
         assert_eq!(by_name("limit")["in"], "query");
+        assert_eq!(by_name("after")["required"], false);
+        assert!(by_name("after")["schema"].get("default").is_none());
         assert!(op["responses"]["400"].is_object());
     }
 

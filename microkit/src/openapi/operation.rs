@@ -58,6 +58,7 @@ pub struct Operation {
     responses: BTreeMap<ResponseKey, Value>,
     problems: Vec<u16>,
     problem_headers: Vec<(u16, String, Value)>,
+    whole: Option<Value>,
 }
 
 impl Operation {
@@ -74,6 +75,7 @@ impl Operation {
             responses: BTreeMap::new(),
             problems: Vec::new(),
             problem_headers: Vec::new(),
+            whole: None,
         }
     }
 
@@ -312,8 +314,19 @@ impl Operation {
             || (status.is_success() && self.responses.contains_key(&ResponseKey::AnySuccess))
     }
 
+    /// Replaces everything with an operation object written elsewhere (a resource's
+    /// generated one): what the types and other edits said is dropped. Component schemas it
+    /// refers to are added with [`Schemas::insert_component`].
+    pub fn replace_with(&mut self, operation: Value) -> &mut Self {
+        self.whole = Some(operation);
+        self
+    }
+
     /// The operation object and the schemas, given back.
     pub(crate) fn finish(mut self) -> (Value, Schemas) {
+        if let Some(whole) = self.whole.take() {
+            return (whole, self.schemas);
+        }
         let mut operation = Value::Object(std::mem::take(&mut self.fields));
         if !self.tags.is_empty() {
             operation["tags"] = json!(self.tags);

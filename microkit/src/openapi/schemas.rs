@@ -69,6 +69,11 @@ impl Schemas {
         self.output.subschema_for::<T>().to_value()
     }
 
+    /// Adds a component schema written by hand (a resource's, say), kept as given.
+    pub fn insert_component(&mut self, name: &str, schema: Value) {
+        self.input.definitions_mut().insert(name.to_owned(), schema);
+    }
+
     /// `schema` with a `$ref` to a request-side component replaced by that component: what
     /// parameters need, as each property of a struct becomes a parameter of its own.
     pub fn resolve_input(&self, schema: &Value) -> Value {
@@ -180,6 +185,27 @@ pub(crate) fn bound_integers(value: &mut Value) {
     }
 }
 
+/// Drops `"default": null` where the schema does not allow `null`: serde's `default` on an
+/// `Option` whose schema is written by hand says that much, and validators check defaults
+/// against their schema.
+pub(crate) fn drop_impossible_null_defaults(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let allows_null = match map.get("type") {
+                Some(Value::String(kind)) => kind == "null",
+                Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == "null"),
+                _ => true,
+            };
+            if !allows_null && map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            map.values_mut().for_each(drop_impossible_null_defaults);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_impossible_null_defaults),
+        _ => {}
+    }
+}
+
 fn integer_bounds(format: &str) -> Option<(Value, Value)> {
     Some(match format {
         "int8" => (i8::MIN.into(), i8::MAX.into()),
@@ -242,5 +268,16 @@ mod tests {
         let mut text = json!({"type": "string", "format": "int32"});
         bound_integers(&mut text);
         assert!(text.get("minimum").is_none());
+    }
+
+    #[test]
+    fn null_defaults_go_where_null_is_not_allowed() {
+        let mut schema = json!({"properties": {
+            "a": {"type": "string", "default": null},
+            "b": {"type": ["string", "null"], "default": null},
+        }});
+        drop_impossible_null_defaults(&mut schema);
+        assert!(schema["properties"]["a"].get("default").is_none());
+        assert!(schema["properties"]["b"].get("default").is_some());
     }
 }
