@@ -28,6 +28,9 @@
 //! of a run-time `(StatusCode, _)`) with [`MethodRouter::describe`], and leaves itself out with
 //! [`MethodRouter::undocumented`]:
 //!
+//! [`MethodRouter::describe`]: crate::router::MethodRouter::describe
+//! [`MethodRouter::undocumented`]: crate::router::MethodRouter::undocumented
+//!
 //! ```
 //! use http::StatusCode;
 //! use microkit::extract::Path;
