@@ -74,7 +74,7 @@ impl StoreError {
     /// [`Problem::with_cause`]) is logged once, when the problem is answered, so that SQL,
     /// paths and hosts do not leak to clients; an unavailable backend is logged here at warn
     /// level (it is an outage, not a bug) and answered with a generic 503 whose `retry_after`
-    /// member (seconds) says when trying again is worthwhile.
+    /// member and `Retry-After` header (seconds) say when trying again is worthwhile.
     pub fn to_problem(&self) -> Problem {
         match self {
             StoreError::NotFound => Problem::not_found("the resource does not exist"),
@@ -101,6 +101,10 @@ impl StoreError {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE)
                     .with_detail("the resource store is unavailable; try again later")
                     .with_extension("retry_after", RETRY_AFTER_SECS)
+                    .with_header(
+                        http::header::RETRY_AFTER,
+                        http::HeaderValue::from(RETRY_AFTER_SECS),
+                    )
             }
             StoreError::Incompatible(reason) => Problem::internal(
                 "a stored item no longer fits its type: the service's data needs an upgrade",
@@ -183,5 +187,7 @@ mod tests {
         assert_eq!(problem.status(), 503);
         assert_eq!(problem.extension("retry_after"), Some(&2.into()));
         assert!(!problem.detail().unwrap().contains("db.internal"));
+        let response = crate::response::IntoResponse::into_response(problem);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "2");
     }
 }
