@@ -94,7 +94,13 @@ where
         }
     };
     let options = shop::Options::parse(args.into_iter()).expect("valid options");
-    run_with_options(options, case).await;
+    // The services register once their tasks run, a moment after their listeners print:
+    // a case starts once the gateway sees every one of them.
+    run_with_options(options, |shop| async move {
+        support::shop::wait_healthy(shop.gateway, support::PATIENCE).await;
+        case(shop).await;
+    })
+    .await;
     drop(database);
 }
 
