@@ -2,7 +2,7 @@
 //! JWKS file and a JWKS URL with rotation) and API keys. Every refusal is 401 (or 403 for a
 //! missing scope) with a `WWW-Authenticate` challenge, and the handler never runs.
 
-mod support;
+use microkit_test_support as support;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! failover when an instance dies (a server task, then a whole process), outlier ejection,
 //! the retry budget, deadlines and the pool's idle timeout.
 
-mod support;
+use microkit_test_support as support;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,7 +12,7 @@
 //! `MICROKIT_REQUIRE_SERVICES=1`, when it fails. The release build of the shop it packages is
 //! made when missing (`cargo build --release --example shop --example health_probe`).
 
-mod support;
+use microkit_test_support as support;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener};

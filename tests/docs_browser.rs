@@ -6,7 +6,7 @@
 //! Without Chromium the test is skipped with a message, unless `CI=true` or
 //! `MICROKIT_REQUIRE_SERVICES=1` says it must run.
 
-mod support;
+use microkit_test_support as support;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -3,7 +3,7 @@
 //! and deadlines passed on, failures mapped to 502/503/504 problems, internal routes refused
 //! at the edge and by the services' own network allow-lists, failover, and `/health`.
 
-mod support;
+use microkit_test_support as support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! `microkit::Router`, through `Router::layer` and `Router::route_layer`, in process and over a
 //! served loopback connection.
 
-mod support;
+use microkit_test_support as support;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};

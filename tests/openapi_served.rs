@@ -7,7 +7,7 @@
 //! Without the validator the validity check is skipped with a message, unless `CI=true` or
 //! `MICROKIT_REQUIRE_SERVICES=1` says it must run.
 
-mod support;
+use microkit_test_support as support;
 
 use std::process::Command;
 

@@ -6,7 +6,7 @@
 //! Without `etcd` on `PATH` the tests are skipped, unless `CI=true` or
 //! `MICROKIT_REQUIRE_SERVICES=1`, when they fail.
 
-mod support;
+use microkit_test_support as support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

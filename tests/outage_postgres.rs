@@ -2,7 +2,7 @@
 //! 503 problem+json within a few seconds, and once it is back the same process serves again,
 //! with no restart. Each test runs a server of its own (see `support::postgres`).
 
-mod support;
+use microkit_test_support as support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

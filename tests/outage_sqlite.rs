@@ -7,7 +7,7 @@
 //! test may not mount or `chattr` (not root, a file system without the flag), it skips with
 //! a message.
 
-mod support;
+use microkit_test_support as support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! server on a loopback port, found through a `MemoryRegistry`: typed values back from every
 //! action, and typed errors carrying the server's problem.
 
-mod support;
+use microkit_test_support as support;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! The shop runs as a child process (the binary of `cargo run --example shop`) so that a crash
 //! shows as a dead process, not as a panic some task swallowed.
 
-mod support;
+use microkit_test_support as support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! Without schemathesis the test is skipped with a message, unless `CI=true` or
 //! `MICROKIT_REQUIRE_SERVICES=1` says it must run.
 
-mod support;
+use microkit_test_support as support;
 
 use std::process::Stdio;
 use std::time::Duration;

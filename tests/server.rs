@@ -2,7 +2,7 @@
 //! connection limits, timeouts, HTTP/2 (h2c), `HEAD`, the client address, panics and graceful
 //! shutdown.
 
-mod support;
+use microkit_test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! Prometheus `/metrics` (requests served and calls made), and shuts down in order:
 //! deregister, then close the listener and drain, so that a rolling restart loses nothing.
 
-mod support;
+use microkit_test_support as support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! database on the server named by `MICROKIT_TEST_POSTGRES`; skipped with a message when it
 //! cannot be reached, unless `CI=true` or `MICROKIT_REQUIRE_SERVICES=1`).
 
-mod support;
+use microkit_test_support as support;
 
 #[path = "../examples/shop/main.rs"]
 #[allow(dead_code)]

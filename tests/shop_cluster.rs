@@ -5,7 +5,7 @@
 //! Without `etcd` on `PATH` the test is skipped, unless `CI=true` or
 //! `MICROKIT_REQUIRE_SERVICES=1`, when it fails.
 
-mod support;
+use microkit_test_support as support;
 
 use std::sync::Arc;
 use std::time::Duration;

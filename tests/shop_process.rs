@@ -2,7 +2,7 @@
 //! its health, a clean exit on SIGTERM and SIGINT, and that every write it acknowledged
 //! survives a `kill -9` and a restart on the same `--data-dir`, with ids that never go back.
 
-mod support;
+use microkit_test_support as support;
 
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //!
 //! Without `etcd` on `PATH` [`Etcd::start`] returns `None` and the test skips itself, unless
 //! `CI=true` or `MICROKIT_REQUIRE_SERVICES=1`, when it fails.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -17,19 +16,19 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 /// How long etcd may take to answer after it starts.
-pub(crate) const ETCD_PATIENCE: Duration = Duration::from_secs(15);
+pub const ETCD_PATIENCE: Duration = Duration::from_secs(15);
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// `true` when the environment says that external services (etcd, PostgreSQL) must be
 /// there: `CI=true` or `MICROKIT_REQUIRE_SERVICES=1`.
-pub(crate) fn services_required() -> bool {
+pub fn services_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
         || std::env::var("MICROKIT_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
 /// One etcd process; killed, and its data removed, on drop.
-pub(crate) struct Etcd {
+pub struct Etcd {
     name: String,
     client_port: u16,
     peer_port: u16,
@@ -39,7 +38,7 @@ pub(crate) struct Etcd {
 
 impl Etcd {
     /// A running etcd, or `None` when etcd is not installed and not required.
-    pub(crate) async fn start(test: &str) -> Option<Self> {
+    pub async fn start(test: &str) -> Option<Self> {
         let mut etcd = Self::reserve(test)?;
         etcd.spawn().await;
         Some(etcd)
@@ -48,7 +47,7 @@ impl Etcd {
     /// An etcd with its ports chosen but not started yet ([`spawn`](Self::spawn) starts it),
     /// for tests of what happens before etcd is up; `None` when etcd is not installed and not
     /// required.
-    pub(crate) fn reserve(test: &str) -> Option<Self> {
+    pub fn reserve(test: &str) -> Option<Self> {
         if Command::new("etcd")
             .arg("--version")
             .stdout(Stdio::null())
@@ -82,17 +81,17 @@ impl Etcd {
     }
 
     /// The client URL, `http://127.0.0.1:PORT`.
-    pub(crate) fn endpoint(&self) -> String {
+    pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
     /// The URL the shop's `--registry` takes, `etcd://127.0.0.1:PORT`.
-    pub(crate) fn registry_url(&self) -> String {
+    pub fn registry_url(&self) -> String {
         format!("etcd://127.0.0.1:{}", self.client_port)
     }
 
     /// Starts the process (again) and waits until it answers.
-    pub(crate) async fn spawn(&mut self) {
+    pub async fn spawn(&mut self) {
         let client_url = self.endpoint();
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::File::create(self.data_dir.with_extension("log")).unwrap();
@@ -128,12 +127,12 @@ impl Etcd {
     }
 
     /// Freezes etcd (SIGSTOP): its connections stay open and answer nothing, as a hung host's.
-    pub(crate) fn pause(&self) {
+    pub fn pause(&self) {
         self.signal("STOP");
     }
 
     /// Thaws what [`pause`](Self::pause) froze (SIGCONT).
-    pub(crate) fn resume(&self) {
+    pub fn resume(&self) {
         self.signal("CONT");
     }
 
@@ -148,12 +147,12 @@ impl Etcd {
     }
 
     /// The client port on 127.0.0.1.
-    pub(crate) fn client_port(&self) -> u16 {
+    pub fn client_port(&self) -> u16 {
         self.client_port
     }
 
     /// Kills etcd at once, as a crash would.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             // A frozen process dies of SIGKILL too, but thawing first keeps it simple to reason about.
             let _ = Command::new("kill")
@@ -166,7 +165,7 @@ impl Etcd {
     }
 
     /// Kills etcd and starts it again on the same ports; `fresh` loses its data.
-    pub(crate) async fn restart(&mut self, fresh: bool) {
+    pub async fn restart(&mut self, fresh: bool) {
         self.kill();
         if fresh {
             let _ = std::fs::remove_dir_all(&self.data_dir);
@@ -185,7 +184,7 @@ impl Drop for Etcd {
 
 /// Standard base64 with padding, as etcd's gateway wants keys and values (the root package
 /// has no base64 dependency, and this is all the tests need).
-pub(crate) fn base64(bytes: impl AsRef<[u8]>) -> String {
+pub fn base64(bytes: impl AsRef<[u8]>) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut text = String::new();
     for chunk in bytes.as_ref().chunks(3) {
@@ -209,7 +208,7 @@ fn free_port() -> TcpListener {
 }
 
 /// POSTs JSON to etcd's gateway: the answer, or `None` if etcd did not answer 200.
-pub(crate) async fn post(
+pub async fn post(
     endpoint: &str,
     path: &str,
     body: serde_json::Value,

@@ -6,18 +6,17 @@
 //! to run as root, so as root every command runs as the `postgres` user (`runuser`). Without
 //! the binaries [`Postgres::start`] returns `None` and the test skips itself, unless
 //! `CI=true` or `MICROKIT_REQUIRE_SERVICES=1`, when it fails.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::etcd::services_required;
+use crate::etcd::services_required;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// One PostgreSQL cluster and its server; stopped, and its directory removed, on drop.
-pub(crate) struct Postgres {
+pub struct Postgres {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -27,7 +26,7 @@ pub(crate) struct Postgres {
 impl Postgres {
     /// A running server with trust authentication on loopback, or `None` when PostgreSQL is
     /// not installed and not required.
-    pub(crate) fn start(test: &str) -> Option<Self> {
+    pub fn start(test: &str) -> Option<Self> {
         let Some(bin) = find_bin() else {
             assert!(
                 !services_required(),
@@ -73,12 +72,12 @@ impl Postgres {
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// Starts the server (again) and waits until it accepts connections.
-    pub(crate) fn spawn(&self) {
+    pub fn spawn(&self) {
         let data = path(&self.dir).to_owned();
         let log = format!("{data}/server.log");
         // No fsync: the tests need no durability across a power cut, only speed.
@@ -95,19 +94,19 @@ impl Postgres {
     }
 
     /// Stops the server (fast shutdown: sessions are ended, connections closed).
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let data = path(&self.dir).to_owned();
         check(self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]));
     }
 
     /// Freezes every process of the server (SIGSTOP): connections stay open and silent, as
     /// with a hung host.
-    pub(crate) fn pause(&self) {
+    pub fn pause(&self) {
         self.signal("STOP");
     }
 
     /// Thaws what [`pause`](Self::pause) froze (SIGCONT).
-    pub(crate) fn resume(&self) {
+    pub fn resume(&self) {
         self.signal("CONT");
     }
 

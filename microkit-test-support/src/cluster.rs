@@ -1,10 +1,6 @@
 //! Helpers for the client, gateway and service tests: backends that count what reaches them,
 //! addresses that refuse or never answer, a TCP proxy that counts connections, a bounded load
 //! runner and a request body the test feeds chunk by chunk.
-//!
-//! Not every test file uses every helper; the module allows dead code so that each file
-//! compiles the module without warnings.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,15 +22,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::PATIENCE;
+use crate::PATIENCE;
 
 /// Registers `addr` as an instance of `service`, with an id naming the address so failures
 /// say which instance they concern. Keep the registration alive as long as it should count.
-pub(crate) async fn register(
-    registry: &MemoryRegistry,
-    service: &str,
-    addr: SocketAddr,
-) -> Registration {
+pub async fn register(registry: &MemoryRegistry, service: &str, addr: SocketAddr) -> Registration {
     registry
         .register(Instance::new(service, addr).with_id(format!("{service}@{addr}")))
         .await
@@ -42,7 +34,7 @@ pub(crate) async fn register(
 }
 
 /// A loopback address where nothing listens: connecting to it is refused at once.
-pub(crate) async fn refusing_addr() -> SocketAddr {
+pub async fn refusing_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a loopback port");
@@ -53,9 +45,9 @@ pub(crate) async fn refusing_addr() -> SocketAddr {
 
 /// A server that accepts connections, reads whatever arrives and never answers: a peer that
 /// hangs. The connections stay open until the returned task is aborted (or dropped with it).
-pub(crate) struct SilentServer {
+pub struct SilentServer {
     /// Where it listens.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
@@ -66,7 +58,7 @@ impl Drop for SilentServer {
 }
 
 /// Starts a [`SilentServer`].
-pub(crate) async fn spawn_silent() -> SilentServer {
+pub async fn spawn_silent() -> SilentServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a loopback port");
@@ -85,9 +77,9 @@ pub(crate) async fn spawn_silent() -> SilentServer {
 
 /// A TCP proxy in front of a server that counts the connections it accepts and those that
 /// have since closed: how a test sees a client's connection pool from the outside.
-pub(crate) struct CountingProxy {
+pub struct CountingProxy {
     /// Where clients connect.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     closed: Arc<AtomicUsize>,
     task: JoinHandle<()>,
@@ -95,7 +87,7 @@ pub(crate) struct CountingProxy {
 
 impl CountingProxy {
     /// Starts a proxy to `upstream`.
-    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+    pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port");
@@ -125,12 +117,12 @@ impl CountingProxy {
     }
 
     /// Connections accepted so far.
-    pub(crate) fn accepted(&self) -> usize {
+    pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 
     /// Connections that have ended so far (either side closed them).
-    pub(crate) fn closed(&self) -> usize {
+    pub fn closed(&self) -> usize {
         self.closed.load(Ordering::SeqCst)
     }
 }
@@ -143,46 +135,49 @@ impl Drop for CountingProxy {
 
 /// Counts requests that reached a backend, shared between a handler and the test.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Hits(Arc<AtomicUsize>);
+pub struct Hits(Arc<AtomicUsize>);
 
 impl Hits {
     /// Counts one more.
-    pub(crate) fn hit(&self) -> usize {
+    pub fn hit(&self) -> usize {
         self.0.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// The count so far.
-    pub(crate) fn get(&self) -> usize {
+    pub fn get(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
 }
 
 /// How a bounded load run went.
 #[derive(Debug)]
-pub(crate) struct LoadReport {
-    pub(crate) succeeded: usize,
-    pub(crate) failed: usize,
+pub struct LoadReport {
+    /// Calls that returned `Ok` in time.
+    pub succeeded: usize,
+    /// Calls that returned an error or ran out of time.
+    pub failed: usize,
     /// The first few failures, for the assertion message.
-    pub(crate) errors: Vec<String>,
-    pub(crate) elapsed: Duration,
+    pub errors: Vec<String>,
+    /// How long the whole run took.
+    pub elapsed: Duration,
 }
 
 impl LoadReport {
     /// The share of requests that succeeded.
-    pub(crate) fn success_ratio(&self) -> f64 {
+    pub fn success_ratio(&self) -> f64 {
         self.succeeded as f64 / (self.succeeded + self.failed).max(1) as f64
     }
 }
 
 /// A load run in progress: `total` calls, `concurrency` at a time.
-pub(crate) struct Load {
+pub struct Load {
     completed: Arc<AtomicUsize>,
     task: JoinHandle<LoadReport>,
 }
 
 /// Starts `total` calls of `call(index)`, `concurrency` at a time; each call is bounded by
 /// [`PATIENCE`], and counts as failed when it errs or runs out of time.
-pub(crate) fn start_load<F, Fut>(total: usize, concurrency: usize, call: F) -> Load
+pub fn start_load<F, Fut>(total: usize, concurrency: usize, call: F) -> Load
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
@@ -235,12 +230,12 @@ where
 
 impl Load {
     /// Calls completed so far.
-    pub(crate) fn completed(&self) -> usize {
+    pub fn completed(&self) -> usize {
         self.completed.load(Ordering::SeqCst)
     }
 
     /// Waits (at most [`PATIENCE`]) until `count` calls have completed.
-    pub(crate) async fn reached(&self, count: usize) {
+    pub async fn reached(&self, count: usize) {
         let waiting = async {
             while self.completed.load(Ordering::SeqCst) < count {
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -252,18 +247,18 @@ impl Load {
     }
 
     /// Waits for every call to complete (bounded: each call is).
-    pub(crate) async fn finish(self) -> LoadReport {
+    pub async fn finish(self) -> LoadReport {
         self.task.await.expect("the load runner panicked")
     }
 }
 
 /// A pooled HTTP/1.1 client for driving load from a test, as a real caller would.
-pub(crate) fn pooled_client() -> Client<HttpConnector, Full<Bytes>> {
+pub fn pooled_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
 /// Waits (at most [`PATIENCE`]) until `check` holds, polling every few milliseconds.
-pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let waiting = async {
         while !check() {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -276,12 +271,12 @@ pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 /// A request body the test feeds chunk by chunk, with no length announced: it can only be
 /// streamed.
-pub(crate) struct ChunkedBody {
+pub struct ChunkedBody {
     chunks: mpsc::Receiver<Bytes>,
 }
 
 /// A [`ChunkedBody`] and the sender that feeds it; dropping the sender ends the body.
-pub(crate) fn chunked_body() -> (mpsc::Sender<Bytes>, ChunkedBody) {
+pub fn chunked_body() -> (mpsc::Sender<Bytes>, ChunkedBody) {
     let (sender, chunks) = mpsc::channel(4);
     (sender, ChunkedBody { chunks })
 }

@@ -3,7 +3,6 @@
 //!
 //! Every wait is bounded: by [`PATIENCE`] per request, by [`STARTUP`] for a process to print
 //! its listeners.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,42 +17,42 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
-use super::etcd::services_required;
-use super::{request, send, try_send, Reply, PATIENCE};
+use crate::etcd::services_required;
+use crate::{request, send, try_send, Reply, PATIENCE};
 
 /// How long a shop process may take to print all its listeners.
-pub(crate) const STARTUP: Duration = Duration::from_secs(20);
+pub const STARTUP: Duration = Duration::from_secs(20);
 
 /// A JSON client for one listener of the shop (the gateway, or a service directly).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Api {
+pub struct Api {
     /// Where the listener is.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl Api {
     /// `GET path`.
-    pub(crate) async fn get(&self, path: &str) -> Reply {
+    pub async fn get(&self, path: &str) -> Reply {
         self.raw(Method::GET, path, None, Bytes::new()).await
     }
 
     /// `DELETE path`.
-    pub(crate) async fn delete(&self, path: &str) -> Reply {
+    pub async fn delete(&self, path: &str) -> Reply {
         self.raw(Method::DELETE, path, None, Bytes::new()).await
     }
 
     /// `POST path` with a JSON body.
-    pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.json(Method::POST, path, body).await
     }
 
     /// `PUT path` with a JSON body.
-    pub(crate) async fn put(&self, path: &str, body: Value) -> Reply {
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
         self.json(Method::PUT, path, body).await
     }
 
     /// `method path` with a JSON body.
-    pub(crate) async fn json(&self, method: Method, path: &str, body: Value) -> Reply {
+    pub async fn json(&self, method: Method, path: &str, body: Value) -> Reply {
         self.raw(
             method,
             path,
@@ -64,7 +63,7 @@ impl Api {
     }
 
     /// `method path` with `body` as it is and the given `Content-Type` (none with `None`).
-    pub(crate) async fn raw(
+    pub async fn raw(
         &self,
         method: Method,
         path: &str,
@@ -75,7 +74,7 @@ impl Api {
     }
 
     /// Like [`raw`](Self::raw), but an error instead of a panic when the exchange fails.
-    pub(crate) async fn try_raw(
+    pub async fn try_raw(
         &self,
         method: Method,
         path: &str,
@@ -86,7 +85,7 @@ impl Api {
     }
 
     /// `POST path` and the created item, checking for 201.
-    pub(crate) async fn create(&self, path: &str, body: Value) -> Value {
+    pub async fn create(&self, path: &str, body: Value) -> Value {
         let reply = self.post(path, body.clone()).await;
         assert_eq!(
             reply.status,
@@ -98,7 +97,7 @@ impl Api {
     }
 
     /// `GET path`'s JSON, checking for 200.
-    pub(crate) async fn fetch(&self, path: &str) -> Value {
+    pub async fn fetch(&self, path: &str) -> Value {
         let reply = self.get(path).await;
         assert_eq!(reply.status, StatusCode::OK, "GET {path}: {}", reply.text());
         reply.json()
@@ -124,7 +123,7 @@ fn with_type(
 /// Checks that `reply` is an `application/problem+json` error with `status`, whose body
 /// repeats the status and has a title; returns the body.
 #[track_caller]
-pub(crate) fn assert_problem(reply: &Reply, status: u16, what: &str) -> Value {
+pub fn assert_problem(reply: &Reply, status: u16, what: &str) -> Value {
     assert_eq!(
         reply.status.as_u16(),
         status,
@@ -155,7 +154,7 @@ pub(crate) fn assert_problem(reply: &Reply, status: u16, what: &str) -> Value {
 }
 
 /// The fields a problem's `errors` name.
-pub(crate) fn failing_fields(problem: &Value) -> Vec<String> {
+pub fn failing_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
         .map(|errors| {
@@ -169,7 +168,7 @@ pub(crate) fn failing_fields(problem: &Value) -> Vec<String> {
 
 /// A problem's status and the fields it names, for comparing whole outcomes at once.
 #[track_caller]
-pub(crate) fn assert_invalid(reply: &Reply, status: u16, fields: &[&str], what: &str) {
+pub fn assert_invalid(reply: &Reply, status: u16, fields: &[&str], what: &str) {
     let problem = assert_problem(reply, status, what);
     let named = failing_fields(&problem);
     for field in fields {
@@ -182,14 +181,14 @@ pub(crate) fn assert_invalid(reply: &Reply, status: u16, fields: &[&str], what: 
 
 /// The numeric `id` of a created item.
 #[track_caller]
-pub(crate) fn id_of(item: &Value) -> u64 {
+pub fn id_of(item: &Value) -> u64 {
     item["id"]
         .as_u64()
         .unwrap_or_else(|| panic!("no numeric id in {item}"))
 }
 
 /// Polls `check` (every 50 ms, for at most [`PATIENCE`]) until it returns `Some`.
-pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -205,7 +204,7 @@ where
 }
 
 /// A temporary directory for a shop's data, unique to this test process.
-pub(crate) fn temp_data_dir() -> tempfile::TempDir {
+pub fn temp_data_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("microkit-shop-")
         .tempdir()
@@ -217,7 +216,7 @@ pub(crate) fn temp_data_dir() -> tempfile::TempDir {
 /// The example's binary, `target/<profile>/examples/shop`, next to the test's own binary
 /// (`target/<profile>/deps/...`); built with `cargo build --example shop` when missing or
 /// older than the sources it is built from.
-pub(crate) fn shop_binary() -> PathBuf {
+pub fn shop_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
@@ -235,7 +234,7 @@ pub(crate) fn shop_binary() -> PathBuf {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
                 let status = std::process::Command::new(cargo)
                     .args(["build", "--example", "shop"])
-                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .current_dir(workspace_root())
                     .status()
                     .expect("running cargo build --example shop");
                 assert!(status.success(), "cargo build --example shop failed");
@@ -246,12 +245,19 @@ pub(crate) fn shop_binary() -> PathBuf {
         .clone()
 }
 
+/// The workspace's root directory, where the shop's sources and `Cargo.toml` are.
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the support crate lives in the workspace root")
+}
+
 /// The binary exists and is newer than every source of the shop and the library.
 fn is_fresh(binary: &Path) -> bool {
     let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
         return false;
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = workspace_root();
     ["examples/shop", "microkit/src", "microkit-macros/src"]
         .iter()
         .all(|dir| newest_change(&root.join(dir)) <= built)
@@ -278,17 +284,17 @@ fn newest_change(dir: &Path) -> SystemTime {
 }
 
 /// The shop running as a child process; killed if still running when dropped.
-pub(crate) struct ShopProcess {
+pub struct ShopProcess {
     child: Child,
     /// What it printed: `gateway` and each service instance, with their addresses.
-    pub(crate) listeners: Vec<(String, SocketAddr)>,
+    pub listeners: Vec<(String, SocketAddr)>,
     /// Kept open so that nothing the process prints later meets a closed pipe.
     _stdout: BufReader<ChildStdout>,
 }
 
 impl ShopProcess {
     /// Starts `shop ARGS` and waits (at most [`STARTUP`]) for its `lines` listener lines.
-    pub(crate) async fn start(args: &[&str], lines: usize) -> Self {
+    pub async fn start(args: &[&str], lines: usize) -> Self {
         let mut child = Command::new(shop_binary())
             .args(args)
             .stdin(Stdio::null())
@@ -324,7 +330,7 @@ impl ShopProcess {
 
     /// The address of the first listener named `name`.
     #[track_caller]
-    pub(crate) fn addr(&self, name: &str) -> SocketAddr {
+    pub fn addr(&self, name: &str) -> SocketAddr {
         self.listeners
             .iter()
             .find(|(listener, _)| listener == name)
@@ -333,19 +339,19 @@ impl ShopProcess {
     }
 
     /// A client for the first listener named `name`.
-    pub(crate) fn api(&self, name: &str) -> Api {
+    pub fn api(&self, name: &str) -> Api {
         Api {
             addr: self.addr(name),
         }
     }
 
     /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id().expect("the shop is still running")
     }
 
     /// Sends `signal` (`TERM`, `INT`, `KILL`) with the `kill` command.
-    pub(crate) fn signal(&self, signal: &str) {
+    pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.pid().to_string())
@@ -355,7 +361,7 @@ impl ShopProcess {
     }
 
     /// Waits (at most `limit`) for the process to exit; its status.
-    pub(crate) async fn exited_within(&mut self, limit: Duration) -> ExitStatus {
+    pub async fn exited_within(&mut self, limit: Duration) -> ExitStatus {
         match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(status) => status.expect("waiting for the shop"),
             Err(_) => {
@@ -366,7 +372,7 @@ impl ShopProcess {
     }
 
     /// Kills the process at once (SIGKILL), as a crash would, and reaps it.
-    pub(crate) async fn crash(&mut self) {
+    pub async fn crash(&mut self) {
         self.child.start_kill().expect("killing the shop");
         self.exited_within(PATIENCE).await;
     }
@@ -386,7 +392,7 @@ fn parse_listener(line: &str) -> (String, SocketAddr) {
 }
 
 /// Waits (at most `limit`) until the gateway's `GET /health` answers 200.
-pub(crate) async fn wait_healthy(gateway: Api, limit: Duration) {
+pub async fn wait_healthy(gateway: Api, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
         let last = gateway
@@ -412,15 +418,15 @@ pub(crate) async fn wait_healthy(gateway: Api, limit: Duration) {
 static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh, uniquely named PostgreSQL database, dropped (with its connections) on drop.
-pub(crate) struct PgDatabase {
+pub struct PgDatabase {
     admin_url: String,
     name: String,
     /// The URL of the new database.
-    pub(crate) url: String,
+    pub url: String,
 }
 
 /// The server from `MICROKIT_TEST_POSTGRES` (default `postgres://postgres:postgres@127.0.0.1:5432/postgres`).
-pub(crate) fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("MICROKIT_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned())
 }
@@ -428,7 +434,7 @@ pub(crate) fn postgres_admin_url() -> String {
 impl PgDatabase {
     /// Creates a database for `test`, or `None` (with a message) when the server cannot be
     /// reached and is not required; see [`services_required`].
-    pub(crate) async fn create(test: &str) -> Option<Self> {
+    pub async fn create(test: &str) -> Option<Self> {
         let admin_url = postgres_admin_url();
         let admin = match admin_connection(&admin_url).await {
             Ok(admin) => admin,

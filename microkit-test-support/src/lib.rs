@@ -4,11 +4,15 @@
 //!
 //! Every wait here is bounded by [`PATIENCE`], so a regression fails a test instead of
 //! hanging the suite.
+//!
+//! A crate of its own (not a `mod support;` in each test file) so that it is compiled once
+//! for every integration-test binary. A test file starts with
+//! `use microkit_test_support as support;`.
 
-pub(crate) mod cluster;
-pub(crate) mod etcd;
-pub(crate) mod postgres;
-pub(crate) mod shop;
+pub mod cluster;
+pub mod etcd;
+pub mod postgres;
+pub mod shop;
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,21 +30,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The longest any helper waits for the server before failing the test.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
+pub const PATIENCE: Duration = Duration::from_secs(5);
 
 /// A server started by [`spawn`]; dropping it triggers its shutdown and aborts its task.
-pub(crate) struct TestServer {
+pub struct TestServer {
     /// Where it listens (127.0.0.1 and a port the system chose).
-    #[allow(dead_code)]
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl TestServer {
     /// Fires the graceful shutdown signal (once; later calls do nothing).
-    #[allow(dead_code)]
-    pub(crate) fn trigger_shutdown(&mut self) {
+    pub fn trigger_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -48,8 +50,7 @@ impl TestServer {
 
     /// Waits up to `limit` for the server future to return; `true` when it did, `false` when
     /// it is still running. Panics when it returned an error or panicked.
-    #[allow(dead_code)]
-    pub(crate) async fn finished_within(&mut self, limit: Duration) -> bool {
+    pub async fn finished_within(&mut self, limit: Duration) -> bool {
         let handle = self.handle.as_mut().expect("the server was already joined");
         match tokio::time::timeout(limit, handle).await {
             Ok(joined) => {
@@ -64,8 +65,7 @@ impl TestServer {
     }
 
     /// Shuts the server down gracefully and checks that it returns in time.
-    #[allow(dead_code)]
-    pub(crate) async fn stop(mut self) {
+    pub async fn stop(mut self) {
         self.trigger_shutdown();
         assert!(
             self.finished_within(PATIENCE).await,
@@ -84,8 +84,7 @@ impl Drop for TestServer {
 }
 
 /// Serves `router` with `config` on 127.0.0.1, on a port the system picks.
-#[allow(dead_code)]
-pub(crate) async fn spawn(router: Router, config: ServerConfig) -> TestServer {
+pub async fn spawn(router: Router, config: ServerConfig) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a loopback port");
@@ -105,19 +104,21 @@ pub(crate) async fn spawn(router: Router, config: ServerConfig) -> TestServer {
 }
 
 /// A response, read to its end.
-#[allow(dead_code)]
 #[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
+pub struct Reply {
+    /// The status code.
+    pub status: StatusCode,
+    /// The HTTP version the response came in.
+    pub version: Version,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
 }
 
 impl Reply {
     /// A header as text; `""` when missing.
-    #[allow(dead_code)]
-    pub(crate) fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .map(|value| value.to_str().expect("a textual header"))
@@ -125,21 +126,18 @@ impl Reply {
     }
 
     /// The body as UTF-8 text.
-    #[allow(dead_code)]
-    pub(crate) fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8(self.body.to_vec()).expect("a UTF-8 body")
     }
 
     /// The body as JSON.
-    #[allow(dead_code)]
-    pub(crate) fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 }
 
 /// A request for `path` (origin form) with an in-memory body.
-#[allow(dead_code)]
-pub(crate) fn request(method: Method, path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+pub fn request(method: Method, path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
     Request::builder()
         .method(method)
         .uri(path)
@@ -149,7 +147,7 @@ pub(crate) fn request(method: Method, path: &str, body: impl Into<Bytes>) -> Req
 }
 
 /// One HTTP/1.1 client connection, driven by a task of its own.
-pub(crate) struct Http1Conn {
+pub struct Http1Conn {
     sender: http1::SendRequest<Full<Bytes>>,
     local_addr: SocketAddr,
     driver: JoinHandle<()>,
@@ -157,7 +155,7 @@ pub(crate) struct Http1Conn {
 
 impl Http1Conn {
     /// Opens a connection to `addr`.
-    pub(crate) async fn open(addr: SocketAddr) -> Self {
+    pub async fn open(addr: SocketAddr) -> Self {
         let stream = connect(addr).await;
         let local_addr = stream.local_addr().expect("the client's address");
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
@@ -174,13 +172,12 @@ impl Http1Conn {
     }
 
     /// The client side's address of the connection.
-    #[allow(dead_code)]
-    pub(crate) fn local_addr(&self) -> SocketAddr {
+    pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// Sends one request on this connection and reads the whole response.
-    pub(crate) async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, String> {
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, String> {
         let exchange = async {
             self.sender.ready().await.map_err(|e| e.to_string())?;
             let response = self
@@ -196,8 +193,7 @@ impl Http1Conn {
     }
 
     /// Closes the connection (dropping it does the same).
-    #[allow(dead_code)]
-    pub(crate) fn close(self) {
+    pub fn close(self) {
         drop(self);
     }
 }
@@ -220,31 +216,24 @@ async fn collect(response: hyper::Response<hyper::body::Incoming>) -> Result<Rep
 }
 
 /// Sends `request` over a new HTTP/1.1 connection; an error when the exchange fails.
-#[allow(dead_code)]
-pub(crate) async fn try_send(
-    addr: SocketAddr,
-    request: Request<Full<Bytes>>,
-) -> Result<Reply, String> {
+pub async fn try_send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Result<Reply, String> {
     Http1Conn::open(addr).await.send(request).await
 }
 
 /// Sends `request` over a new HTTP/1.1 connection.
-#[allow(dead_code)]
-pub(crate) async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
+pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
     try_send(addr, request)
         .await
         .unwrap_or_else(|err| panic!("the request to {addr} failed: {err}"))
 }
 
 /// `GET path` over a new HTTP/1.1 connection.
-#[allow(dead_code)]
-pub(crate) async fn get(addr: SocketAddr, path: &str) -> Reply {
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, request(Method::GET, path, Bytes::new())).await
 }
 
 /// Sends `request` over a new HTTP/2 connection with prior knowledge (h2c, no upgrade).
-#[allow(dead_code)]
-pub(crate) async fn send_h2(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
+pub async fn send_h2(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
     let stream = connect(addr).await;
     let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
         .await
@@ -275,7 +264,7 @@ pub(crate) async fn send_h2(addr: SocketAddr, request: Request<Full<Bytes>>) -> 
 }
 
 /// Connects to `addr`.
-pub(crate) async fn connect(addr: SocketAddr) -> TcpStream {
+pub async fn connect(addr: SocketAddr) -> TcpStream {
     tokio::time::timeout(PATIENCE, TcpStream::connect(addr))
         .await
         .expect("connecting in time")
@@ -283,19 +272,19 @@ pub(crate) async fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// A response read off the wire by hand.
-#[allow(dead_code)]
 #[derive(Debug)]
-pub(crate) struct RawResponse {
-    pub(crate) status: u16,
+pub struct RawResponse {
+    /// The status code from the status line.
+    pub status: u16,
     /// Header names in lower case, in the order received.
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    /// The body: `Content-Length` bytes, or everything up to the close.
+    pub body: Vec<u8>,
 }
 
 impl RawResponse {
     /// A header's value; `None` when missing.
-    #[allow(dead_code)]
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -305,8 +294,7 @@ impl RawResponse {
 
 /// Parses a response head and, when `Content-Length` says how long the body is, the body.
 /// `None` until enough bytes are there; with `at_eof`, whatever follows the head is the body.
-#[allow(dead_code)]
-pub(crate) fn parse_response(bytes: &[u8], at_eof: bool) -> Option<RawResponse> {
+pub fn parse_response(bytes: &[u8], at_eof: bool) -> Option<RawResponse> {
     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&bytes[..end]).expect("a textual response head");
     let mut lines = head.split("\r\n");
@@ -339,8 +327,7 @@ pub(crate) fn parse_response(bytes: &[u8], at_eof: bool) -> Option<RawResponse> 
 
 /// Writes `request` (in the background, ignoring write errors: the server may answer and
 /// close before reading it all) and reads one response.
-#[allow(dead_code)]
-pub(crate) async fn raw_exchange(addr: SocketAddr, request: Vec<u8>) -> RawResponse {
+pub async fn raw_exchange(addr: SocketAddr, request: Vec<u8>) -> RawResponse {
     let (mut reader, mut writer) = connect(addr).await.into_split();
     // The task hands the write half back rather than dropping it: a half-closed connection
     // may be closed by the server before it answers.
@@ -377,8 +364,7 @@ pub(crate) async fn raw_exchange(addr: SocketAddr, request: Vec<u8>) -> RawRespo
 
 /// Reads from `stream` until the peer closes it (EOF or a reset); `None` when it is still open
 /// after `limit`. Returns the bytes read.
-#[allow(dead_code)]
-pub(crate) async fn read_until_closed(
+pub async fn read_until_closed(
     stream: &mut (impl AsyncReadExt + Unpin),
     limit: Duration,
 ) -> Option<Vec<u8>> {
@@ -397,7 +383,6 @@ pub(crate) async fn read_until_closed(
 }
 
 /// A header value from text.
-#[allow(dead_code)]
-pub(crate) fn value(text: &'static str) -> HeaderValue {
+pub fn value(text: &'static str) -> HeaderValue {
     HeaderValue::from_static(text)
 }
