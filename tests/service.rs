@@ -84,6 +84,46 @@ async fn wait_registered(registry: &MemoryRegistry, service: &str, addr: SocketA
 }
 
 #[tokio::test]
+async fn once_register_returns_peers_find_the_instance_without_waiting() {
+    let registry = Arc::new(MemoryRegistry::new());
+    let router = Router::new().route("/x", get(|| async { "x" }));
+    let registered_service = Microservice::new("catalog", router)
+        .registry(registry.clone())
+        .bind()
+        .await
+        .expect("binding")
+        .register()
+        .await
+        .expect("registering");
+    let addr = registered_service.local_addr();
+    assert_eq!(registered(&registry, "catalog").await, vec![addr]);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let service = Running {
+        addr,
+        stop: Some(stop),
+        task: tokio::spawn(registered_service.run(async move {
+            let _ = stopped.await;
+        })),
+    };
+    let client = ServiceClient::new(registry.clone());
+    let answer = client
+        .send(
+            "catalog",
+            Request::get("/x").body(Body::empty()).expect("a request"),
+        )
+        .await
+        .expect("the first call finds the instance");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let mut service = service;
+    service.shut_down();
+    service.finished().await;
+    assert!(
+        registered(&registry, "catalog").await.is_empty(),
+        "deregistered on shutdown"
+    );
+}
+
+#[tokio::test]
 async fn it_registers_once_listening_and_reports_health_and_metrics() {
     let registry = Arc::new(MemoryRegistry::new());
     let metrics = Arc::new(Metrics::new());

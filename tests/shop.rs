@@ -94,13 +94,8 @@ where
         }
     };
     let options = shop::Options::parse(args.into_iter()).expect("valid options");
-    // The services register once their tasks run, a moment after their listeners print:
-    // a case starts once the gateway sees every one of them.
-    run_with_options(options, |shop| async move {
-        support::shop::wait_healthy(shop.gateway, support::PATIENCE).await;
-        case(shop).await;
-    })
-    .await;
+    // `Shop::start` returns once every instance is registered: a case starts right away.
+    run_with_options(options, case).await;
     drop(database);
 }
 

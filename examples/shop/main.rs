@@ -162,6 +162,8 @@ impl Shop {
                     .metrics(metrics)
                     .openapi_document(move |document| docs::document(service, document))
                     .bind()
+                    .await?
+                    .register()
                     .await?;
                 shop.listeners
                     .push((service.to_owned(), bound.local_addr()));

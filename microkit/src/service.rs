@@ -16,7 +16,10 @@
 //!     .registry(registry)
 //!     .listen("127.0.0.1:0".parse().unwrap())
 //!     .bind()
+//!     .await?
+//!     .register()
 //!     .await?;
+//! // Printed once peers can find it.
 //! println!("catalog http://{}", service.local_addr());
 //! service.run(shutdown_signal()).await
 //! # }
@@ -146,7 +149,8 @@ impl Microservice {
         self
     }
 
-    /// Binds the listener. The service is registered only when it runs.
+    /// Binds the listener. The instance is registered by [`BoundService::register`] (or
+    /// [`BoundService::run`]), so a caller can learn the address before peers can.
     pub async fn bind(self) -> io::Result<BoundService> {
         let listener = TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
@@ -194,7 +198,8 @@ impl Microservice {
     }
 }
 
-/// A service listening but not yet registered: [`run`](Self::run) it.
+/// A service listening but not yet registered: [`register`](Self::register) it, or
+/// [`run`](Self::run) it to do both.
 pub struct BoundService {
     listener: TcpListener,
     router: Router,
@@ -223,30 +228,78 @@ impl BoundService {
         &self.instance
     }
 
-    /// Registers, serves until `shutdown` completes, then deregisters, waits the grace period,
-    /// and drains.
+    /// Registers the instance, then returns a service that peers can find: once this completes,
+    /// the registry lists the instance, so whoever is told the service is up can reach it.
     ///
-    /// A registry that cannot be reached does not stop the service: it serves, and registers
+    /// A registry that cannot be reached does not stop the service: the instance is registered
     /// in the background (retrying with backoff, at most 2 s apart) as soon as the registry
     /// answers. Only a registry configuration error is returned.
-    pub async fn run<F>(self, shutdown: F) -> io::Result<()>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
+    pub async fn register(self) -> io::Result<RegisteredService> {
         let registration = Registering::start(self.registry.clone(), self.instance.clone())
             .await
             .map_err(io::Error::other)?;
         if let Registering::Done(_) = registration {
             tracing::info!(service = %self.instance.service, addr = %self.instance.addr, "registered");
         }
-        let grace = self.grace;
+        Ok(RegisteredService {
+            bound: self,
+            registration,
+        })
+    }
+
+    /// Registers, serves until `shutdown` completes, then deregisters, waits the grace period,
+    /// and drains: [`register`](Self::register) followed by [`RegisteredService::run`].
+    pub async fn run<F>(self, shutdown: F) -> io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.register().await?.run(shutdown).await
+    }
+}
+
+/// A service listening and registered (or registering in the background while its registry
+/// is unreachable): [`run`](Self::run) it.
+pub struct RegisteredService {
+    bound: BoundService,
+    registration: Registering,
+}
+
+impl std::fmt::Debug for RegisteredService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredService")
+            .field("instance", &self.bound.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegisteredService {
+    /// Where the service listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.bound.local_addr()
+    }
+
+    /// The registered instance.
+    pub fn instance(&self) -> &Instance {
+        &self.bound.instance
+    }
+
+    /// Serves until `shutdown` completes, then deregisters, waits the grace period, and drains.
+    pub async fn run<F>(self, shutdown: F) -> io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Self {
+            bound,
+            registration,
+        } = self;
+        let grace = bound.grace;
         let signal = async move {
             shutdown.await;
             registration.deregister().await;
             tokio::time::sleep(grace).await;
         };
-        serve(self.listener, self.router)
-            .config(self.config)
+        serve(bound.listener, bound.router)
+            .config(bound.config)
             .with_graceful_shutdown(signal)
             .await
     }
