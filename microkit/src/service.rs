@@ -57,6 +57,8 @@ pub struct Microservice {
     metrics: Arc<Metrics>,
     grace: Duration,
     openapi: Option<DocumentEdit>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::server::TlsConfig>,
 }
 
 /// What a service adds to its generated OpenAPI document.
@@ -85,6 +87,8 @@ impl Microservice {
             metrics: Arc::new(Metrics::new()),
             grace: Duration::from_millis(200),
             openapi: Some(Box::new(|document| document)),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -143,6 +147,17 @@ impl Microservice {
         self
     }
 
+    /// Serves over TLS (feature `tls`, see [`TlsConfig`](crate::server::TlsConfig)) and
+    /// registers the instance as `https`, its certificate expected to name the service (change
+    /// the name with [`instance`](Self::instance) and
+    /// [`Instance::with_https`](crate::discovery::Instance::with_https)).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::server::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self.instance = self.instance.with_https(None);
+        self
+    }
+
     /// How long to keep serving between deregistering and closing the listener.
     pub fn deregistration_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -194,6 +209,8 @@ impl Microservice {
             instance,
             config: self.config,
             grace: self.grace,
+            #[cfg(feature = "tls")]
+            tls: self.tls,
         })
     }
 }
@@ -207,6 +224,8 @@ pub struct BoundService {
     instance: Instance,
     config: ServerConfig,
     grace: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::server::TlsConfig>,
 }
 
 impl std::fmt::Debug for BoundService {
@@ -298,10 +317,13 @@ impl RegisteredService {
             registration.deregister().await;
             tokio::time::sleep(grace).await;
         };
-        serve(bound.listener, bound.router)
-            .config(bound.config)
-            .with_graceful_shutdown(signal)
-            .await
+        let serving = serve(bound.listener, bound.router).config(bound.config);
+        #[cfg(feature = "tls")]
+        let serving = match bound.tls {
+            Some(tls) => serving.tls(tls),
+            None => serving,
+        };
+        serving.with_graceful_shutdown(signal).await
     }
 }
 

@@ -54,6 +54,8 @@ pub struct ClientConfig {
     pub(crate) ejection_max: Duration,
     pub(crate) max_replay_body: usize,
     pub(crate) pool_idle_timeout: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -73,6 +75,8 @@ impl Default for ClientConfig {
             ejection_max: Duration::from_secs(300),
             max_replay_body: 64 * 1024,
             pool_idle_timeout: Duration::from_secs(50),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -136,6 +140,14 @@ impl ClientConfig {
     /// the servers called (see above).
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How to speak to `https` instances (feature `tls`): the CAs trusted and the client's
+    /// own certificate for mutual TLS. Without it, calls to an `https` instance fail.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: super::ClientTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 }

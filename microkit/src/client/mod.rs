@@ -32,6 +32,8 @@ mod error;
 mod pool;
 mod pooled_body;
 mod probed_io;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +54,9 @@ pub use self::config::{Balance, ClientConfig};
 pub use self::deadline::{current_deadline, parse_deadline, with_deadline, DEADLINE_HEADER};
 use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
 pub use self::error::ClientError;
-use self::pool::{Pool, SendError};
+use self::pool::{Pool, SendError, Target};
+#[cfg(feature = "tls")]
+pub use self::tls::ClientTls;
 use crate::discovery::Registry;
 use crate::{Body, Problem, Request, Response};
 
@@ -164,7 +168,7 @@ impl ServiceClient {
         config: ClientConfig,
         observer: Option<Arc<dyn CallObserver>>,
     ) -> Self {
-        let pool = Pool::new(config.pool_idle_timeout, config.connect_timeout);
+        let pool = Pool::new(&config);
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -295,7 +299,9 @@ impl ServiceClient {
             let in_flight = endpoint.start();
             let result = tokio::time::timeout_at(
                 attempt_deadline,
-                self.inner.pool.send(endpoint.instance.addr, request),
+                self.inner
+                    .pool
+                    .send(&Target::of(&endpoint.instance), request),
             )
             .await;
             drop(in_flight);

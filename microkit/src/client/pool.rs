@@ -25,13 +25,35 @@ use hyper::client::conn::http1;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::probed_io::ProbedIo;
+use super::config::ClientConfig;
+use super::probed_io::{ProbedIo, Stream};
+use crate::discovery::{Instance, Scheme};
 use crate::{Body, BoxError, Request};
 
 pub(crate) use super::pooled_body::PooledBody;
 
 /// More idle connections than this to one address are closed rather than kept.
 const MAX_IDLE_PER_ADDR: usize = 1024;
+
+/// Where a connection goes: an address, and for `https` the name its certificate must carry.
+/// Connections verified for one name are never reused for another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Target {
+    addr: SocketAddr,
+    tls_name: Option<Arc<str>>,
+}
+
+impl Target {
+    pub(crate) fn of(instance: &Instance) -> Self {
+        Self {
+            addr: instance.addr,
+            tls_name: match instance.scheme {
+                Scheme::Https => Some(instance.certificate_name().into()),
+                _ => None,
+            },
+        }
+    }
+}
 
 /// Connections to every address the client talks to. Cheap to clone.
 #[derive(Clone)]
@@ -40,9 +62,11 @@ pub(crate) struct Pool {
 }
 
 pub(super) struct Shared {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Mutex<HashMap<Target, Vec<Idle>>>,
     idle_timeout: Duration,
     connect_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<super::ClientTls>,
     /// Whether a task is closing expired idle connections.
     reaper_running: AtomicBool,
 }
@@ -60,7 +84,7 @@ pub(super) struct Connection {
     driver: Option<Pin<Box<http1::Connection<ProbedIo, Body>>>>,
     /// Set to have the socket checked for a close before the next request is written.
     probe: Arc<AtomicBool>,
-    addr: SocketAddr,
+    target: Target,
 }
 
 impl Connection {
@@ -73,7 +97,7 @@ impl Connection {
             Poll::Pending => true,
             Poll::Ready(result) => {
                 if let Err(err) = result {
-                    tracing::debug!(addr = %self.addr, error = %err, "upstream connection failed");
+                    tracing::debug!(addr = %self.target.addr, error = %err, "upstream connection failed");
                 }
                 self.driver = None;
                 false
@@ -105,31 +129,33 @@ pub(crate) enum SendError {
 }
 
 impl Pool {
-    pub(crate) fn new(idle_timeout: Duration, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(config: &ClientConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
                 idle: Mutex::new(HashMap::new()),
-                idle_timeout,
-                connect_timeout,
+                idle_timeout: config.pool_idle_timeout,
+                connect_timeout: config.connect_timeout,
+                #[cfg(feature = "tls")]
+                tls: config.tls.clone(),
                 reaper_running: AtomicBool::new(false),
             }),
         }
     }
 
-    /// Sends `request` (its URI in origin form, a `Host` header set) to `addr` on a pooled
+    /// Sends `request` (its URI in origin form, a `Host` header set) to `target` on a pooled
     /// connection or a new one. A request that a pooled connection could not carry because
     /// the server had closed it is sent again on another connection.
     pub(crate) async fn send(
         &self,
-        addr: SocketAddr,
+        target: &Target,
         mut request: Request,
     ) -> Result<http::Response<PooledBody>, SendError> {
         loop {
-            let (mut connection, reused) = match self.checkout(addr) {
+            let (mut connection, reused) = match self.checkout(target) {
                 Some(connection) => (connection, true),
                 // Boxed: connecting is rare, and its state would otherwise enlarge (and make
                 // slower to move) the future of every request.
-                None => match Box::pin(self.connect(addr)).await {
+                None => match Box::pin(self.connect(target)).await {
                     Ok(connection) => (connection, false),
                     Err(source) => {
                         return Err(SendError::NotSent {
@@ -176,14 +202,13 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Connection, BoxError> {
-        let connecting = TcpStream::connect(addr);
-        let stream = tokio::time::timeout(self.shared.connect_timeout, connecting)
+    /// A new connection; for `https`, the TLS handshake is bounded by the connect timeout too.
+    async fn connect(&self, target: &Target) -> Result<Connection, BoxError> {
+        let stream = tokio::time::timeout(self.shared.connect_timeout, self.open(target))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "the connection timed out")
             })??;
-        stream.set_nodelay(true)?;
         let probe = Arc::new(AtomicBool::new(false));
         let io = ProbedIo::new(stream, probe.clone());
         let (sender, driver) = http1::Builder::new().handshake(io).await?;
@@ -191,15 +216,45 @@ impl Pool {
             sender,
             driver: Some(Box::pin(driver)),
             probe,
-            addr,
+            target: target.clone(),
         })
     }
 
-    /// The most recently used idle connection to `addr` (its socket still warm), marked to be
-    /// probed before use.
-    fn checkout(&self, addr: SocketAddr) -> Option<Connection> {
+    async fn open(&self, target: &Target) -> Result<Stream, BoxError> {
+        let stream = TcpStream::connect(target.addr).await?;
+        stream.set_nodelay(true)?;
+        let Some(name) = &target.tls_name else {
+            return Ok(Stream::Plain(stream));
+        };
+        #[cfg(feature = "tls")]
+        {
+            let Some(tls) = &self.shared.tls else {
+                return Err(format!(
+                    "{} is an https instance and the client has no TLS configuration \
+                     (ClientConfig::tls)",
+                    target.addr
+                )
+                .into());
+            };
+            let stream = tls.connect(name, stream).await?;
+            Ok(Stream::Tls(Box::new(stream)))
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (name, stream);
+            Err(format!(
+                "{} is an https instance; calling it needs microkit's `tls` feature",
+                target.addr
+            )
+            .into())
+        }
+    }
+
+    /// The most recently used idle connection to `target` (its socket still warm), marked to
+    /// be probed before use.
+    fn checkout(&self, target: &Target) -> Option<Connection> {
         let mut idle = self.shared.idle.lock().expect("pool lock poisoned");
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(target)?;
         let now = Instant::now();
         while let Some(entry) = list.pop() {
             if now.duration_since(entry.since) < self.shared.idle_timeout {
@@ -219,7 +274,7 @@ impl Shared {
         }
         {
             let mut idle = self.idle.lock().expect("pool lock poisoned");
-            let list = idle.entry(connection.addr).or_default();
+            let list = idle.entry(connection.target.clone()).or_default();
             if list.len() >= MAX_IDLE_PER_ADDR {
                 return;
             }

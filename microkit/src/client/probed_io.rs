@@ -10,7 +10,90 @@ use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+/// A connection to an instance: plain TCP, or TLS over TCP for `https` instances.
+pub(super) enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath, to probe.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(stream) => stream,
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => stream.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(stream) => stream.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+}
 
 /// A TCP stream for hyper whose next read first asks the kernel whether the peer closed the
 /// connection, when `probe` is set.
@@ -21,14 +104,16 @@ use tokio::net::TcpStream;
 /// it was sent, and a non-idempotent one cannot be retried. A pooled connection is probed when
 /// it is checked out: hyper reads before it writes on an idle connection, so a close seen here
 /// makes hyper end the connection with the request still unsent, and the pool sends it on
-/// another. It costs one `recv(MSG_PEEK)` per reuse.
+/// another. It costs one `recv(MSG_PEEK)` per reuse. Over TLS the probe sees the TCP close;
+/// a close_notify alert already waiting counts as data, and hyper's read through rustls then
+/// ends the connection just the same.
 pub(super) struct ProbedIo {
-    io: TokioIo<TcpStream>,
+    io: TokioIo<Stream>,
     probe: Arc<AtomicBool>,
 }
 
 impl ProbedIo {
-    pub(super) fn new(stream: TcpStream, probe: Arc<AtomicBool>) -> Self {
+    pub(super) fn new(stream: Stream, probe: Arc<AtomicBool>) -> Self {
         Self {
             io: TokioIo::new(stream),
             probe,
@@ -54,7 +139,7 @@ impl Read for ProbedIo {
         let this = self.get_mut();
         if this.probe.load(Ordering::Relaxed) {
             this.probe.store(false, Ordering::Relaxed);
-            if closed_by_peer(this.io.inner()) {
+            if closed_by_peer(this.io.inner().tcp()) {
                 // Nothing read: end of stream, which hyper takes as the server's close.
                 return Poll::Ready(Ok(()));
             }

@@ -12,6 +12,13 @@ pub struct Instance {
     pub service: String,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// How it is spoken to: plain HTTP unless registered as `https`.
+    #[serde(default, skip_serializing_if = "Scheme::is_http")]
+    pub scheme: Scheme,
+    /// For `https`, the name its certificate must carry (a DNS SAN); the service's name when
+    /// unset. Callers refuse an instance whose certificate names someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_name: Option<String>,
     /// The version it runs.
     #[serde(default)]
     pub version: String,
@@ -33,6 +40,26 @@ fn default_weight() -> u32 {
     1
 }
 
+/// How an instance is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Plain HTTP.
+    #[default]
+    Http,
+    /// HTTP over TLS: callers verify the instance's certificate (see
+    /// [`Instance::tls_name`]).
+    Https,
+}
+
+impl Scheme {
+    /// Whether this is plain HTTP.
+    pub fn is_http(&self) -> bool {
+        *self == Self::Http
+    }
+}
+
 impl Instance {
     /// An instance of `service` at `addr`, with a fresh id, weight 1 and no tags.
     pub fn new(service: impl Into<String>, addr: SocketAddr) -> Self {
@@ -40,6 +67,8 @@ impl Instance {
             id: uuid::Uuid::new_v4().to_string(),
             service: service.into(),
             addr,
+            scheme: Scheme::Http,
+            tls_name: None,
             version: String::new(),
             zone: None,
             tags: Vec::new(),
@@ -52,6 +81,20 @@ impl Instance {
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = id.into();
         self
+    }
+
+    /// Registers the instance as speaking HTTPS, its certificate naming `tls_name` (or the
+    /// service's name when `None`).
+    pub fn with_https(mut self, tls_name: Option<String>) -> Self {
+        self.scheme = Scheme::Https;
+        self.tls_name = tls_name;
+        self
+    }
+
+    /// The name an `https` instance's certificate must carry: [`tls_name`](Self::tls_name),
+    /// or the service's name.
+    pub fn certificate_name(&self) -> &str {
+        self.tls_name.as_deref().unwrap_or(&self.service)
     }
 
     /// Sets the version.

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 pub use self::etcd::EtcdRegistry;
 pub use self::fixed::{FixedRegistry, SERVICES_ENV};
-pub use self::instance::Instance;
+pub use self::instance::{Instance, Scheme};
 pub use self::memory::MemoryRegistry;
 use crate::BoxError;
 

@@ -21,7 +21,7 @@ mod config;
 mod connection;
 mod peer;
 #[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod tls;
 
 use std::future::{Future, IntoFuture};
 use std::io;

@@ -96,11 +96,13 @@ impl TlsConfig {
     }
 }
 
-fn invalid(err: impl std::fmt::Display) -> io::Error {
+/// A configuration mistake, reported at start-up.
+pub(crate) fn invalid(err: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, err.to_string())
 }
 
-fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+/// The certificates in a PEM file; an error names the file, and a file with none is one.
+pub(crate) fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|err| {

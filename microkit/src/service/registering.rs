@@ -16,7 +16,8 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 /// An instance registered now, or being registered in the background.
 pub(super) enum Registering {
     /// The registry accepted the instance at the first try.
-    Done(Registration),
+    /// (Boxed: a registration holds the whole instance, far larger than a task handle.)
+    Done(Box<Registration>),
     /// The registry was unreachable; a task retries until it accepts the instance.
     Retrying(JoinHandle<Registration>),
 }
@@ -29,7 +30,7 @@ impl Registering {
         instance: Instance,
     ) -> Result<Self, DiscoveryError> {
         match registry.register(instance.clone()).await {
-            Ok(registration) => Ok(Self::Done(registration)),
+            Ok(registration) => Ok(Self::Done(Box::new(registration))),
             Err(DiscoveryError::Unavailable(err)) => {
                 tracing::warn!(service = %instance.service, error = %err, "the registry is unreachable; serving, and registering once it answers");
                 Ok(Self::Retrying(tokio::spawn(retry(registry, instance))))
@@ -42,7 +43,7 @@ impl Registering {
     /// the instance registered on a lease nobody keeps alive: it disappears with its TTL.
     pub(super) async fn deregister(self) {
         let registration = match self {
-            Self::Done(registration) => Some(registration),
+            Self::Done(registration) => Some(*registration),
             Self::Retrying(task) => {
                 // Aborting a finished task does nothing, and its registration is still handed back.
                 task.abort();
