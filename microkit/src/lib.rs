@@ -54,6 +54,7 @@
 //! | [`service`] | the builder that ties server, registration, `/health`, `/metrics` and shutdown |
 //! | [`metrics`] | request counters and latency histograms in the Prometheus text format |
 //! | `auth` (feature `auth`) | verified callers: bearer JWTs and API keys, as a layer and an `Identity` extractor |
+//! | [`trace`] | W3C trace context in and out, OpenTelemetry-named spans per request, call and attempt |
 //! | [`openapi`] | OpenAPI 3.1 documents every route contributes to, `/openapi.json`, `/docs` |
 
 #[cfg(feature = "auth")]
@@ -73,6 +74,7 @@ pub mod response;
 pub mod router;
 pub mod server;
 pub mod service;
+pub mod trace;
 
 pub use self::body::Body;
 pub use self::extract::Json;

@@ -20,6 +20,9 @@ use crate::{Body, Response};
 /// The media type of a problem body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The extension member carrying the trace id of the request a problem answered.
+pub const TRACE_ID_MEMBER: &str = "trace_id";
+
 /// An RFC 9457 problem: `type`, `title`, `status`, `detail`, `instance` and extension members.
 ///
 /// ```
@@ -228,6 +231,11 @@ impl Problem {
         self.inner.extensions.get(name)
     }
 
+    /// The trace id of the request this problem answered (its `trace_id` member), if known.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.extension(TRACE_ID_MEMBER)?.as_str()
+    }
+
     /// The failing fields listed in the `errors` member, if any.
     pub fn field_errors(&self) -> Vec<FieldError> {
         self.extension("errors")
@@ -261,7 +269,18 @@ impl fmt::Display for Problem {
 impl std::error::Error for Problem {}
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    /// The problem as a response. Answered within a request, it carries the request's trace id
+    /// as its `trace_id` member (unless it has one already, as a problem passed on from
+    /// another service does): the key to every log line and span of the request.
+    fn into_response(mut self) -> Response {
+        if let Some(trace_id) = crate::trace::current_trace_id() {
+            if !self.inner.extensions.contains_key(TRACE_ID_MEMBER) {
+                self.inner.extensions.insert(
+                    TRACE_ID_MEMBER.to_owned(),
+                    Value::String(trace_id.to_string()),
+                );
+            }
+        }
         let body = Body::from(self.to_json());
         let Members {
             status,
@@ -393,6 +412,28 @@ mod tests {
             Problem::internal("the store failed").with_cause("connection refused by db.internal");
         assert_eq!(problem.cause(), Some("connection refused by db.internal"));
         assert!(!String::from_utf8_lossy(&problem.to_json()).contains("db.internal"));
+    }
+
+    #[tokio::test]
+    async fn carries_the_trace_id_of_the_request_it_answers() {
+        let context = crate::trace::TraceContext::root();
+        let trace_id = context.trace_id().to_string();
+        let response = crate::trace::scope(context, async {
+            Problem::not_found("no such user").into_response()
+        })
+        .await;
+        let body = crate::body::Body::collect_limited(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: Problem = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem.trace_id(), Some(trace_id.as_str()));
+
+        let outside = Problem::not_found("no such user").into_response();
+        let body = crate::body::Body::collect_limited(outside.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: Problem = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem.trace_id(), None);
     }
 
     #[test]

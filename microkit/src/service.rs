@@ -43,6 +43,7 @@ use tokio::net::TcpListener;
 use self::registering::Registering;
 use crate::discovery::{Instance, MemoryRegistry, Registry};
 use crate::metrics::{Metrics, MetricsLayer};
+use crate::middleware::RequestIdLayer;
 use crate::openapi::{document_router, Document, OPENAPI_PATH};
 use crate::router::get;
 use crate::{serve, Json, Router, ServerConfig};
@@ -201,7 +202,9 @@ impl Microservice {
                 })
                 .undocumented(),
             )
-            .layer(MetricsLayer::new(self.metrics));
+            .layer(MetricsLayer::new(self.metrics))
+            // Every service keeps the caller's request id, so calls it makes pass it on.
+            .layer(RequestIdLayer::new());
         Ok(BoundService {
             listener,
             router,

@@ -47,6 +47,7 @@ use http_body::Body as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use self::balancer::{Endpoint, ServiceBalancer};
 use self::budget::RetryBudget;
@@ -58,6 +59,7 @@ use self::pool::{Pool, SendError, Target};
 #[cfg(feature = "tls")]
 pub use self::tls::ClientTls;
 use crate::discovery::Registry;
+use crate::trace::CallTrace;
 use crate::{Body, Problem, Request, Response};
 
 /// How a call ended, for metrics.
@@ -226,7 +228,12 @@ impl ServiceClient {
     /// answer from arriving.
     pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
         let started = Instant::now();
-        let result = self.send_inner(service, request, started).await;
+        let call = CallTrace::start(service, request.method(), request.uri().path());
+        let result = self
+            .send_inner(service, request, started, &call)
+            .instrument(call.span().clone())
+            .await;
+        call.finish(&result);
         if let Some(observer) = &self.inner.observer {
             let outcome = match &result {
                 Ok(response) if response.status().is_server_error() => CallOutcome::ServerError,
@@ -248,6 +255,7 @@ impl ServiceClient {
         service: &str,
         request: Request,
         started: Instant,
+        call: &CallTrace,
     ) -> Result<Response, ClientError> {
         let config = &self.inner.config;
         let balancer = self.balancer(service).await?;
@@ -287,7 +295,13 @@ impl ServiceClient {
             } else {
                 std::mem::take(&mut headers)
             };
-            let request = build_request(
+            let trace = call.attempt(
+                attempt,
+                &method,
+                &endpoint.instance.id,
+                endpoint.instance.addr,
+            );
+            let mut request = build_request(
                 &method,
                 &uri,
                 &endpoint,
@@ -295,13 +309,15 @@ impl ServiceClient {
                 payload.body(),
                 deadline - now,
             );
+            trace.inject(request.headers_mut());
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
             let result = tokio::time::timeout_at(
                 attempt_deadline,
                 self.inner
                     .pool
-                    .send(&Target::of(&endpoint.instance), request),
+                    .send(&Target::of(&endpoint.instance), request)
+                    .instrument(trace.span().clone()),
             )
             .await;
             drop(in_flight);
@@ -309,13 +325,16 @@ impl ServiceClient {
             let (error, retry_safe) = match result {
                 Ok(Ok(response)) => {
                     let status = response.status();
+                    trace.answered(status);
                     let response =
                         response.map(|body| Body::new(DeadlineBody::new(body, deadline)));
                     if !is_gateway_failure(status) {
                         balancer.record_success(&endpoint, now.elapsed());
                         return Ok(response);
                     }
-                    balancer.record_failure(&endpoint, config);
+                    trace
+                        .span()
+                        .in_scope(|| balancer.record_failure(&endpoint, config));
                     if !(idempotent
                         && replayable
                         && self
@@ -329,7 +348,9 @@ impl ServiceClient {
                 Ok(Err(SendError::NotSent { source, request })) => {
                     // Nothing was written: whatever the method, the request can go elsewhere,
                     // its body with it.
-                    balancer.record_failure(&endpoint, config);
+                    trace
+                        .span()
+                        .in_scope(|| balancer.record_failure(&endpoint, config));
                     let (returned, body) = (*request).into_parts();
                     headers = returned.headers;
                     if let Payload::Once(slot) = &mut payload {
@@ -342,7 +363,9 @@ impl ServiceClient {
                     (error, true)
                 }
                 Ok(Err(SendError::Failed(source))) => {
-                    balancer.record_failure(&endpoint, config);
+                    trace
+                        .span()
+                        .in_scope(|| balancer.record_failure(&endpoint, config));
                     let error = ClientError::Transport {
                         service: service.to_owned(),
                         source,
@@ -350,7 +373,9 @@ impl ServiceClient {
                     (error, replayable && idempotent)
                 }
                 Err(_) => {
-                    balancer.record_failure(&endpoint, config);
+                    trace
+                        .span()
+                        .in_scope(|| balancer.record_failure(&endpoint, config));
                     let error = if attempt_deadline >= deadline {
                         ClientError::DeadlineExceeded {
                             service: service.to_owned(),
@@ -363,6 +388,7 @@ impl ServiceClient {
                     (error, replayable && idempotent)
                 }
             };
+            trace.failed(&error);
             if !(retry_safe
                 && self
                     .may_retry(attempt, deadline, &mut tried, endpoint)
@@ -396,6 +422,7 @@ impl ServiceClient {
         if wake >= deadline {
             return false;
         }
+        tracing::info!(attempt, backoff_ms = backoff.as_millis() as u64, "retrying");
         // Boxed: retries are rare, and a timer inline would enlarge every call's future.
         Box::pin(tokio::time::sleep_until(wake)).await;
         true

@@ -4,4 +4,6 @@
 
 mod request_id;
 
-pub use self::request_id::{RequestId, RequestIdLayer, RequestIdService, X_REQUEST_ID};
+pub use self::request_id::{
+    current_request_id, RequestId, RequestIdLayer, RequestIdService, X_REQUEST_ID,
+};

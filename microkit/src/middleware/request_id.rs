@@ -8,6 +8,17 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::extract::{FromRequestParts, Rejection};
+use crate::trace::ServerSpan;
+
+tokio::task_local! {
+    static CURRENT: RequestId;
+}
+
+/// The id of the request being handled, when a [`RequestIdLayer`] gave it one: what a
+/// [`ServiceClient`](crate::client::ServiceClient) sends on as `x-request-id`.
+pub fn current_request_id() -> Option<RequestId> {
+    CURRENT.try_with(RequestId::clone).ok()
+}
 
 /// The header that carries a request's id.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,8 +75,9 @@ impl<S: Send + Sync> crate::extract::OptionalFromRequestParts<S> for RequestId {
     }
 }
 
-/// Keeps an incoming `x-request-id` or makes one, exposes it to handlers as [`RequestId`],
-/// and echoes it on the response.
+/// Keeps an incoming `x-request-id` or makes one, exposes it to handlers as [`RequestId`]
+/// (and to calls they make, which pass it on: [`current_request_id`]), records it on the
+/// request's span, and echoes it on the response.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestIdLayer;
 
@@ -109,10 +121,14 @@ where
             .and_then(RequestId::from_incoming)
             .unwrap_or_else(RequestId::generate);
         request.headers_mut().insert(X_REQUEST_ID, id.0.clone());
+        if let Some(span) = request.extensions().get::<ServerSpan>() {
+            span.request_id(id.as_str());
+        }
         let header = id.0.clone();
-        request.extensions_mut().insert(id);
+        request.extensions_mut().insert(id.clone());
+        let inner = CURRENT.sync_scope(id.clone(), || self.inner.call(request));
         RequestIdFuture {
-            inner: self.inner.call(request),
+            inner: CURRENT.scope(id, inner),
             header: Some(header),
         }
     }
@@ -122,7 +138,7 @@ pin_project_lite::pin_project! {
     /// The response future of [`RequestIdService`].
     pub struct RequestIdFuture<F> {
         #[pin]
-        inner: F,
+        inner: tokio::task::futures::TaskLocalFuture<RequestId, F>,
         header: Option<HeaderValue>,
     }
 }

@@ -22,6 +22,7 @@ use crate::extract::{PathParams, RouteMatch};
 use crate::handler::HandlerFuture;
 use crate::metrics::{MatchedRoute, RouteSlot};
 use crate::response::IntoResponse;
+use crate::trace::ServerSpan;
 use crate::{Body, BoxError, Problem, Request, Response};
 
 /// A frozen [`Router`]: a tower service answering requests, cheap to clone.
@@ -153,6 +154,9 @@ impl RouterCore {
             let _ = slot
                 .0
                 .set(MatchedRoute::new(pattern.clone(), method, &table.allow));
+        }
+        if let Some(span) = request.extensions().get::<ServerSpan>() {
+            span.matched(method, pattern);
         }
         let mut params = PathParams::default();
         for (key, value) in matched.params.iter() {

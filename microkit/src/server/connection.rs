@@ -21,6 +21,7 @@ use crate::client::{parse_deadline, with_deadline, DEADLINE_HEADER};
 use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::response::IntoResponse;
 use crate::router::RouterService;
+use crate::trace::ServerTrace;
 use crate::Body;
 use crate::{Problem, Response};
 
@@ -186,11 +187,6 @@ where
         let custom_limit = (body_limit != DEFAULT_BODY_LIMIT).then_some(BodyLimit(body_limit));
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = InFlight::start(&requests);
-            let refused = if header_limits.exceeded_by(&request) {
-                Some(headers_too_large())
-            } else {
-                unmet_expectation(&request)
-            };
             let mut request = request.map(|body| Body::from_connection(body, body_pace));
             request.extensions_mut().insert(RemoteAddr(remote));
             if let Some(peer) = &peer {
@@ -203,19 +199,26 @@ where
                 .headers()
                 .get(&DEADLINE_HEADER)
                 .and_then(parse_deadline);
-            let answer = match refused {
-                Some(refused) => Err(refused),
-                None => Ok(router.call(request)),
-            };
-            async move {
+            // Everything answered from here on, refusals included, is in the request's trace.
+            let trace = ServerTrace::start(&mut request);
+            let answer = trace.in_scope(|| {
+                let refused = if header_limits.exceeded_by(&request) {
+                    Some(headers_too_large())
+                } else {
+                    unmet_expectation(&request)
+                };
+                match refused {
+                    // Boxed: refusals are rare, and the happy path's result stays small.
+                    Some(refused) => Err(Box::new(refused)),
+                    None => Ok(router.call(request)),
+                }
+            });
+            let answered = async move {
                 let answer = match answer {
                     Ok(answer) => answer,
-                    Err(refused) => {
-                        drop(in_flight);
-                        return Ok::<_, Infallible>(refused);
-                    }
+                    Err(refused) => return *refused,
                 };
-                let response = match deadline {
+                match deadline {
                     None => answer.await,
                     Some(deadline) if deadline <= tokio::time::Instant::now() => deadline_passed(),
                     Some(deadline) => {
@@ -226,7 +229,10 @@ where
                             Err(_) => deadline_passed(),
                         }
                     }
-                };
+                }
+            };
+            async move {
+                let response = trace.run(answered).await;
                 drop(in_flight);
                 Ok::<_, Infallible>(response)
             }

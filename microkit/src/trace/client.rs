@@ -1,0 +1,172 @@
+//! The spans of one call through a `ServiceClient`: a `call` span, and an `attempt` span per
+//! attempt whose ids travel to the next hop.
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Method, StatusCode};
+use tracing::field::{display, Empty};
+use tracing::Span;
+
+use super::TraceContext;
+use crate::client::ClientError;
+use crate::middleware::current_request_id;
+use crate::middleware::X_REQUEST_ID;
+
+/// A call's trace: its context (a child of the request being handled, or a new trace) and
+/// its span.
+pub(crate) struct CallTrace {
+    context: TraceContext,
+    span: Span,
+}
+
+/// One attempt's trace: the context the next hop receives as its parent.
+pub(crate) struct AttemptTrace {
+    context: TraceContext,
+    span: Span,
+}
+
+impl CallTrace {
+    pub(crate) fn start(service: &str, method: &Method, path: &str) -> Self {
+        let context = match super::CURRENT.try_with(TraceContext::child) {
+            Ok(child) => child,
+            Err(_) => TraceContext::root(),
+        };
+        let span = tracing::info_span!(
+            target: "microkit::client",
+            "call",
+            otel.name = Empty,
+            otel.kind = "internal",
+            otel.status_code = Empty,
+            peer.service = service,
+            http.request.method = method.as_str(),
+            url.path = path,
+            attempts = Empty,
+            http.response.status_code = Empty,
+            error.type = Empty,
+            trace_id = %context.trace_id(),
+            span_id = %context.span_id(),
+            parent_span_id = Empty,
+        );
+        if !span.is_disabled() {
+            span.record("otel.name", format!("{method} {service}").as_str());
+            if let Some(parent) = context.parent_id() {
+                span.record("parent_span_id", display(parent));
+            }
+        }
+        Self { context, span }
+    }
+
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Opens the span of attempt `number` (from 1) at `addr`, a child of the call's.
+    pub(crate) fn attempt(
+        &self,
+        number: u32,
+        method: &Method,
+        instance: &str,
+        addr: SocketAddr,
+    ) -> AttemptTrace {
+        let context = self.context.child();
+        let span = tracing::info_span!(
+            target: "microkit::client",
+            parent: &self.span,
+            "attempt",
+            otel.name = method.as_str(),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = method.as_str(),
+            http.request.resend_count = Empty,
+            server.address = Empty,
+            server.port = addr.port(),
+            service.instance.id = instance,
+            http.response.status_code = Empty,
+            error.type = Empty,
+            trace_id = %context.trace_id(),
+            span_id = %context.span_id(),
+            parent_span_id = %self.context.span_id(),
+        );
+        if !span.is_disabled() {
+            span.record("server.address", display(addr.ip()));
+            if number > 1 {
+                span.record("http.request.resend_count", number - 1);
+            }
+        }
+        self.span.record("attempts", number);
+        AttemptTrace { context, span }
+    }
+
+    /// Records how the call ended.
+    pub(crate) fn finish<T>(&self, result: &Result<http::Response<T>, ClientError>) {
+        if self.span.is_disabled() {
+            return;
+        }
+        match result {
+            Ok(response) => record_status(&self.span, response.status()),
+            Err(err) => record_error(&self.span, err),
+        }
+    }
+}
+
+impl AttemptTrace {
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Puts the trace context and the request id on the attempt's headers: this attempt's
+    /// span is the parent of the next hop's.
+    pub(crate) fn inject(&self, headers: &mut HeaderMap) {
+        self.context.inject(headers);
+        if !headers.contains_key(&X_REQUEST_ID) {
+            if let Some(id) = current_request_id() {
+                headers.insert(X_REQUEST_ID, id.header_value().clone());
+            }
+        }
+    }
+
+    /// Records the answer's status.
+    pub(crate) fn answered(&self, status: StatusCode) {
+        if !self.span.is_disabled() {
+            record_status(&self.span, status);
+        }
+    }
+
+    /// Records what kept an answer from arriving.
+    pub(crate) fn failed(&self, err: &ClientError) {
+        if !self.span.is_disabled() {
+            record_error(&self.span, err);
+        }
+    }
+}
+
+fn record_status(span: &Span, status: StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+    // A client span's error is any 4xx or 5xx, per the conventions.
+    if status.is_client_error() || status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", status.as_str());
+    }
+}
+
+fn record_error(span: &Span, err: &ClientError) {
+    if let Some(status) = err.status() {
+        return record_status(span, status);
+    }
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", error_type(err));
+}
+
+/// A low-cardinality name for what went wrong, as `error.type` wants.
+fn error_type(err: &ClientError) -> &'static str {
+    match err {
+        ClientError::NoInstances { .. } => "no_instances",
+        ClientError::Timeout { .. } => "timeout",
+        ClientError::DeadlineExceeded { .. } => "deadline_exceeded",
+        ClientError::Connect { .. } => "connect",
+        ClientError::Transport { .. } => "transport",
+        ClientError::Status { .. } => "status",
+        ClientError::Decode { .. } => "decode",
+        ClientError::Discovery(_) => "discovery",
+    }
+}

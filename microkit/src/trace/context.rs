@@ -1,0 +1,322 @@
+//! Trace and span ids, and the context a request carries: whose trace it is, which span it
+//! is in, and what the caller asked to pass on.
+
+use std::fmt;
+
+use http::{HeaderMap, HeaderValue};
+
+use super::traceparent::{self, TRACEPARENT, TRACESTATE};
+
+/// A W3C trace id: 16 bytes, never all zero, written as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(u128);
+
+/// A W3C span id (the `parent-id` of a `traceparent`): 8 bytes, never all zero, written as 16
+/// lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(u64);
+
+impl TraceId {
+    /// A random trace id (from a fast, non-cryptographic generator: ids must be unique, not
+    /// secret).
+    pub fn random() -> Self {
+        loop {
+            let id = fastrand::u128(..);
+            if id != 0 {
+                return Self(id);
+            }
+        }
+    }
+
+    /// The id of these 16 bytes (big-endian, as written); `None` when all are zero.
+    pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
+        Self::from_u128(u128::from_be_bytes(bytes))
+    }
+
+    /// The id as a number; `None` for zero, which is not a trace id.
+    pub fn from_u128(id: u128) -> Option<Self> {
+        (id != 0).then_some(Self(id))
+    }
+
+    /// The id's 16 bytes, as OTLP sends them.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    /// Writes the 32 hex digits into `out`.
+    pub(crate) fn write_hex(self, out: &mut [u8]) {
+        traceparent::write_hex(&self.to_bytes(), out);
+    }
+}
+
+impl SpanId {
+    /// A random span id.
+    pub fn random() -> Self {
+        loop {
+            let id = fastrand::u64(..);
+            if id != 0 {
+                return Self(id);
+            }
+        }
+    }
+
+    /// The id of these 8 bytes; `None` when all are zero.
+    pub fn from_bytes(bytes: [u8; 8]) -> Option<Self> {
+        Self::from_u64(u64::from_be_bytes(bytes))
+    }
+
+    /// The id as a number; `None` for zero, which is not a span id.
+    pub fn from_u64(id: u64) -> Option<Self> {
+        (id != 0).then_some(Self(id))
+    }
+
+    /// The id's 8 bytes, as OTLP sends them.
+    pub fn to_bytes(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+
+    pub(crate) fn write_hex(self, out: &mut [u8]) {
+        traceparent::write_hex(&self.to_bytes(), out);
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut hex = [0u8; 32];
+        self.write_hex(&mut hex);
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut hex = [0u8; 16];
+        self.write_hex(&mut hex);
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({self})")
+    }
+}
+
+impl std::str::FromStr for TraceId {
+    type Err = InvalidId;
+
+    /// 32 lowercase hex digits, not all zero (the `traceparent` form).
+    fn from_str(text: &str) -> Result<Self, InvalidId> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 32 {
+            return Err(InvalidId);
+        }
+        let id = traceparent::parse_hex_u128(bytes).ok_or(InvalidId)?;
+        Self::from_u128(id).ok_or(InvalidId)
+    }
+}
+
+impl std::str::FromStr for SpanId {
+    type Err = InvalidId;
+
+    /// 16 lowercase hex digits, not all zero.
+    fn from_str(text: &str) -> Result<Self, InvalidId> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 16 {
+            return Err(InvalidId);
+        }
+        let id = traceparent::parse_hex_u64(bytes).ok_or(InvalidId)?;
+        Self::from_u64(id).ok_or(InvalidId)
+    }
+}
+
+/// Text that is not a trace or span id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidId;
+
+impl fmt::Display for InvalidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "not a trace or span id: lowercase hex digits of the right length, not all zero",
+        )
+    }
+}
+
+impl std::error::Error for InvalidId {}
+
+/// Where a piece of work sits in a distributed trace: the trace, its own span, the span that
+/// caused it (when the cause is known), the sampling flag and the caller's `tracestate`.
+///
+/// A server makes one per request with [`from_headers`](Self::from_headers); each outgoing
+/// attempt is a [`child`](Self::child) whose `traceparent` goes downstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_id: Option<SpanId>,
+    sampled: bool,
+    state: Option<HeaderValue>,
+}
+
+impl TraceContext {
+    /// The first span of a new trace.
+    pub fn root() -> Self {
+        Self {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_id: None,
+            sampled: true,
+            state: None,
+        }
+    }
+
+    /// The context of a request with these headers: a child of the caller's span when they
+    /// carry one valid `traceparent` (and its `tracestate`, kept when well formed), the root of
+    /// a new trace otherwise. Never fails: a malformed header only means a new trace.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut values = headers.get_all(&TRACEPARENT).iter();
+        let parent = match (values.next(), values.next()) {
+            (Some(value), None) => traceparent::parse(value.as_bytes()),
+            _ => None,
+        };
+        let Some(parent) = parent else {
+            return Self::root();
+        };
+        let state = headers
+            .contains_key(&TRACESTATE)
+            .then(|| traceparent::tracestate(headers.get_all(&TRACESTATE)))
+            .flatten();
+        Self {
+            trace_id: parent.trace_id,
+            span_id: SpanId::random(),
+            parent_id: Some(parent.span_id),
+            sampled: parent.sampled,
+            state,
+        }
+    }
+
+    /// A context for the work this span causes: same trace, flags and state, a new span id,
+    /// this span as its parent.
+    pub fn child(&self) -> Self {
+        Self {
+            trace_id: self.trace_id,
+            span_id: SpanId::random(),
+            parent_id: Some(self.span_id),
+            sampled: self.sampled,
+            state: self.state.clone(),
+        }
+    }
+
+    /// The trace's id.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+
+    /// This span's id.
+    pub fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+
+    /// The id of the span that caused this one, if known.
+    pub fn parent_id(&self) -> Option<SpanId> {
+        self.parent_id
+    }
+
+    /// Whether the caller records this trace (the `sampled` flag).
+    pub fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// The `tracestate` to pass on, if the caller sent a well-formed one.
+    pub fn tracestate(&self) -> Option<&HeaderValue> {
+        self.state.as_ref()
+    }
+
+    /// The `traceparent` naming this span as the parent of the next hop.
+    pub fn traceparent(&self) -> HeaderValue {
+        traceparent::format(self.trace_id, self.span_id, self.sampled)
+    }
+
+    /// Puts `traceparent` (and `tracestate`, when there is one) on outgoing `headers`,
+    /// replacing any already there.
+    pub fn inject(&self, headers: &mut HeaderMap) {
+        headers.insert(TRACEPARENT, self.traceparent());
+        match &self.state {
+            Some(state) => {
+                headers.insert(TRACESTATE, state.clone());
+            }
+            None => {
+                headers.remove(TRACESTATE);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_as_lowercase_hex_and_parse_back() {
+        let trace: TraceId = "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap();
+        assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let span: SpanId = "00f067aa0ba902b7".parse().unwrap();
+        assert_eq!(span.to_string(), "00f067aa0ba902b7");
+        assert!("00000000000000000000000000000000"
+            .parse::<TraceId>()
+            .is_err());
+        assert!("4BF92F3577B34DA6A3CE929D0E0E4736"
+            .parse::<TraceId>()
+            .is_err());
+        assert!("0000000000000000".parse::<SpanId>().is_err());
+    }
+
+    #[test]
+    fn a_valid_traceparent_makes_a_child_of_the_callers_span() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        headers.insert(TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"));
+        let context = TraceContext::from_headers(&headers);
+        assert_eq!(
+            context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(context.parent_id().unwrap().to_string(), "00f067aa0ba902b7");
+        assert_ne!(context.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(context.sampled());
+        assert_eq!(context.tracestate().unwrap(), "congo=t61rcWkgMzE");
+
+        let child = context.child();
+        let mut outgoing = HeaderMap::new();
+        child.inject(&mut outgoing);
+        let sent = outgoing[TRACEPARENT].to_str().unwrap().to_owned();
+        assert_eq!(
+            sent,
+            format!("00-{}-{}-01", context.trace_id(), child.span_id())
+        );
+        assert_eq!(outgoing[TRACESTATE], "congo=t61rcWkgMzE");
+    }
+
+    #[test]
+    fn two_traceparents_start_a_new_trace() {
+        let mut headers = HeaderMap::new();
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.append(TRACEPARENT, HeaderValue::from_static(value));
+        headers.append(TRACEPARENT, HeaderValue::from_static(value));
+        let context = TraceContext::from_headers(&headers);
+        assert_ne!(
+            context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(context.parent_id(), None);
+    }
+}

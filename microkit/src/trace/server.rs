@@ -1,0 +1,158 @@
+//! The span of one request a server answers.
+
+use std::future::Future;
+
+use http::{Method, StatusCode};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+
+use super::TraceContext;
+use crate::extract::RemoteAddr;
+use crate::Response;
+
+/// What a server does around each request: read its trace context, open its span, and make
+/// both current while the request is routed and handled.
+///
+/// [`serve`](crate::serve) does this for every request; it is public so that an in-process
+/// caller of a [`RouterService`](crate::router::RouterService) (a test, a bench, another
+/// server) can do the same:
+///
+/// ```
+/// use microkit::router::get;
+/// use microkit::trace::ServerTrace;
+/// use microkit::{Body, Router};
+///
+/// # async fn run() {
+/// let app = Router::new().route("/", get(|| async { "hi" })).into_service();
+/// let mut request = http::Request::get("/").body(Body::empty()).unwrap();
+/// let trace = ServerTrace::start(&mut request);
+/// let answer = trace.in_scope(|| app.call(request));
+/// let response = trace.run(answer).await;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ServerTrace {
+    context: TraceContext,
+    span: Span,
+}
+
+/// The request's span, in its extensions while a subscriber listens, for the router to
+/// record the matched route on.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerSpan(Span);
+
+impl ServerSpan {
+    /// Names the span after the matched route, as the conventions ask.
+    pub(crate) fn matched(&self, method: &Method, pattern: &str) {
+        self.0.record("http.route", pattern);
+        self.0
+            .record("otel.name", format!("{method} {pattern}").as_str());
+    }
+
+    /// Records the request's id.
+    pub(crate) fn request_id(&self, id: &str) {
+        self.0.record("request_id", id);
+    }
+}
+
+impl ServerTrace {
+    /// Reads `request`'s trace context (a new trace when it carries none, or a malformed
+    /// one) and opens its span, with the client's address from [`RemoteAddr`] when present.
+    pub fn start<B>(request: &mut http::Request<B>) -> Self {
+        let context = TraceContext::from_headers(request.headers());
+        let span = tracing::info_span!(
+            target: "microkit::server",
+            "request",
+            otel.name = request.method().as_str(),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = request.method().as_str(),
+            http.route = Empty,
+            url.path = request.uri().path(),
+            url.scheme = request.uri().scheme_str().unwrap_or("http"),
+            server.address = Empty,
+            server.port = Empty,
+            client.address = Empty,
+            client.port = Empty,
+            network.protocol.version = version(request.version()),
+            http.response.status_code = Empty,
+            error.type = Empty,
+            trace_id = %context.trace_id(),
+            span_id = %context.span_id(),
+            parent_span_id = Empty,
+            request_id = Empty,
+        );
+        if !span.is_disabled() {
+            describe(&span, &context, request);
+            request.extensions_mut().insert(ServerSpan(span.clone()));
+        }
+        Self { context, span }
+    }
+
+    /// The request's trace context.
+    pub fn context(&self) -> &TraceContext {
+        &self.context
+    }
+
+    /// The request's span.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Runs `f` (routing the request, which may answer at once) in the request's context and
+    /// span.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        super::sync_scope(self.context.clone(), || self.span.in_scope(f))
+    }
+
+    /// Awaits the answer in the request's context and span, and records its status.
+    pub async fn run<F: Future<Output = Response>>(self, answer: F) -> Response {
+        let Self { context, span } = self;
+        let recorder = span.clone();
+        let response = super::scope(context, answer.instrument(span)).await;
+        if !recorder.is_disabled() {
+            record_status(&recorder, response.status());
+        }
+        response
+    }
+}
+
+/// The attributes that take work to find, recorded only when someone listens.
+fn describe<B>(span: &Span, context: &TraceContext, request: &http::Request<B>) {
+    if let Some(parent) = context.parent_id() {
+        span.record("parent_span_id", tracing::field::display(parent));
+    }
+    if let Some(RemoteAddr(remote)) = request.extensions().get::<RemoteAddr>() {
+        span.record("client.address", tracing::field::display(remote.ip()));
+        span.record("client.port", remote.port());
+    }
+    let authority = request.uri().authority().cloned().or_else(|| {
+        let host = request.headers().get(http::header::HOST)?;
+        http::uri::Authority::try_from(host.as_bytes()).ok()
+    });
+    if let Some(authority) = authority {
+        span.record("server.address", authority.host());
+        if let Some(port) = authority.port_u16() {
+            span.record("server.port", port);
+        }
+    }
+}
+
+fn record_status(span: &Span, status: StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+    // Per the conventions, only a 5xx is a server span's error: a 4xx is the client's.
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", status.as_str());
+    }
+}
+
+fn version(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
