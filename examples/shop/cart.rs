@@ -1,5 +1,5 @@
 //! cart: each user's shopping cart, nested under the user, and the checkout that turns it
-//! into an invoice.
+//! into an invoice (in `checkout.rs`).
 //!
 //! The generated endpoints do the CRUD; the hooks check what crosses services: the user must
 //! exist (404 otherwise), the product must exist and not be deleted (422 otherwise), and a
@@ -8,17 +8,15 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use microkit::client::ClientError;
-use microkit::extract::{Path, State};
-use microkit::resource::{HookContext, Hooks, Repo, Resource as _, ResourceRoutes};
-use microkit::response::IntoResponse;
+use microkit::resource::{HookContext, Hooks, ResourceRoutes};
 use microkit::router::post;
-use microkit::{FieldError, Json, Problem, Resource, Response, Router};
+use microkit::{FieldError, Problem, Resource, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::catalog::Product;
-use super::context::{record_action, Context};
+use super::checkout::{checkout_cart, Checkouts};
+use super::context::Context;
 use super::users::User;
 
 /// One line of a cart.
@@ -40,6 +38,7 @@ pub(crate) struct CartItem {
 
 struct CartHooks {
     context: Context,
+    checkouts: Arc<Checkouts>,
 }
 
 impl CartHooks {
@@ -55,6 +54,16 @@ impl CartHooks {
                 Err(Problem::not_found(format!("there is no user {uid}")))
             }
             Err(err) => Err(err.to_problem()),
+        }
+    }
+}
+
+impl CartHooks {
+    /// A line cannot change or go while a checkout bills it (adding one is fine: it stays).
+    async fn check_not_billing(&self, ctx: &HookContext) -> Result<(), Problem> {
+        match ctx.param("uid").and_then(|uid| uid.parse().ok()) {
+            Some(uid) => self.checkouts.check_idle(uid).await,
+            None => Ok(()),
         }
     }
 }
@@ -84,115 +93,63 @@ impl Hooks<CartItem> for CartHooks {
 
     async fn before_update(
         &self,
-        _: &HookContext,
+        ctx: &HookContext,
         current: &CartItem,
         next: &mut CartItem,
     ) -> Result<(), Problem> {
         next.product_id = current.product_id;
-        Ok(())
+        self.check_not_billing(ctx).await
+    }
+
+    async fn before_delete(&self, ctx: &HookContext, _: &CartItem) -> Result<(), Problem> {
+        self.check_not_billing(ctx).await
     }
 }
 
-struct Checkout {
-    context: Context,
-    repo: Repo<CartItem>,
-}
-
 pub(crate) fn router(context: Context) -> Router {
-    let checkout = Arc::new(Checkout {
-        repo: Repo::new(context.store.clone()),
-        context: context.clone(),
-    });
+    let checkouts = Checkouts::new(context.clone());
+    // What a stopped process left half done is finished or undone, in the background.
+    tokio::spawn(checkouts.clone().recover_all());
     ResourceRoutes::<CartItem>::new(context.store.clone())
-        .hooks(CartHooks { context })
+        .hooks(CartHooks {
+            context,
+            checkouts: checkouts.clone(),
+        })
         .router()
         .merge(
             Router::new()
                 .route(
                     "/user/{uid}/cart/checkout",
                     post(checkout_cart).describe(|op| {
+                        let key = json!({ "type": "string", "minLength": 1, "maxLength": 255 });
+                        op.parameter(
+                            "header",
+                            "Idempotency-Key",
+                            false,
+                            key,
+                            Some(
+                                "retrying with the same key answers the same invoice instead \
+                                 of checking out again",
+                            ),
+                        );
                         op.summary("Checks the cart out")
                             .description(
                                 "Prices every line at the catalog's current price, opens an \
-                                 invoice for the total with payments, and empties the cart.",
+                                 invoice for the total with payments, listing the lines, and \
+                                 removes the lines billed from the cart. One checkout of a \
+                                 cart runs at a time: another one meanwhile is a 409.",
                             )
                             .tag("cart")
                             .operation_id("checkoutCart")
                             .json_response::<Value>(StatusCode::CREATED)
+                            .problem(StatusCode::BAD_REQUEST)
+                            .problem(StatusCode::CONFLICT)
                             .problem(StatusCode::UNPROCESSABLE_ENTITY)
                             .problem(StatusCode::BAD_GATEWAY)
                             .problem(StatusCode::SERVICE_UNAVAILABLE)
                             .problem(StatusCode::GATEWAY_TIMEOUT);
                     }),
                 )
-                .with_state(checkout),
+                .with_state(checkouts),
         )
-}
-
-/// The page size used to read a whole cart.
-const PAGE: u64 = 100;
-
-async fn checkout_cart(State(checkout): State<Arc<Checkout>>, Path(uid): Path<u64>) -> Response {
-    let parent = CartItem::SPEC.parent_key(&[uid.to_string()]);
-    let mut lines = Vec::new();
-    loop {
-        match checkout
-            .repo
-            .list(parent.as_deref(), Vec::new(), lines.len() as u64, PAGE)
-            .await
-        {
-            Ok((page, total)) => {
-                let done = page.is_empty() || lines.len() + page.len() >= total as usize;
-                lines.extend(page);
-                if done {
-                    break;
-                }
-            }
-            Err(err) => return Problem::from(err).into_response(),
-        }
-    }
-    if lines.is_empty() {
-        return Problem::unprocessable("the cart is empty").into_response();
-    }
-    let catalog = Product::client(&checkout.context.client, "catalog");
-    let mut amount: i64 = 0;
-    for line in &lines {
-        let product = match catalog.get(line.product_id).await {
-            Ok(product) => product,
-            Err(err) if err.status() == Some(StatusCode::NOT_FOUND) => {
-                return Problem::unprocessable(format!(
-                    "product {} is no longer for sale: remove it from the cart first",
-                    line.product_id
-                ))
-                .into_response();
-            }
-            Err(err) => return err.into_response(),
-        };
-        amount = match product
-            .price_cents
-            .checked_mul(line.quantity)
-            .and_then(|cost| amount.checked_add(cost))
-        {
-            Some(amount) => amount,
-            None => return Problem::unprocessable("the cart's total is too large").into_response(),
-        };
-    }
-    let invoice: Result<Value, ClientError> = checkout
-        .context
-        .client
-        .post_json(
-            "payments",
-            "/invoices",
-            &json!({ "amount_cents": amount, "user_id": uid }),
-        )
-        .await;
-    let invoice = match invoice {
-        Ok(invoice) => invoice,
-        Err(err) => return err.into_response(),
-    };
-    if let Err(err) = checkout.repo.delete_all(parent.as_deref()).await {
-        return Problem::from(err).into_response();
-    }
-    record_action(&checkout.context.client, uid, "checkout");
-    (StatusCode::CREATED, Json(invoice)).into_response()
 }

@@ -12,9 +12,11 @@
 
 mod cart;
 mod catalog;
+mod checkout;
 mod context;
 mod docs;
 mod emails;
+mod fault;
 mod gateway;
 mod options;
 mod payments;

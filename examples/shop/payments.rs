@@ -1,22 +1,24 @@
 //! payments: a stand-in for a third-party payment provider. Invoices are created open and
-//! paid once.
+//! paid once; an invoice made by a checkout lists what was bought, so that what the cart
+//! held is kept once the cart is emptied.
 
 use std::sync::Arc;
 
 use http::StatusCode;
 use microkit::extract::{Path, State};
 use microkit::openapi::ResponseKey;
+use microkit::resource::schema::FieldSchema;
 use microkit::resource::store::{Id, StoreError};
-use microkit::resource::{Repo, ResourceRoutes, Stored};
+use microkit::resource::{HookContext, Hooks, Repo, ResourceRoutes, Stored};
 use microkit::response::IntoResponse;
 use microkit::router::post;
-use microkit::{Json, Problem, Resource, Response, Router};
+use microkit::{FieldError, Json, Problem, Resource, Response, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::context::{record_action, Context};
 
-/// An invoice: `open` until paid.
+/// An invoice: `open` until paid. When it lists its lines, the amount is their total.
 #[derive(Debug, Clone, Serialize, Deserialize, Resource)]
 #[resource(path = "/invoices", actions(create, read, list))]
 pub(crate) struct Invoice {
@@ -29,10 +31,87 @@ pub(crate) struct Invoice {
     #[serde(default = "open")]
     #[resource(read_only)]
     pub(crate) status: String,
+    /// What was bought, as it was priced when the invoice was made.
+    #[serde(default)]
+    #[resource(validate(length(max = 1000), custom = "check_lines"))]
+    pub(crate) lines: Vec<InvoiceLine>,
 }
 
 fn open() -> String {
     "open".to_owned()
+}
+
+/// One line of an invoice: a product as it was named and priced then, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct InvoiceLine {
+    pub(crate) product_id: u64,
+    pub(crate) name: String,
+    pub(crate) unit_price_cents: i64,
+    pub(crate) quantity: i64,
+}
+
+impl InvoiceLine {
+    /// The line's cost, or `None` when it does not fit an `i64`.
+    pub(crate) fn cost(&self) -> Option<i64> {
+        self.unit_price_cents.checked_mul(self.quantity)
+    }
+}
+
+impl FieldSchema for InvoiceLine {
+    fn field_schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "product_id": u64::field_schema(),
+                "name": String::field_schema(),
+                "unit_price_cents": i64::field_schema(),
+                "quantity": i64::field_schema(),
+            },
+            "required": ["product_id", "name", "unit_price_cents", "quantity"],
+        })
+    }
+}
+
+/// Every line names a product and has a price of at least 0 and a quantity of at least 1.
+#[allow(clippy::ptr_arg)] // `custom` checks get the field as it is declared
+fn check_lines(lines: &Vec<InvoiceLine>) -> Result<(), String> {
+    for (n, line) in lines.iter().enumerate() {
+        if line.product_id == 0 || line.name.is_empty() {
+            return Err(format!("line {n} needs a product id and a name"));
+        }
+        if line.unit_price_cents < 0 || line.quantity < 1 {
+            return Err(format!(
+                "line {n} needs a unit price of at least 0 and a quantity of at least 1"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The sum of the lines' costs, or `None` when it does not fit an `i64`.
+pub(crate) fn total(lines: &[InvoiceLine]) -> Option<i64> {
+    lines
+        .iter()
+        .try_fold(0i64, |sum, line| sum.checked_add(line.cost()?))
+}
+
+/// Checks what a single field's rules cannot: an invoice that lists lines costs their total.
+struct InvoiceHooks;
+
+impl Hooks<Invoice> for InvoiceHooks {
+    async fn before_create(&self, _: &HookContext, invoice: &mut Invoice) -> Result<(), Problem> {
+        if invoice.lines.is_empty() || total(&invoice.lines) == Some(invoice.amount_cents) {
+            return Ok(());
+        }
+        Err(
+            Problem::unprocessable("the amount is not the total of the lines").with_field_errors([
+                FieldError::new(
+                    "amount_cents",
+                    "must be the sum of each line's unit_price_cents times its quantity",
+                ),
+            ]),
+        )
+    }
 }
 
 struct Payments {
@@ -46,6 +125,7 @@ pub(crate) fn router(context: Context) -> Router {
         context: context.clone(),
     });
     ResourceRoutes::<Invoice>::new(context.store)
+        .hooks(InvoiceHooks)
         .create_at("/invoices")
         .router()
         .merge(

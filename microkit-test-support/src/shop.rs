@@ -215,11 +215,15 @@ pub fn temp_data_dir() -> tempfile::TempDir {
 
 /// The example's binary, `target/<profile>/examples/shop`, next to the test's own binary
 /// (`target/<profile>/deps/...`); built with `cargo build --example shop` when missing or
-/// older than the sources it is built from.
+/// older than the sources it is built from. `MICROKIT_SHOP_BINARY` names another one (when
+/// several worktrees share a target directory, that path is the last one built).
 pub fn shop_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
+            if let Some(binary) = std::env::var_os("MICROKIT_SHOP_BINARY") {
+                return PathBuf::from(binary);
+            }
             let exe = std::env::current_exe().expect("the test binary's path");
             let profile_dir = exe
                 .ancestors()
@@ -295,8 +299,14 @@ pub struct ShopProcess {
 impl ShopProcess {
     /// Starts `shop ARGS` and waits (at most [`STARTUP`]) for its `lines` listener lines.
     pub async fn start(args: &[&str], lines: usize) -> Self {
+        Self::start_with_env(args, &[], lines).await
+    }
+
+    /// Like [`start`](Self::start), with these environment variables set for the process.
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)], lines: usize) -> Self {
         let mut child = Command::new(shop_binary())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
