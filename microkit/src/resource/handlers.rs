@@ -13,7 +13,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTRO
 use serde_json::Value;
 
 use super::document::{merge_patch, record_document, RecordBody};
-use super::hooks::{HookContext, Hooks};
+use super::hooks::{HookContext, Hooks, Scope};
 use super::normalize::{Normalizer, ServerSet, Source};
 use super::query;
 use super::repo::{Repo, Stored};
@@ -125,9 +125,21 @@ fn target<R: Resource>(parts: Parts) -> Result<Target, Problem> {
         context: HookContext {
             params: context_params,
             id,
+            #[cfg(feature = "auth")]
+            identity: parts.extensions.get::<crate::auth::Identity>().cloned(),
             headers: parts.headers,
         },
     })
+}
+
+/// The items this caller may see (see [`Hooks::scope`]).
+async fn scope<R: Resource, H: Hooks<R>>(
+    ctx: &Ctx<R, H>,
+    target: &Target,
+) -> Result<Scope, Problem> {
+    let mut scope = Scope::default();
+    ctx.hooks.scope(&target.context, &mut scope).await?;
+    Ok(scope)
 }
 
 /// Reads a JSON body's bytes as the `Json` extractor would (415, 413), keeping the parts.
@@ -182,6 +194,15 @@ fn item_problem(id: &Id) -> impl FnOnce(StoreError) -> Problem + '_ {
     move |err| match err {
         StoreError::NotFound => Problem::not_found(format!("there is no item {id}")),
         other => other.into(),
+    }
+}
+
+/// Whether a new item falls inside the caller's scope.
+fn admits<R: Resource>(scope: &Scope, item: &R) -> Result<bool, Problem> {
+    match serde_json::to_value(item) {
+        Ok(Value::Object(data)) => Ok(scope.admits(&data)),
+        Ok(_) => Ok(false),
+        Err(err) => Err(Problem::internal("the item could not be encoded").with_cause(err)),
     }
 }
 
@@ -242,7 +263,12 @@ pub(crate) async fn create<R: Resource, H: Hooks<R>>(
     let target = target::<R>(parts)?;
     let server = ServerSet::create(&R::SPEC);
     let mut item: R = ctx.normalizer.parse(Source::Bytes(&bytes), &server)?;
+    let scope = scope(&ctx, &target).await?;
     ctx.hooks.before_create(&target.context, &mut item).await?;
+    if !scope.conditions().is_empty() && !admits(&scope, &item)? {
+        return Err(Problem::new(StatusCode::FORBIDDEN)
+            .with_detail("the item would be outside what you may see"));
+    }
     let stored = ctx.repo.create(target.parent(), item).await?;
     ctx.hooks.after_create(&target.context, &stored.item).await;
     let mut response = item_response::<R>(StatusCode::CREATED, &stored.record);
@@ -258,12 +284,16 @@ pub(crate) async fn read<R: Resource, H: Hooks<R>>(
 ) -> Result<Response, Problem> {
     let (parts, _) = request.into_parts();
     let target = target::<R>(parts)?;
+    let scope = scope(&ctx, &target).await?;
     let id = target.id();
     let record = ctx
         .repo
         .record(target.parent(), id)
         .await
         .map_err(item_problem(id))?;
+    if !scope.admits(&record.data) {
+        return Err(target.context.not_found());
+    }
     let etag = etag(record.version);
     if target
         .context
@@ -288,12 +318,16 @@ async fn current_for_write<R: Resource, H: Hooks<R>>(
 ) -> Result<Current<R>, Problem> {
     let expected = if_match(&parts.headers)?;
     let target = target::<R>(parts)?;
+    let scope = scope(ctx, &target).await?;
     let id = target.id();
     let stored = ctx
         .repo
         .get(target.parent(), id)
         .await
         .map_err(item_problem(id))?;
+    if !scope.admits(&stored.record.data) {
+        return Err(target.context.not_found());
+    }
     if expected.is_some_and(|expected| expected != stored.version()) {
         return Err(precondition_failed(stored.version()));
     }
@@ -379,11 +413,13 @@ pub(crate) async fn list<R: Resource, H: Hooks<R>>(
     let uri = parts.uri.clone();
     let target = target::<R>(parts)?;
     let params = query::parse(&R::SPEC, &ctx.schema, uri.query())?;
+    let mut filters = params.filters.clone();
+    filters.extend(scope(&ctx, &target).await?.filters);
     let page = ctx
         .repo
         .records(&ListQuery {
             parent: target.parent,
-            filters: params.filters.clone(),
+            filters,
             offset: params.offset,
             limit: params.limit,
         })

@@ -33,7 +33,7 @@ pub mod store;
 pub mod validate;
 
 pub use self::client::{ListPage, ResourceClient};
-pub use self::hooks::{HookContext, Hooks, NoHooks};
+pub use self::hooks::{HookContext, Hooks, NoHooks, Scope};
 pub use self::openapi::OpenApi;
 pub use self::repo::{Repo, Stored};
 pub use self::routes::ResourceRoutes;
