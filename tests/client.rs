@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use microkit::client::{Balance, ClientConfig, ClientError, ServiceClient, DEADLINE_HEADER};
+use microkit::client::{Balance, ClientConfig, ClientError, ServiceClient};
+use microkit::deadline::DEADLINE_HEADER;
 use microkit::discovery::MemoryRegistry;
 use microkit::http::{Method, StatusCode};
 use microkit::router::{any, get};

@@ -50,6 +50,7 @@
 //! | [`resource`] | `#[derive(Resource)]`, the generic CRUD handlers, `Repo`, hooks, stores (memory, SQLite, PostgreSQL), OpenAPI |
 //! | [`discovery`] | the `Registry` trait and its backends: in-process, fixed, etcd |
 //! | [`client`] | `ServiceClient`: discovery, balancing, retries, deadlines |
+//! | [`deadline`] | the deadline a request carries from service to service, read by the server, sent on by the client |
 //! | [`gateway`] | the edge: routes to services, forwarding headers, internal-only routes |
 //! | [`service`] | the builder that ties server, registration, `/health`, `/metrics` and shutdown |
 //! | [`metrics`] | request counters and latency histograms in the Prometheus text format |
@@ -61,6 +62,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod deadline;
 pub mod discovery;
 pub mod extract;
 pub mod gateway;

@@ -22,11 +22,12 @@
 //! or an idempotent method met a 502/503/504, a timeout or a broken connection), the budget
 //! allows it, and time remains. A 500 or a 4xx is never retried. Failures feed outlier
 //! ejection (see [`ClientConfig`]).
+//!
+//! [`DEADLINE_HEADER`]: crate::deadline::DEADLINE_HEADER
 
 mod balancer;
 mod budget;
 mod config;
-mod deadline;
 mod deadline_body;
 mod error;
 mod pool;
@@ -52,12 +53,12 @@ use tracing::Instrument;
 use self::balancer::{Endpoint, ServiceBalancer};
 use self::budget::RetryBudget;
 pub use self::config::{Balance, ClientConfig};
-pub use self::deadline::{current_deadline, parse_deadline, with_deadline, DEADLINE_HEADER};
 use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
 pub use self::error::ClientError;
 use self::pool::{Pool, SendError, Target};
 #[cfg(feature = "tls")]
 pub use self::tls::ClientTls;
+use crate::deadline;
 use crate::discovery::Registry;
 use crate::trace::CallTrace;
 use crate::{Body, Problem, Request, Response};
@@ -259,7 +260,7 @@ impl ServiceClient {
     ) -> Result<Response, ClientError> {
         let config = &self.inner.config;
         let balancer = self.balancer(service).await?;
-        let deadline = match current_deadline() {
+        let deadline = match deadline::current() {
             Some(inherited) => inherited.min(started + config.deadline),
             None => started + config.deadline,
         };
@@ -607,10 +608,7 @@ fn build_request(
     remaining: Duration,
 ) -> Request {
     headers.insert(HOST, endpoint.host.clone());
-    headers.insert(
-        DEADLINE_HEADER,
-        HeaderValue::from(remaining.as_millis().max(1) as u64),
-    );
+    deadline::insert_header(&mut headers, remaining);
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri.clone();

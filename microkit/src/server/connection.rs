@@ -17,7 +17,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::PeerIdentity;
 use crate::body::BodyPace;
-use crate::client::{parse_deadline, with_deadline, DEADLINE_HEADER};
+use crate::deadline;
 use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::response::IntoResponse;
 use crate::router::RouterService;
@@ -195,10 +195,7 @@ where
             if let Some(limit) = custom_limit {
                 request.extensions_mut().insert(limit);
             }
-            let deadline = request
-                .headers()
-                .get(&DEADLINE_HEADER)
-                .and_then(parse_deadline);
+            let deadline = deadline::from_headers(request.headers());
             // Everything answered from here on, refusals included, is in the request's trace.
             let trace = ServerTrace::start(&mut request);
             let answer = trace.in_scope(|| {
@@ -222,7 +219,7 @@ where
                     None => answer.await,
                     Some(deadline) if deadline <= tokio::time::Instant::now() => deadline_passed(),
                     Some(deadline) => {
-                        match tokio::time::timeout_at(deadline, with_deadline(deadline, answer))
+                        match tokio::time::timeout_at(deadline, deadline::scope(deadline, answer))
                             .await
                         {
                             Ok(response) => response,

@@ -1,0 +1,94 @@
+//! Deadlines that travel with a call chain.
+//!
+//! A caller's deadline reaches the next service as [`DEADLINE_HEADER`], the milliseconds left.
+//! A microkit server that receives it answers 504 at once if no time is left, cuts the handler
+//! off with a 504 when the time runs out, and makes the deadline [`current`] for the handler,
+//! so that its own calls through a [`ServiceClient`](crate::client::ServiceClient) inherit
+//! what is left (the client sends the smaller of that and its own
+//! [`ClientConfig::deadline`](crate::client::ClientConfig::deadline)).
+//!
+//! The server reads the header and the client writes it; both do so here, so the header's
+//! form lives in one place.
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+/// The header that carries the milliseconds left before the caller gives up.
+pub const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-microkit-deadline-ms");
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// The deadline of the request being handled, if its caller sent one.
+pub fn current() -> Option<Instant> {
+    DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
+/// Runs `future` with `deadline` as the [`current`] deadline.
+pub(crate) async fn scope<F: Future>(deadline: Instant, future: F) -> F::Output {
+    DEADLINE.scope(deadline, future).await
+}
+
+/// The deadline a request's headers carry: the instant [`DEADLINE_HEADER`] points to, from
+/// now. `None` when the header is missing or not a number of milliseconds.
+pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Instant> {
+    let millis: u64 = headers
+        .get(&DEADLINE_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Instant::now() + Duration::from_millis(millis))
+}
+
+/// Writes [`DEADLINE_HEADER`] with `remaining` (at least 1 ms: 0 would read as "already
+/// passed" to a server that had time to spare).
+pub(crate) fn insert_header(headers: &mut HeaderMap, remaining: Duration) {
+    let millis = u64::try_from(remaining.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    headers.insert(DEADLINE_HEADER, HeaderValue::from(millis));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_header_written_reads_back_as_about_the_same_deadline() {
+        let mut headers = HeaderMap::new();
+        insert_header(&mut headers, Duration::from_millis(250));
+        assert_eq!(headers[&DEADLINE_HEADER], "250");
+        let deadline = from_headers(&headers).expect("a deadline");
+        let left = deadline - Instant::now();
+        assert!(left <= Duration::from_millis(250) && left > Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn no_time_left_is_still_sent_as_one_millisecond() {
+        let mut headers = HeaderMap::new();
+        insert_header(&mut headers, Duration::ZERO);
+        assert_eq!(headers[&DEADLINE_HEADER], "1");
+    }
+
+    #[test]
+    fn a_malformed_header_is_no_deadline() {
+        for text in ["", "soon", "-5", "1.5", "99999999999999999999999"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(DEADLINE_HEADER, HeaderValue::from_static(text));
+            assert!(from_headers(&headers).is_none(), "{text:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_deadline_is_current_inside_its_scope_only() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        assert_eq!(scope(deadline, async { current() }).await, Some(deadline));
+        assert_eq!(current(), None);
+    }
+}
