@@ -17,7 +17,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,37 +32,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::client::{CallObserver, CallOutcome};
+use crate::router::{MatchedRoute, ReportMatchedRoute};
 use crate::{Body, Request, Response};
-
-/// Where the router writes the route that matched, for layers outside it to read.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RouteSlot(pub(crate) Arc<OnceLock<MatchedRoute>>);
-
-/// The route a request reached, as the metrics label it.
-#[derive(Debug)]
-pub(crate) struct MatchedRoute {
-    pattern: Arc<str>,
-    /// Whether the route has a handler for this very method (not only a catch-all one), so
-    /// that a method the application chose to route keeps its own label.
-    method_routed: bool,
-}
-
-impl MatchedRoute {
-    /// The route `pattern` reached with `method`; `allow` lists the methods it routes by name.
-    pub(crate) fn new(pattern: Arc<str>, method: &Method, allow: &HeaderValue) -> Self {
-        // Only custom methods need the look-up, and they are rare: standard ones always keep
-        // their name.
-        let method_routed = is_standard(method)
-            || allow
-                .as_bytes()
-                .split(|&byte| byte == b',')
-                .any(|name| name == method.as_str().as_bytes());
-        Self {
-            pattern,
-            method_routed,
-        }
-    }
-}
 
 /// The method label for metrics whose values must stay a bounded set.
 const OTHER_METHOD: &str = "_OTHER";
@@ -82,13 +53,16 @@ fn is_standard(method: &Method) -> bool {
     )
 }
 
-/// The labels of a request: its method (or `_OTHER`) and its route (or `unmatched`).
+/// The labels of a request: its method (or `_OTHER`) and its route (or `unmatched`). A method
+/// keeps its name when standard, or when the route that answered routes it by name (so that
+/// a method the application chose to route keeps its own label).
 fn labels<'a>(method: &'a Method, matched: Option<&'a MatchedRoute>) -> (&'a str, &'a str) {
-    match matched {
-        Some(matched) if matched.method_routed => (method.as_str(), &matched.pattern),
-        Some(matched) => (OTHER_METHOD, &matched.pattern),
-        None if is_standard(method) => (method.as_str(), "unmatched"),
-        None => (OTHER_METHOD, "unmatched"),
+    let route = matched.map_or("unmatched", MatchedRoute::pattern);
+    // Only custom methods need the look-up, and they are rare.
+    if is_standard(method) || matched.is_some_and(|matched| matched.routes_by_name(method)) {
+        (method.as_str(), route)
+    } else {
+        (OTHER_METHOD, route)
     }
 }
 
@@ -275,15 +249,14 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let slot = RouteSlot::default();
-        request.extensions_mut().insert(slot.clone());
+        request.extensions_mut().insert(ReportMatchedRoute);
         let method = request.method().clone();
         let metrics = self.metrics.clone();
         let started = Instant::now();
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            let (method, route) = labels(&method, slot.0.get());
+            let (method, route) = labels(&method, response.extensions().get::<MatchedRoute>());
             metrics.record_request(method, route, response.status().as_u16(), started.elapsed());
             Ok(response)
         })

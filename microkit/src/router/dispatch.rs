@@ -14,13 +14,13 @@ use http::{HeaderValue, Method, StatusCode};
 use http_body::Body as _;
 use tower_service::Service;
 
+use super::matched_route::{MatchedRoute, ReportMatchedRoute};
 use super::matcher::Matcher;
 use super::method_routing::{join, MethodTable};
 use super::route::{Endpoint, Route};
 use super::Router;
 use crate::extract::{PathParams, RouteMatch};
 use crate::handler::HandlerFuture;
-use crate::metrics::{MatchedRoute, RouteSlot};
 use crate::response::IntoResponse;
 use crate::trace::ServerSpan;
 use crate::{Body, BoxError, Problem, Request, Response};
@@ -97,7 +97,7 @@ impl RouterService {
     pub fn call(&self, request: Request) -> RouterFuture {
         let dispatched = catch_unwind(AssertUnwindSafe(|| match &self.inner {
             Dispatch::Plain(core) => core.dispatch(request),
-            Dispatch::Layered(route) => Answer::Future(route.call(request)),
+            Dispatch::Layered(route) => Answer::running(route.call(request)),
         }));
         RouterFuture {
             state: match dispatched {
@@ -124,9 +124,23 @@ async fn not_found(request: Request) -> Problem {
 
 enum Answer {
     Ready(Option<Response>),
-    Future(HandlerFuture),
-    /// A `HEAD` request answered by the `GET` route: the body is dropped once it answers.
-    Head(HandlerFuture),
+    Running {
+        future: HandlerFuture,
+        /// A `HEAD` request answered by the `GET` route: the body is dropped once it answers.
+        head: bool,
+        /// The route, for the response's extensions when the request asked for it.
+        report: Option<MatchedRoute>,
+    },
+}
+
+impl Answer {
+    fn running(future: HandlerFuture) -> Self {
+        Answer::Running {
+            future,
+            head: false,
+            report: None,
+        }
+    }
 }
 
 impl RouterCore {
@@ -150,11 +164,10 @@ impl RouterCore {
             }
             None => return Answer::Ready(Some(method_not_allowed(&request, &table.allow))),
         };
-        if let Some(slot) = request.extensions().get::<RouteSlot>() {
-            let _ = slot
-                .0
-                .set(MatchedRoute::new(pattern.clone(), method, &table.allow));
-        }
+        let report = request
+            .extensions()
+            .get::<ReportMatchedRoute>()
+            .map(|_| MatchedRoute::new(pattern.clone(), table.allow.clone()));
         if let Some(span) = request.extensions().get::<ServerSpan>() {
             span.matched(method, pattern);
         }
@@ -167,11 +180,10 @@ impl RouterCore {
             params,
             body_limit: table.body_limit,
         });
-        let future = route.call(request);
-        if head {
-            Answer::Head(future)
-        } else {
-            Answer::Future(future)
+        Answer::Running {
+            future: route.call(request),
+            head,
+            report,
         }
     }
 
@@ -187,7 +199,7 @@ impl RouterCore {
                 return Answer::Ready(Some(redirect));
             }
         }
-        Answer::Future(self.fallback.call(request))
+        Answer::running(self.fallback.call(request))
     }
 
     /// A 308 to the same path with the trailing slash added or removed, when that form is
@@ -303,20 +315,26 @@ impl Future for RouterFuture {
     type Output = Response;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        let (future, head) = match &mut self.state {
+        let (future, head, report) = match &mut self.state {
             Answer::Ready(response) => {
                 return Poll::Ready(response.take().expect("polled after completion"));
             }
-            Answer::Future(future) => (future, false),
-            Answer::Head(future) => (future, true),
+            Answer::Running {
+                future,
+                head,
+                report,
+            } => (future, *head, report),
         };
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        let response = match polled {
+        let mut response = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(response)) if head => without_body(response),
             Ok(Poll::Ready(response)) => response,
             Err(panic) => panic_response(panic.as_ref()),
         };
+        if let Some(matched) = report.take() {
+            response.extensions_mut().insert(matched);
+        }
         self.state = Answer::Ready(None);
         Poll::Ready(response)
     }
@@ -434,5 +452,57 @@ mod tests {
         let response = service.call(request).await;
         assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(response.headers()[LOCATION], "/shop");
+    }
+
+    #[tokio::test]
+    async fn a_marked_request_learns_which_route_answered_it() {
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let service = Router::new()
+            .route("/user/{id}", get(|| async { "user" }))
+            .route(
+                "/panics",
+                get(|| async { panic!("on purpose") as &'static str }),
+            )
+            .route("/any", crate::router::any(|| async { "any" }))
+            .into_service();
+        let marked = |method: &Method, path: &str| {
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            request.extensions_mut().insert(ReportMatchedRoute);
+            request
+        };
+        let response = service.call(marked(&Method::HEAD, "/user/7")).await;
+        let matched = response
+            .extensions()
+            .get::<MatchedRoute>()
+            .expect("a route");
+        assert_eq!(matched.pattern(), "/user/{id}");
+        assert!(matched.routes_by_name(&Method::GET));
+        let response = service.call(marked(&Method::GET, "/panics")).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response
+                .extensions()
+                .get::<MatchedRoute>()
+                .unwrap()
+                .pattern(),
+            "/panics"
+        );
+        let response = service.call(marked(&purge, "/any")).await;
+        let matched = response.extensions().get::<MatchedRoute>().unwrap();
+        assert!(!matched.routes_by_name(&purge));
+        for (method, path) in [(Method::GET, "/missing"), (Method::POST, "/user/7")] {
+            let response = service.call(marked(&method, path)).await;
+            assert!(
+                response.extensions().get::<MatchedRoute>().is_none(),
+                "{path}"
+            );
+        }
+        let unmarked = Request::get("/user/7").body(Body::empty()).unwrap();
+        let response = service.call(unmarked).await;
+        assert!(response.extensions().get::<MatchedRoute>().is_none());
     }
 }

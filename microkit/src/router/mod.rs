@@ -29,6 +29,7 @@
 //! ```
 
 mod dispatch;
+mod matched_route;
 pub mod matcher;
 mod method_routing;
 mod route;
@@ -39,7 +40,8 @@ use std::fmt;
 use http::Method;
 use tower_layer::Layer;
 
-pub use self::dispatch::{RouterFuture, RouterService};
+pub use self::dispatch::{RouterFuture, RouterService, ServiceFuture};
+pub use self::matched_route::{MatchedRoute, ReportMatchedRoute};
 use self::matcher::Matcher;
 pub use self::method_routing::{
     any, any_service, delete, get, head, on, options, patch, post, put, trace, MethodRouter,
