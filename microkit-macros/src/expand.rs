@@ -232,7 +232,7 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
 
                 fn json_schema() -> #krate::__private::serde_json::Value {
                     #[allow(unused_imports)]
-                    use #krate::resource::schema::__private::{self as __schema, ViaFallback as _, ViaFieldSchema as _};
+                    use #krate::__private::schema::{self as __schema, ViaFallback as _, ViaFieldSchema as _};
                     __schema::object(
                         #description,
                         [#(#properties),*],

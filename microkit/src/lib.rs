@@ -105,6 +105,11 @@ pub use microkit_macros::Resource;
 #[doc(hidden)]
 pub mod __private {
     pub use serde_json;
+
+    /// The helpers of `#[derive(Resource)]`'s `json_schema()`.
+    pub mod schema {
+        pub use crate::resource::schema::generated::*;
+    }
 }
 
 /// The README's examples, compiled as doctests so they cannot rot.

@@ -88,7 +88,7 @@ const _: () = {
         }
         fn json_schema() -> ::microkit::__private::serde_json::Value {
             #[allow(unused_imports)]
-            use ::microkit::resource::schema::__private::{
+            use ::microkit::__private::schema::{
                 self as __schema, ViaFallback as _, ViaFieldSchema as _,
             };
             __schema::object(

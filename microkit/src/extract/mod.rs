@@ -81,7 +81,10 @@ pub trait FromRequest<S, M = private::ViaRequest>: Sized {
 }
 
 /// Markers that tell the two kinds of extractors apart in [`FromRequest`]'s `M` parameter.
-pub mod private {
+/// Public types in a private module, as axum's: they must appear in a public trait, and no
+/// user should name them.
+#[allow(unreachable_pub)]
+mod private {
     /// The extractor consumes the request.
     #[derive(Debug, Clone, Copy)]
     pub enum ViaRequest {}

@@ -290,9 +290,9 @@ impl<T: FieldSchema + ?Sized> FieldSchema for &T {
     }
 }
 
-/// What `#[derive(Resource)]`'s `json_schema()` calls. Not a public API.
-#[doc(hidden)]
-pub mod __private {
+/// What `#[derive(Resource)]`'s `json_schema()` calls, re-exported as
+/// `microkit::__private::schema`. Not a public API.
+pub(crate) mod generated {
     use std::marker::PhantomData;
 
     use serde_json::{json, Map, Value};
@@ -455,7 +455,7 @@ pub mod __private {
 
 #[cfg(test)]
 mod tests {
-    use super::__private::*;
+    use super::generated::*;
     use super::*;
     use crate::resource::validate::Bound;
 
@@ -496,7 +496,7 @@ mod tests {
     #[allow(clippy::needless_borrow)] // The borrow picks the impl, as in generated code.
     fn unknown_types_fall_back_to_any() {
         #[allow(unused_imports)]
-        use super::__private::{ViaFallback as _, ViaFieldSchema as _};
+        use super::generated::{ViaFallback as _, ViaFieldSchema as _};
         assert_eq!((&SchemaOf::<Unknown>::NEW).field_schema(), json!({}));
         assert_eq!(
             (&SchemaOf::<bool>::NEW).field_schema(),
