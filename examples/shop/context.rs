@@ -20,6 +20,8 @@ pub(crate) struct Context {
     pub(crate) client: ServiceClient,
     /// Emails per recipient per minute.
     pub(crate) email_rate: u32,
+    /// Whether callers through the gateway see only their own data (`access.rs`).
+    pub(crate) scoped: bool,
 }
 
 /// The databases of the services this process runs: a SQLite file each under the data

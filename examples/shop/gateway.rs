@@ -9,9 +9,21 @@ use microkit::metrics::{Metrics, MetricsLayer};
 use microkit::router::get;
 use microkit::Router;
 
-pub(crate) fn router(client: ServiceClient, metrics: Arc<Metrics>) -> Router {
+use super::access::{Access, OwnUserPaths};
+
+/// The gateway; with `access`, it verifies callers, keeps each user's data theirs and relays
+/// the caller to the services (see `access.rs`).
+pub(crate) fn router(
+    client: ServiceClient,
+    metrics: Arc<Metrics>,
+    access: Option<&Access>,
+) -> Router {
     let exposed = metrics.clone();
-    Gateway::new(client)
+    let mut gateway = Gateway::new(client);
+    if let Some(access) = access {
+        gateway = gateway.on_forward(access.relay().forward_hook());
+    }
+    let forwarding = gateway
         .route("/user/", "users")
         .route("/user/{uid}", "users")
         .route("/user/{uid}/cart/", "cart")
@@ -27,7 +39,12 @@ pub(crate) fn router(client: ServiceClient, metrics: Arc<Metrics>) -> Router {
         .route("/invoices/{id}/pay", "payments")
         .route("/log", "stats")
         .internal_method(Method::GET, "/log")
-        .into_router()
+        .into_router();
+    let forwarding = match access {
+        Some(access) => forwarding.layer(OwnUserPaths).layer(access.edge()),
+        None => forwarding,
+    };
+    forwarding
         .route(
             "/metrics",
             get(move || {

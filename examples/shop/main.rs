@@ -10,6 +10,7 @@
 //! http://ADDR` per instance). SIGINT or SIGTERM deregisters every instance, drains in-flight
 //! requests, and exits 0.
 
+mod access;
 mod cart;
 mod catalog;
 mod checkout;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use microkit::client::{ClientConfig, ServiceClient};
 use microkit::discovery::{EtcdRegistry, MemoryRegistry, Registry};
 use microkit::metrics::Metrics;
+use microkit::server::TlsConfig;
 use microkit::service::{shutdown_signal, Microservice};
 use microkit::{BoxError, Router};
 use tokio::net::TcpListener;
@@ -75,7 +77,11 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let mut shop = Shop::start(options).await?;
     let mut stdout = std::io::stdout().lock();
     for (name, addr) in &shop.listeners {
-        writeln!(stdout, "{name} http://{addr}")?;
+        let scheme = match (name.as_str(), &shop.edge_scheme) {
+            ("gateway", Some(scheme)) => scheme,
+            _ => "http",
+        };
+        writeln!(stdout, "{name} {scheme}://{addr}")?;
     }
     stdout.flush()?;
     drop(stdout);
@@ -90,6 +96,8 @@ async fn run(options: Options) -> Result<(), BoxError> {
 pub(crate) struct Shop {
     /// `gateway` first, then each service instance.
     pub(crate) listeners: Vec<(String, SocketAddr)>,
+    /// `https` when the gateway serves TLS.
+    edge_scheme: Option<&'static str>,
     /// Stops the gateway, which stops first: what it has in flight still reaches the services.
     edge_shutdown: watch::Sender<bool>,
     edge: JoinSet<std::io::Result<()>>,
@@ -110,6 +118,7 @@ impl Shop {
             Some(name) => SERVICES.iter().copied().filter(|s| *s == name).collect(),
         };
         let stores = Stores::open(&options, &services).await?;
+        let access = access::Access::from_options(&options)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (edge_shutdown, mut edge_rx) = watch::channel(false);
         let stopped = move || {
@@ -120,6 +129,7 @@ impl Shop {
         };
         let mut shop = Shop {
             listeners: Vec::new(),
+            edge_scheme: options.tls.as_ref().map(|_| "https"),
             edge_shutdown,
             edge: JoinSet::new(),
             shutdown,
@@ -135,10 +145,15 @@ impl Shop {
             let listener = TcpListener::bind(options.listen).await?;
             shop.listeners
                 .push(("gateway".to_owned(), listener.local_addr()?));
-            let server = microkit::serve(listener, gateway::router(client, metrics))
-                .with_graceful_shutdown(async move {
-                    let _ = edge_rx.wait_for(|stop| *stop).await;
-                });
+            let router = gateway::router(client, metrics, access.as_ref());
+            let server = microkit::serve(listener, router);
+            let server = match &options.tls {
+                Some((cert, key)) => server.tls(TlsConfig::from_pem_files(cert, key)?),
+                None => server,
+            };
+            let server = server.with_graceful_shutdown(async move {
+                let _ = edge_rx.wait_for(|stop| *stop).await;
+            });
             shop.edge.spawn(server.into_future());
         }
         for service in services {
@@ -157,8 +172,13 @@ impl Shop {
                         metrics.clone(),
                     ),
                     email_rate: options.email_rate,
+                    scoped: access.is_some(),
                 };
-                let bound = Microservice::new(service, router_of(service, context))
+                let router = match &access {
+                    Some(access) => router_of(service, context).layer(access.service()),
+                    None => router_of(service, context),
+                };
+                let bound = Microservice::new(service, router)
                     .registry(registry.clone())
                     .listen(listen)
                     .metrics(metrics)

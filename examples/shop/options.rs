@@ -13,13 +13,24 @@ pub(crate) struct Options {
     pub(crate) only: Option<String>,
     pub(crate) registry: String,
     pub(crate) email_rate: u32,
+    /// Verify tokens with the keys of this JWKS file (see `access.rs`).
+    pub(crate) auth_jwks: Option<PathBuf>,
+    /// Verify HS256 tokens with this secret.
+    pub(crate) auth_secret: Option<String>,
+    /// The secret the gateway signs relayed callers with; shared by every process of a shop
+    /// run as several (`--only`), random in a single process.
+    pub(crate) relay_secret: Option<String>,
+    /// Serve the gateway over HTTPS with this certificate chain and key (PEM).
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Options {
     pub(crate) const USAGE: &'static str = "\
 usage: shop [--listen ADDR] [--data-dir DIR] [--database-url postgres://...] [--replicas N]
             [--only users|emails|catalog|cart|payments|stats|gateway]
-            [--registry memory|etcd://HOST:PORT] [--email-rate N]";
+            [--registry memory|etcd://HOST:PORT] [--email-rate N]
+            [--auth-jwks FILE | --auth-secret SECRET] [--relay-secret SECRET]
+            [--tls-cert FILE --tls-key FILE]";
 
     pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut options = Options {
@@ -30,7 +41,12 @@ usage: shop [--listen ADDR] [--data-dir DIR] [--database-url postgres://...] [--
             only: None,
             registry: "memory".to_owned(),
             email_rate: 5,
+            auth_jwks: None,
+            auth_secret: None,
+            relay_secret: None,
+            tls: None,
         };
+        let (mut tls_cert, mut tls_key) = (None, None);
         let mut args = args.peekable();
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -84,9 +100,32 @@ usage: shop [--listen ADDR] [--data-dir DIR] [--database-url postgres://...] [--
                         .filter(|n| *n > 0)
                         .ok_or("--email-rate: expected a positive number")?;
                 }
+                "--auth-jwks" => options.auth_jwks = Some(PathBuf::from(value)),
+                "--auth-secret" => {
+                    if value.len() < 32 {
+                        return Err("--auth-secret: use at least 32 characters".to_owned());
+                    }
+                    options.auth_secret = Some(value);
+                }
+                "--relay-secret" => {
+                    if value.len() < 32 {
+                        return Err("--relay-secret: use at least 32 characters".to_owned());
+                    }
+                    options.relay_secret = Some(value);
+                }
+                "--tls-cert" => tls_cert = Some(PathBuf::from(value)),
+                "--tls-key" => tls_key = Some(PathBuf::from(value)),
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
+        if options.auth_jwks.is_some() && options.auth_secret.is_some() {
+            return Err("give --auth-jwks or --auth-secret, not both".to_owned());
+        }
+        options.tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".to_owned()),
+        };
         Ok(options)
     }
 }

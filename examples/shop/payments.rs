@@ -4,18 +4,20 @@
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
+use microkit::auth::Identity;
 use microkit::extract::{Path, State};
 use microkit::openapi::ResponseKey;
 use microkit::resource::schema::FieldSchema;
 use microkit::resource::store::{Id, StoreError};
-use microkit::resource::{HookContext, Hooks, Repo, ResourceRoutes, Stored};
+use microkit::resource::{HookContext, Hooks, Repo, ResourceRoutes, Scope, Stored};
 use microkit::response::IntoResponse;
 use microkit::router::post;
 use microkit::{FieldError, Json, Problem, Resource, Response, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::access::scoped_user;
 use super::context::{record_action, Context};
 
 /// An invoice: `open` until paid. When it lists its lines, the amount is their total.
@@ -27,6 +29,7 @@ pub(crate) struct Invoice {
     #[resource(validate(range(min = 1)))]
     pub(crate) amount_cents: i64,
     #[serde(default)]
+    #[resource(filter)]
     pub(crate) user_id: Option<u64>,
     #[serde(default = "open")]
     #[resource(read_only)]
@@ -96,9 +99,19 @@ pub(crate) fn total(lines: &[InvoiceLine]) -> Option<i64> {
 }
 
 /// Checks what a single field's rules cannot: an invoice that lists lines costs their total.
-struct InvoiceHooks;
+struct InvoiceHooks {
+    scoped: bool,
+}
 
 impl Hooks<Invoice> for InvoiceHooks {
+    /// With authentication on, a user sees only their own invoices (`access.rs`).
+    async fn scope(&self, ctx: &HookContext, scope: &mut Scope) -> Result<(), Problem> {
+        if let Some(user) = scoped_user(self.scoped, ctx.headers(), ctx.identity())? {
+            scope.require("user_id", user);
+        }
+        Ok(())
+    }
+
     async fn before_create(&self, _: &HookContext, invoice: &mut Invoice) -> Result<(), Problem> {
         if invoice.lines.is_empty() || total(&invoice.lines) == Some(invoice.amount_cents) {
             return Ok(());
@@ -125,7 +138,9 @@ pub(crate) fn router(context: Context) -> Router {
         context: context.clone(),
     });
     ResourceRoutes::<Invoice>::new(context.store)
-        .hooks(InvoiceHooks)
+        .hooks(InvoiceHooks {
+            scoped: context.scoped,
+        })
         .create_at("/invoices")
         .router()
         .merge(
@@ -154,7 +169,16 @@ pub(crate) fn router(context: Context) -> Router {
         )
 }
 
-async fn pay(State(payments): State<Arc<Payments>>, Path(id): Path<u64>) -> Response {
+async fn pay(
+    State(payments): State<Arc<Payments>>,
+    Path(id): Path<u64>,
+    caller: Option<Identity>,
+    headers: HeaderMap,
+) -> Response {
+    let owner = match scoped_user(payments.context.scoped, &headers, caller.as_ref()) {
+        Ok(owner) => owner,
+        Err(problem) => return problem.into_response(),
+    };
     let id = Id::Int(id as i64);
     // Compare-and-swap on the version: of two concurrent payments exactly one wins.
     for _ in 0..16 {
@@ -162,6 +186,10 @@ async fn pay(State(payments): State<Arc<Payments>>, Path(id): Path<u64>) -> Resp
             Ok(found) => (found.item, found.record.version),
             Err(err) => return Problem::from(err).into_response(),
         };
+        // Another user's invoice is answered as if it did not exist.
+        if owner.is_some_and(|owner| invoice.user_id != Some(owner)) {
+            return Problem::from(StoreError::NotFound).into_response();
+        }
         if invoice.status == "paid" {
             return Problem::conflict(format!("invoice {id} is already paid")).into_response();
         }

@@ -396,6 +396,7 @@ fn parse_listener(line: &str) -> (String, SocketAddr) {
         .unwrap_or_else(|| panic!("not a listener line: {line:?}"));
     let addr = url
         .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("not a listener line: {line:?}"));
     (name.to_owned(), addr)
