@@ -51,6 +51,7 @@
 //! | [`discovery`] | the `Registry` trait and its backends: in-process, fixed, etcd |
 //! | [`client`] | `ServiceClient`: discovery, balancing, retries, deadlines |
 //! | [`deadline`] | the deadline a request carries from service to service, read by the server, sent on by the client |
+//! | [`idempotency`] | `Idempotency-Key`: keyed `POST`/`PATCH` replayed, not run twice, the key committed with the writes |
 //! | [`gateway`] | the edge: routes to services, forwarding headers, internal-only routes |
 //! | [`service`] | the builder that ties server, registration, `/health`, `/metrics` and shutdown |
 //! | [`metrics`] | request counters and latency histograms in the Prometheus text format |
@@ -67,6 +68,7 @@ pub mod discovery;
 pub mod extract;
 pub mod gateway;
 pub mod handler;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

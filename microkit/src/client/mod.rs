@@ -19,7 +19,8 @@
 //! the registry) → the balancer (power of two choices on peak-EWMA latency by default) →
 //! an attempt with its own timeout, carrying the time left in [`DEADLINE_HEADER`] → on a
 //! failure, a retry on another instance when it is safe (the request never reached a server,
-//! or an idempotent method met a 502/503/504, a timeout or a broken connection), the budget
+//! or an idempotent method, or a `POST`/`PATCH` carrying an `Idempotency-Key` (see
+//! [`IdempotencyKeyExt`]), met a 502/503/504, a timeout or a broken connection), the budget
 //! allows it, and time remains. A 500 or a 4xx is never retried. Failures feed outlier
 //! ejection (see [`ClientConfig`]).
 //!
@@ -30,6 +31,7 @@ mod budget;
 mod config;
 mod deadline_body;
 mod error;
+mod idempotency;
 mod pool;
 mod pooled_body;
 mod probed_io;
@@ -55,6 +57,7 @@ use self::budget::RetryBudget;
 pub use self::config::{Balance, ClientConfig};
 use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
 pub use self::error::ClientError;
+pub use self::idempotency::{new_idempotency_key, IdempotencyKeyExt, IDEMPOTENCY_KEY};
 use self::pool::{Pool, SendError, Target};
 #[cfg(feature = "tls")]
 pub use self::tls::ClientTls;
@@ -265,7 +268,7 @@ impl ServiceClient {
             None => started + config.deadline,
         };
         let (parts, body) = request.into_parts();
-        let idempotent = is_idempotent(&parts.method);
+        let idempotent = idempotency::is_retry_safe(&parts.method, &parts.headers);
         let mut payload = self.payload(service, idempotent, body).await?;
         let uri = origin_form(parts.uri);
         let method = parts.method;
@@ -473,7 +476,23 @@ impl ServiceClient {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
-        let response = self.call(method, service, path, body).await?;
+        self.call_json_with(method, service, path, body, None).await
+    }
+
+    /// [`call_json`](Self::call_json), with an `Idempotency-Key` when given.
+    async fn call_json_with<B, T>(
+        &self,
+        method: Method,
+        service: &str,
+        path: &str,
+        body: Option<&B>,
+        key: Option<HeaderValue>,
+    ) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let response = self.call_with(method, service, path, body, key).await?;
         let bytes = read_body(service, response).await?;
         let bytes = if bytes.is_empty() {
             Bytes::from_static(b"null")
@@ -497,6 +516,21 @@ impl ServiceClient {
     where
         B: Serialize + ?Sized,
     {
+        self.call_with(method, service, path, body, None).await
+    }
+
+    /// [`call`](Self::call), with an `Idempotency-Key` when given.
+    async fn call_with<B>(
+        &self,
+        method: Method,
+        service: &str,
+        path: &str,
+        body: Option<&B>,
+        key: Option<HeaderValue>,
+    ) -> Result<Response, ClientError>
+    where
+        B: Serialize + ?Sized,
+    {
         let mut request = Request::new(match body {
             Some(body) => {
                 Body::from(serde_json::to_vec(body).map_err(|err| ClientError::Decode {
@@ -515,6 +549,9 @@ impl ServiceClient {
             request
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(key) = key {
+            request.headers_mut().insert(IDEMPOTENCY_KEY, key);
         }
         let response = self.send(service, request).await?;
         if response.status().is_client_error() || response.status().is_server_error() {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::spec::Resource;
-use crate::client::{ClientError, ServiceClient};
+use crate::client::{new_idempotency_key, ClientError, ServiceClient};
 
 /// A typed client for a resource served by another service: the same paths the generated
 /// endpoints serve, through the inter-service client (balancing, retries, deadlines).
@@ -88,9 +88,22 @@ impl<R: Resource> ResourceClient<R> {
     }
 
     /// Creates an item from `body` (the resource's fields; server-set ones are ignored).
+    ///
+    /// The request carries a fresh `Idempotency-Key`, so that it is retried (after a
+    /// 502/503/504, a timeout or a broken connection) without creating the item twice.
     pub async fn create<B: Serialize + ?Sized>(&self, body: &B) -> Result<R, ClientError> {
+        self.create_with_key(body, &new_idempotency_key()).await
+    }
+
+    /// Creates an item with a key of the caller's choice: sending the same body with the same
+    /// key again (after a crash, say) answers with the item created the first time.
+    pub async fn create_with_key<B: Serialize + ?Sized>(
+        &self,
+        body: &B,
+        key: &str,
+    ) -> Result<R, ClientError> {
         self.client
-            .post_json(&self.service, &format!("{}/", self.base()), body)
+            .post_json_with_key(&self.service, &format!("{}/", self.base()), body, key)
             .await
     }
 

@@ -18,8 +18,9 @@ use super::normalize::{Normalizer, ServerSet, Source};
 use super::query;
 use super::repo::{Repo, Stored};
 use super::spec::{canonical_param, Resource};
-use super::store::{Id, ListQuery, Record, StoreError};
+use super::store::{Id, ListQuery, Record, StoreError, Written};
 use crate::extract::{is_json, read_limited, RouteMatch, State};
+use crate::idempotency::{Begin, Claim, Idempotency, Reply};
 use crate::response::IntoResponse;
 use crate::{Json, Problem, Request, Response};
 
@@ -37,12 +38,14 @@ pub(crate) struct Ctx<R, H> {
     /// The JSON Schema, computed once: the list's filters are checked against it.
     pub(crate) schema: Value,
     pub(crate) normalizer: Normalizer,
+    /// `Idempotency-Key` on create and `PATCH`, unless turned off.
+    pub(crate) idempotency: Option<Idempotency>,
 }
 
 pub(crate) type Shared<R, H> = State<Arc<Ctx<R, H>>>;
 
 impl<R: Resource, H: Hooks<R>> Ctx<R, H> {
-    pub(crate) fn new(repo: Repo<R>, hooks: H) -> Self {
+    pub(crate) fn new(repo: Repo<R>, hooks: H, idempotency: Option<Idempotency>) -> Self {
         let schema = R::json_schema();
         let normalizer = Normalizer::new::<R>(&schema);
         Self {
@@ -50,8 +53,33 @@ impl<R: Resource, H: Hooks<R>> Ctx<R, H> {
             hooks,
             schema,
             normalizer,
+            idempotency,
         }
     }
+
+    /// Begins a write that may carry an `Idempotency-Key`: `Err(response)` when the key's
+    /// answer is replayed, the claim to run it otherwise (`None` when keys are off).
+    async fn begin(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+    ) -> Result<Result<Option<Claim>, Response>, Problem> {
+        let Some(idempotency) = &self.idempotency else {
+            return Ok(Ok(None));
+        };
+        Ok(match idempotency.begin(parts, body).await? {
+            Begin::Replay(response) => Err(response),
+            Begin::Run(claim) => Ok(claim.key().is_some().then_some(claim)),
+        })
+    }
+}
+
+/// The one record a single-write commit stored.
+fn only_record(written: &Written) -> Result<&Record, StoreError> {
+    written
+        .first()
+        .and_then(Option::as_ref)
+        .ok_or_else(|| StoreError::backend("a write stored no record"))
 }
 
 /// The request's route parameters split into the parent key and the item id.
@@ -206,15 +234,25 @@ fn admits<R: Resource>(scope: &Scope, item: &R) -> Result<bool, Problem> {
     }
 }
 
-/// An item answer: its public JSON form with its `ETag`.
-fn item_response<R: Resource>(status: StatusCode, record: &Record) -> Response {
+/// An item answer: its public JSON form with its `ETag` (and `Location`, for a create).
+fn item_reply<R: Resource>(
+    status: StatusCode,
+    record: &Record,
+    location: Option<HeaderValue>,
+) -> Result<Reply, StoreError> {
     let body = RecordBody {
         spec: &R::SPEC,
         record,
     };
-    let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(ETAG, etag(record.version));
-    response
+    let mut reply = Reply::json(status, &body)?.with_header(ETAG, etag(record.version));
+    if let Some(location) = location {
+        reply = reply.with_header(LOCATION, location);
+    }
+    Ok(reply)
+}
+
+fn item_response<R: Resource>(status: StatusCode, record: &Record) -> Result<Response, Problem> {
+    Ok(item_reply::<R>(status, record, None)?.into_response())
 }
 
 /// What a path segment must percent-encode: controls, non-ASCII (always encoded), and the
@@ -259,6 +297,10 @@ pub(crate) async fn create<R: Resource, H: Hooks<R>>(
     request: Request,
 ) -> Result<Response, Problem> {
     let (parts, bytes) = json_body(request).await?;
+    let claim = match ctx.begin(&parts, &bytes).await? {
+        Ok(claim) => claim,
+        Err(replayed) => return Ok(replayed),
+    };
     let collection_path = parts.uri.path().to_owned();
     let target = target::<R>(parts)?;
     let server = ServerSet::create(&R::SPEC);
@@ -269,13 +311,28 @@ pub(crate) async fn create<R: Resource, H: Hooks<R>>(
         return Err(Problem::new(StatusCode::FORBIDDEN)
             .with_detail("the item would be outside what you may see"));
     }
-    let stored = ctx.repo.create(target.parent(), item).await?;
-    ctx.hooks.after_create(&target.context, &stored.item).await;
-    let mut response = item_response::<R>(StatusCode::CREATED, &stored.record);
-    if let Some(location) = item_location(&collection_path, &stored.record.id) {
-        response.headers_mut().insert(LOCATION, location);
+    let Some(claim) = claim else {
+        let stored = ctx.repo.create(target.parent(), item).await?;
+        ctx.hooks.after_create(&target.context, &stored.item).await;
+        let location = item_location(&collection_path, &stored.record.id);
+        return Ok(item_reply::<R>(StatusCode::CREATED, &stored.record, location)?.into_response());
+    };
+    // With a key, the record and the key's answer commit in one transaction.
+    let write = ctx.repo.create_write(target.parent(), &item)?;
+    let outcome = claim
+        .commit(vec![write], move |written| {
+            let record = only_record(written)?;
+            let location = item_location(&collection_path, &record.id);
+            item_reply::<R>(StatusCode::CREATED, record, location)
+        })
+        .await?;
+    if let Some(mut written) = outcome.written {
+        if let Some(record) = written.pop().flatten() {
+            let stored = ctx.repo.stored(record)?;
+            ctx.hooks.after_create(&target.context, &stored.item).await;
+        }
     }
-    Ok(response)
+    Ok(outcome.response)
 }
 
 pub(crate) async fn read<R: Resource, H: Hooks<R>>(
@@ -303,7 +360,7 @@ pub(crate) async fn read<R: Resource, H: Hooks<R>>(
     {
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)], ()).into_response());
     }
-    Ok(item_response::<R>(StatusCode::OK, &record))
+    item_response::<R>(StatusCode::OK, &record)
 }
 
 /// The item a write targets, as stored now, checked against `If-Match` (412 when it changed).
@@ -340,14 +397,20 @@ pub(crate) async fn update<R: Resource, H: Hooks<R>>(
 ) -> Result<Response, Problem> {
     let (parts, body) = json_document(request).await?;
     let current = current_for_write(&ctx, parts).await?;
-    replace_with(&ctx, current, &body).await
+    replace_with(&ctx, current, &body, None).await
 }
 
 pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
     State(ctx): Shared<R, H>,
     request: Request,
 ) -> Result<Response, Problem> {
-    let (parts, patch) = json_document(request).await?;
+    let (parts, bytes) = json_body(request).await?;
+    let claim = match ctx.begin(&parts, &bytes).await? {
+        Ok(claim) => claim,
+        Err(replayed) => return Ok(replayed),
+    };
+    // A `Value` has no shape to get wrong: only a malformed body fails here.
+    let patch = Json::<Value>::from_bytes(&bytes)?.0;
     let Value::Object(mut patch) = patch else {
         return Err(Problem::unprocessable(
             "a merge patch must be a JSON object",
@@ -359,14 +422,16 @@ pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
     patch.retain(|key, _| !R::SPEC.is_server_set(key));
     let mut merged = record_document(&R::SPEC, &current.stored.record);
     merge_patch(&mut merged, Value::Object(patch));
-    replace_with(&ctx, current, &merged).await
+    replace_with(&ctx, current, &merged, claim).await
 }
 
-/// Replaces the current item with the one `body` asks for (a `PUT` body or a merged patch).
+/// Replaces the current item with the one `body` asks for (a `PUT` body or a merged patch),
+/// committing the key's answer with it when the request carried a key.
 async fn replace_with<R: Resource, H: Hooks<R>>(
     ctx: &Ctx<R, H>,
     Current { target, stored }: Current<R>,
     body: &Value,
+    claim: Option<Claim>,
 ) -> Result<Response, Problem> {
     let id = target.id();
     let server = ServerSet {
@@ -379,14 +444,33 @@ async fn replace_with<R: Resource, H: Hooks<R>>(
         .await?;
     // The version read above guards the write: a concurrent change in between is a 412, not
     // a lost update.
-    let replaced = ctx
+    let Some(claim) = claim else {
+        let replaced = ctx
+            .repo
+            .replace(target.parent(), id, next, Some(stored.version()))
+            .await?;
+        ctx.hooks
+            .after_update(&target.context, &replaced.item)
+            .await;
+        return item_response::<R>(StatusCode::OK, &replaced.record);
+    };
+    let write = ctx
         .repo
-        .replace(target.parent(), id, next, Some(stored.version()))
+        .replace_write(target.parent(), id, &next, Some(stored.version()))?;
+    let outcome = claim
+        .commit(vec![write], |written| {
+            item_reply::<R>(StatusCode::OK, only_record(written)?, None)
+        })
         .await?;
-    ctx.hooks
-        .after_update(&target.context, &replaced.item)
-        .await;
-    Ok(item_response::<R>(StatusCode::OK, &replaced.record))
+    if let Some(mut written) = outcome.written {
+        if let Some(record) = written.pop().flatten() {
+            let replaced = ctx.repo.stored(record)?;
+            ctx.hooks
+                .after_update(&target.context, &replaced.item)
+                .await;
+        }
+    }
+    Ok(outcome.response)
 }
 
 pub(crate) async fn delete<R: Resource, H: Hooks<R>>(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::document::{collection, decode, to_data};
 use super::ids;
 use super::spec::Resource;
-use super::store::{Collection, Id, ListQuery, Page, Record, Store, StoreError};
+use super::store::{Collection, Id, ListQuery, Page, Record, Store, StoreError, Write};
 
 /// Typed access to a resource's store. The generated endpoints go through it, and so can
 /// endpoints written by hand next to them (a checkout that reads and empties a cart, say).
@@ -66,6 +66,62 @@ impl<R: Resource> Repo<R> {
             collection: Arc::new(collection(&R::SPEC)),
             _resource: PhantomData,
         }
+    }
+
+    /// The store the items are kept in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The write that creates `item`, for [`Store::commit`] (with other writes, or with an
+    /// idempotency key through [`Claim::commit`](crate::idempotency::Claim::commit)). Ids as
+    /// [`create`](Self::create).
+    pub fn create_write(&self, parent: Option<&str>, item: &R) -> Result<Write, StoreError> {
+        let (id, data) = to_data(item)?;
+        Ok(Write::Create {
+            collection: self.collection.clone(),
+            parent: parent.map(str::to_owned),
+            id: ids::chosen(id),
+            data,
+        })
+    }
+
+    /// The write that replaces item `id` with `item`, if it is still at `if_version` when
+    /// given, for [`Store::commit`].
+    pub fn replace_write(
+        &self,
+        parent: Option<&str>,
+        id: &Id,
+        item: &R,
+        if_version: Option<u64>,
+    ) -> Result<Write, StoreError> {
+        let (_, data) = to_data(item)?;
+        Ok(Write::Replace {
+            collection: self.collection.clone(),
+            parent: parent.map(str::to_owned),
+            id: id.clone(),
+            data,
+            if_version,
+        })
+    }
+
+    /// The write that deletes item `id`, if it is still at `if_version` when given, for
+    /// [`Store::commit`].
+    pub fn delete_write(&self, parent: Option<&str>, id: &Id, if_version: Option<u64>) -> Write {
+        Write::Delete {
+            collection: self.collection.clone(),
+            parent: parent.map(str::to_owned),
+            id: id.clone(),
+            if_version,
+        }
+    }
+
+    /// A record of this resource (one a commit stored) as a typed item.
+    pub fn stored(&self, record: Record) -> Result<Stored<R>, StoreError> {
+        Ok(Stored {
+            item: decode(&record)?,
+            record,
+        })
     }
 
     /// Creates the collection's tables and indexes now rather than on first use.

@@ -6,6 +6,7 @@ use super::hooks::{Hooks, NoHooks};
 use super::repo::Repo;
 use super::spec::Resource;
 use super::store::Store;
+use crate::idempotency::{Idempotency, IdempotencyConfig};
 use crate::router::{get, post, MethodRouter};
 use crate::Router;
 
@@ -31,6 +32,8 @@ pub struct ResourceRoutes<R, H = NoHooks> {
     store: Arc<dyn Store>,
     hooks: H,
     extra_create_paths: Vec<String>,
+    /// `Idempotency-Key` on create and `PATCH` (`None`: off).
+    idempotency: Option<IdempotencyConfig>,
     _resource: PhantomData<fn() -> R>,
 }
 
@@ -47,6 +50,7 @@ impl<R: Resource> ResourceRoutes<R> {
             store,
             hooks: NoHooks,
             extra_create_paths: Vec::new(),
+            idempotency: Some(IdempotencyConfig::default()),
             _resource: PhantomData,
         }
     }
@@ -59,8 +63,22 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
             store: self.store,
             hooks,
             extra_create_paths: self.extra_create_paths,
+            idempotency: self.idempotency,
             _resource: PhantomData,
         }
+    }
+
+    /// Honours `Idempotency-Key` on create and `PATCH` as `config` says (on by default, with
+    /// [`IdempotencyConfig::default`]); see [`idempotency`](crate::idempotency).
+    pub fn idempotency(mut self, config: IdempotencyConfig) -> Self {
+        self.idempotency = Some(config);
+        self
+    }
+
+    /// Ignores `Idempotency-Key`: each request runs.
+    pub fn without_idempotency(mut self) -> Self {
+        self.idempotency = None;
+        self
     }
 
     /// Also creates items at `path` (such as `/invoices` besides `/invoices/`), for APIs whose
@@ -74,7 +92,14 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
     pub fn router(self) -> Router {
         let spec = &R::SPEC;
         let actions = spec.actions;
-        let ctx = Arc::new(Ctx::new(Repo::<R>::new(self.store), self.hooks));
+        let idempotency = self
+            .idempotency
+            .map(|config| Idempotency::with_config(self.store.clone(), config));
+        let ctx = Arc::new(Ctx::new(
+            Repo::<R>::new(self.store),
+            self.hooks,
+            idempotency,
+        ));
         let mut router = Router::new();
         if actions.create {
             router = router.route(&spec.create_path(), post(handlers::create::<R, H>));

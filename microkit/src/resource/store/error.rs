@@ -50,6 +50,9 @@ pub enum StoreError {
     /// the server's data or code is at fault, never the request. The text names the record
     /// and the type, for logs.
     Incompatible(String),
+    /// A [`commit`](super::Store::commit)'s idempotency key already has an unexpired record
+    /// in its scope (another request with the key committed first): nothing was written.
+    KeyTaken,
 }
 
 impl StoreError {
@@ -110,6 +113,9 @@ impl StoreError {
                 "a stored item no longer fits its type: the service's data needs an upgrade",
             )
             .with_cause(reason),
+            StoreError::KeyTaken => {
+                Problem::conflict("a request with this Idempotency-Key was already processed")
+            }
         }
     }
 }
@@ -129,6 +135,7 @@ impl fmt::Display for StoreError {
             StoreError::Backend(error) => write!(f, "store backend error: {error}"),
             StoreError::Unavailable(error) => write!(f, "store backend unavailable: {error}"),
             StoreError::Incompatible(reason) => write!(f, "incompatible record: {reason}"),
+            StoreError::KeyTaken => f.write_str("the idempotency key is already recorded"),
         }
     }
 }

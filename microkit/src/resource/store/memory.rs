@@ -1,13 +1,13 @@
 //! [`MemoryStore`]: records in process memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{Map, Number, Value};
 
 use super::{
-    check_filters, check_id, id_for_create, Collection, Id, ListQuery, Page, Record, Store,
-    StoreError, StoreFuture,
+    check_filters, check_id, check_write, id_for_create, now_millis, Collection, Committed, Id,
+    KeyCommit, KeyRecord, ListQuery, Page, Record, Store, StoreError, StoreFuture, Write,
 };
 
 /// A store in process memory: fast, shared by the tasks of one process, gone on exit.
@@ -17,10 +17,26 @@ use super::{
 /// synchronous body of an operation and never across an `.await`: every operation is atomic,
 /// reads of one collection run in parallel, and writes to different collections do not
 /// contend. Soft-deleted records are kept aside as tombstones.
+///
+/// A [`commit`](Store::commit) holds the key records' lock and then the write locks of the
+/// tables it writes, taken in name order (so two commits cannot deadlock), applies its
+/// writes one by one and, should one fail, undoes the ones before it.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: RwLock<HashMap<Box<str>, RwLock<Table>>>,
+    /// Idempotency key records by scope and key.
+    keys: Mutex<KeyRecords>,
 }
+
+/// The key records, and how many commits ran since expired ones were last dropped.
+#[derive(Debug, Default)]
+struct KeyRecords {
+    records: HashMap<(String, String), KeyRecord>,
+    commits_since_purge: u32,
+}
+
+/// How many commits run between two sweeps of expired key records.
+const PURGE_EVERY: u32 = 256;
 
 impl MemoryStore {
     /// An empty store.
@@ -87,6 +103,10 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 #[derive(Debug)]
 struct Table {
     live: BTreeMap<Id, Slot>,
@@ -98,7 +118,7 @@ struct Table {
     unique: Vec<UniqueIndex>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slot {
     parent: Option<String>,
     version: u64,
@@ -179,6 +199,196 @@ impl Table {
         }
         Ok(slot)
     }
+}
+
+impl Table {
+    fn create(
+        &mut self,
+        parent: Option<&str>,
+        id: Option<Id>,
+        data: Map<String, Value>,
+    ) -> Result<Record, StoreError> {
+        let id = match id {
+            Some(id) if self.live.contains_key(&id) => {
+                return Err(StoreError::Duplicate { field: "id".into() });
+            }
+            Some(id) => id,
+            None => Id::Int(self.last_id + 1),
+        };
+        if let Some(field) = conflict(self, &data, None) {
+            return Err(StoreError::Duplicate {
+                field: field.into(),
+            });
+        }
+        // Nothing can fail from here on.
+        if let Id::Int(n) = id {
+            self.last_id = n;
+        }
+        for (field, index) in self.unique_fields.iter().zip(&mut self.unique) {
+            if let Some(value) = data.get(field) {
+                index.insert(value);
+            }
+        }
+        let version = self.tombstones.remove(&id).map_or(1, |old| old.version + 1);
+        let parent = parent.map(str::to_owned);
+        let data = Arc::new(data);
+        let slot = Slot {
+            parent: parent.clone(),
+            version,
+            data: data.clone(),
+        };
+        self.live.insert(id.clone(), slot);
+        Ok(Record {
+            id,
+            version,
+            parent,
+            data,
+        })
+    }
+
+    fn replace(
+        &mut self,
+        parent: Option<&str>,
+        id: &Id,
+        data: Map<String, Value>,
+        if_version: Option<u64>,
+    ) -> Result<Record, StoreError> {
+        let slot = self.slot(parent, id)?;
+        check_version(slot.version, if_version)?;
+        if let Some(field) = conflict(self, &data, Some(&slot.data)) {
+            return Err(StoreError::Duplicate {
+                field: field.into(),
+            });
+        }
+        let Table {
+            live,
+            unique_fields,
+            unique,
+            ..
+        } = self;
+        let slot = live.get_mut(id).ok_or(StoreError::NotFound)?;
+        for (field, index) in unique_fields.iter().zip(unique) {
+            let (old, new) = (slot.data.get(field), data.get(field));
+            if old.zip(new).is_some_and(|(old, new)| json_eq(old, new)) {
+                continue;
+            }
+            if let Some(old) = old {
+                index.remove(old);
+            }
+            if let Some(new) = new {
+                index.insert(new);
+            }
+        }
+        slot.version += 1;
+        let data = Arc::new(data);
+        slot.data = data.clone();
+        Ok(Record {
+            id: id.clone(),
+            version: slot.version,
+            parent: slot.parent.clone(),
+            data,
+        })
+    }
+
+    fn delete(
+        &mut self,
+        c: &Collection,
+        parent: Option<&str>,
+        id: &Id,
+        if_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut slot = self.take(parent, id, if_version)?;
+        if c.is_soft_delete() {
+            slot.version += 1;
+            self.tombstones.insert(id.clone(), slot);
+        }
+        Ok(())
+    }
+
+    /// Applies one write of a commit, returning what undoes it and the record it stored.
+    fn apply(&mut self, write: Write) -> Result<(Undo, Option<Record>), StoreError> {
+        match write {
+            Write::Create {
+                parent, id, data, ..
+            } => {
+                let before = id.as_ref().map(|id| self.before(id));
+                let last_id = self.last_id;
+                self.create(parent.as_deref(), id, data).map(|record| {
+                    let before = before.unwrap_or_else(|| Undo {
+                        id: record.id.clone(),
+                        live: None,
+                        tombstone: None,
+                        last_id,
+                    });
+                    (before, Some(record))
+                })
+            }
+            Write::Replace {
+                parent,
+                id,
+                data,
+                if_version,
+                ..
+            } => {
+                let before = self.before(&id);
+                self.replace(parent.as_deref(), &id, data, if_version)
+                    .map(|record| (before, Some(record)))
+            }
+            Write::Delete {
+                collection,
+                parent,
+                id,
+                if_version,
+            } => {
+                let before = self.before(&id);
+                self.delete(&collection, parent.as_deref(), &id, if_version)
+                    .map(|()| (before, None))
+            }
+        }
+    }
+
+    /// What a write may change about `id`, to put back should a later write of the same
+    /// commit fail.
+    fn before(&self, id: &Id) -> Undo {
+        Undo {
+            id: id.clone(),
+            live: self.live.get(id).cloned(),
+            tombstone: self.tombstones.get(id).cloned(),
+            last_id: self.last_id,
+        }
+    }
+
+    /// Puts `id` back as `undo` found it, unique indexes included.
+    fn undo(&mut self, undo: Undo) {
+        if let Some(now) = self.live.remove(&undo.id) {
+            for (field, index) in self.unique_fields.iter().zip(&mut self.unique) {
+                if let Some(value) = now.data.get(field) {
+                    index.remove(value);
+                }
+            }
+        }
+        if let Some(old) = undo.live {
+            for (field, index) in self.unique_fields.iter().zip(&mut self.unique) {
+                if let Some(value) = old.data.get(field) {
+                    index.insert(value);
+                }
+            }
+            self.live.insert(undo.id.clone(), old);
+        }
+        match undo.tombstone {
+            Some(old) => self.tombstones.insert(undo.id, old),
+            None => self.tombstones.remove(&undo.id),
+        };
+        self.last_id = undo.last_id;
+    }
+}
+
+/// A record as it was before a write of a commit.
+struct Undo {
+    id: Id,
+    live: Option<Slot>,
+    tombstone: Option<Slot>,
+    last_id: i64,
 }
 
 fn check_version(current: u64, if_version: Option<u64>) -> Result<(), StoreError> {
@@ -321,47 +531,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Record> {
         Box::pin(async move {
             let id = id_for_create(c, id)?;
-            self.write(c, |table| {
-                let id = match id {
-                    Some(id) if table.live.contains_key(&id) => {
-                        return Err(StoreError::Duplicate { field: "id".into() });
-                    }
-                    Some(id) => id,
-                    None => Id::Int(table.last_id + 1),
-                };
-                if let Some(field) = conflict(table, &data, None) {
-                    return Err(StoreError::Duplicate {
-                        field: field.into(),
-                    });
-                }
-                // Nothing can fail from here on.
-                if let Id::Int(n) = id {
-                    table.last_id = n;
-                }
-                for (field, index) in table.unique_fields.iter().zip(&mut table.unique) {
-                    if let Some(value) = data.get(field) {
-                        index.insert(value);
-                    }
-                }
-                let version = table
-                    .tombstones
-                    .remove(&id)
-                    .map_or(1, |old| old.version + 1);
-                let parent = parent.map(str::to_owned);
-                let data = Arc::new(data);
-                let slot = Slot {
-                    parent: parent.clone(),
-                    version,
-                    data: data.clone(),
-                };
-                table.live.insert(id.clone(), slot);
-                Ok(Record {
-                    id,
-                    version,
-                    parent,
-                    data,
-                })
-            })
+            self.write(c, |table| table.create(parent, id, data))
         })
     }
 
@@ -389,43 +559,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Record> {
         Box::pin(async move {
             check_id(c, id)?;
-            self.write(c, |table| {
-                let slot = table.slot(parent, id)?;
-                check_version(slot.version, if_version)?;
-                if let Some(field) = conflict(table, &data, Some(&slot.data)) {
-                    return Err(StoreError::Duplicate {
-                        field: field.into(),
-                    });
-                }
-                let Table {
-                    live,
-                    unique_fields,
-                    unique,
-                    ..
-                } = table;
-                let slot = live.get_mut(id).ok_or(StoreError::NotFound)?;
-                for (field, index) in unique_fields.iter().zip(unique) {
-                    let (old, new) = (slot.data.get(field), data.get(field));
-                    if old.zip(new).is_some_and(|(old, new)| json_eq(old, new)) {
-                        continue;
-                    }
-                    if let Some(old) = old {
-                        index.remove(old);
-                    }
-                    if let Some(new) = new {
-                        index.insert(new);
-                    }
-                }
-                slot.version += 1;
-                let data = Arc::new(data);
-                slot.data = data.clone();
-                Ok(Record {
-                    id: id.clone(),
-                    version: slot.version,
-                    parent: slot.parent.clone(),
-                    data,
-                })
-            })
+            self.write(c, |table| table.replace(parent, id, data, if_version))
         })
     }
 
@@ -438,14 +572,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             check_id(c, id)?;
-            self.write(c, |table| {
-                let mut slot = table.take(parent, id, if_version)?;
-                if c.is_soft_delete() {
-                    slot.version += 1;
-                    table.tombstones.insert(id.clone(), slot);
-                }
-                Ok(())
-            })
+            self.write(c, |table| table.delete(c, parent, id, if_version))
         })
     }
 
@@ -488,15 +615,129 @@ impl Store for MemoryStore {
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in &ids {
-                    let mut slot = table.take(parent, id, None)?;
-                    if c.is_soft_delete() {
-                        slot.version += 1;
-                        table.tombstones.insert(id.clone(), slot);
-                    }
+                    table.delete(c, parent, id, None)?;
                 }
                 Ok(ids.len() as u64)
             })
         })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        writes: Vec<Write>,
+        key: Option<KeyCommit>,
+    ) -> StoreFuture<'a, Committed> {
+        Box::pin(async move { self.commit_now(writes, key) })
+    }
+
+    fn key_record<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            let now = now_millis();
+            Ok(lock(&self.keys)
+                .records
+                .get(&(scope.to_owned(), key.to_owned()))
+                .filter(|record| !record.is_expired(now))
+                .cloned())
+        })
+    }
+}
+
+impl MemoryStore {
+    fn commit_now(
+        &self,
+        writes: Vec<Write>,
+        key: Option<KeyCommit>,
+    ) -> Result<Committed, StoreError> {
+        // Checked before any lock: a bad id fails the commit with nothing changed.
+        let mut writes = writes;
+        for write in &mut writes {
+            check_write(write)?;
+        }
+        let mut names: Vec<Arc<Collection>> =
+            writes.iter().map(|w| w.collection().clone()).collect();
+        names.sort_by(|a, b| a.name().cmp(b.name()));
+        names.dedup_by(|a, b| a.name() == b.name());
+        for c in &names {
+            self.prepare_table(c)?;
+        }
+        let now = now_millis();
+        let mut keys = lock(&self.keys);
+        if let Some(key) = &key {
+            let held = keys
+                .records
+                .get(&(key.scope.clone(), key.key.clone()))
+                .is_some_and(|record| !record.is_expired(now));
+            if held {
+                return Err(StoreError::KeyTaken);
+            }
+        }
+        let tables = read(&self.tables);
+        let mut locked: Vec<(&str, RwLockWriteGuard<'_, Table>)> = Vec::with_capacity(names.len());
+        for c in &names {
+            let table = tables
+                .get(c.name())
+                .ok_or_else(|| StoreError::backend("a prepared table vanished"))?;
+            let mut table = write(table);
+            if table.unique_fields != c.unique_fields() {
+                table.reindex(c)?;
+            }
+            locked.push((c.name(), table));
+        }
+        let mut undo: Vec<(usize, Undo)> = Vec::with_capacity(writes.len());
+        let mut written = Vec::with_capacity(writes.len());
+        let mut failed = None;
+        for write in writes {
+            let slot = locked
+                .iter()
+                .position(|(name, _)| *name == write.collection().name())
+                .expect("every written table is locked");
+            let table = &mut locked[slot].1;
+            let result = table.apply(write);
+            match result {
+                Ok((before, record)) => {
+                    undo.push((slot, before));
+                    written.push(record);
+                }
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        let key_record = match (failed, key) {
+            (Some(error), _) => Err(error),
+            (None, None) => Ok(None),
+            (None, Some(key)) => {
+                (key.respond)(&written).map(|record| Some((key.scope, key.key, record)))
+            }
+        };
+        match key_record {
+            Err(error) => {
+                for (slot, before) in undo.into_iter().rev() {
+                    locked[slot].1.undo(before);
+                }
+                Err(error)
+            }
+            Ok(key_record) => {
+                keys.commits_since_purge += 1;
+                if keys.commits_since_purge >= PURGE_EVERY {
+                    keys.commits_since_purge = 0;
+                    keys.records.retain(|_, record| !record.is_expired(now));
+                }
+                let key_record = key_record.map(|(scope, key, record)| {
+                    keys.records.insert((scope, key), record.clone());
+                    record
+                });
+                Ok(Committed {
+                    written,
+                    key_record,
+                })
+            }
+        }
     }
 }
 

@@ -32,16 +32,23 @@
 //! - **Comparisons** (unique fields and list filters) are exact between values of the same
 //!   JSON type, which is all a typed resource ever stores in one field. Comparisons across
 //!   types (the string `"1"` and the number `1`) are unspecified.
+//! - **Commits.** [`Store::commit`] applies several writes, across collections, and an
+//!   idempotency key record (see [`idempotency`](crate::idempotency)) in one transaction: all
+//!   of it is durable, or none of it. A key is kept once per scope until it expires; a commit
+//!   whose key another commit holds changes nothing and fails with
+//!   [`KeyTaken`](StoreError::KeyTaken).
 
 mod collection;
 mod error;
 mod id;
+mod key_record;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod record;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod write;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,8 +58,10 @@ use serde_json::{Map, Value};
 pub use self::collection::{Collection, InvalidName};
 pub use self::error::StoreError;
 pub use self::id::{Id, IdKind, MAX_TEXT_ID_LEN};
+pub use self::key_record::{epoch_millis, now_millis, KeyRecord};
 pub use self::memory::MemoryStore;
 pub use self::record::{ListQuery, Page, Record};
+pub use self::write::{Committed, KeyCommit, Respond, Write, Written};
 
 /// The future a [`Store`] method returns: boxed so that the trait stays dyn-compatible.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -120,6 +129,36 @@ pub trait Store: Send + Sync + 'static {
         collection: &'a Collection,
         parent: Option<&'a str>,
     ) -> StoreFuture<'a, u64>;
+
+    /// Applies `writes` in order and records `key` with them, in one transaction: either all
+    /// of it is stored (durably, for a durable store) or nothing is. A failing write fails the
+    /// commit with its error. A key whose scope already holds an unexpired record fails it with
+    /// [`StoreError::KeyTaken`]; an expired one is replaced.
+    ///
+    /// The default implementation refuses: a store that keeps no key records cannot honour
+    /// `Idempotency-Key`.
+    fn commit<'a>(
+        &'a self,
+        writes: Vec<Write>,
+        key: Option<KeyCommit>,
+    ) -> StoreFuture<'a, Committed> {
+        let _ = (writes, key);
+        Box::pin(async {
+            Err(StoreError::backend(
+                "this store does not support atomic commits and idempotency keys",
+            ))
+        })
+    }
+
+    /// The unexpired record kept under `key` in `scope`, if any.
+    fn key_record<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<KeyRecord>> {
+        let _ = (scope, key);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The id a create stores: checked, generated for UUIDs, `None` when the backend allocates it.
@@ -138,6 +177,18 @@ pub(crate) fn id_for_create(
         (IdKind::Text, None) => Err(StoreError::InvalidId("a text id is required".into())),
         (kind, Some(id)) => id.checked(kind).map(Some).ok_or_else(|| invalid_id(kind)),
     }
+}
+
+/// Checks a write of a commit before anything is written: its id as the single operation
+/// would check it, a create's id generated or left for the backend to allocate.
+pub(crate) fn check_write(write: &mut Write) -> Result<(), StoreError> {
+    match write {
+        Write::Create { collection, id, .. } => *id = id_for_create(collection, id.take())?,
+        Write::Replace { collection, id, .. } | Write::Delete { collection, id, .. } => {
+            check_id(collection, id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Fails with [`StoreError::InvalidId`] unless `id` has the collection's shape.

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,8 +16,8 @@ use tokio_postgres::NoTls;
 pub use self::config::PostgresConfig;
 use self::failure::{failure, pool_failure};
 use super::{
-    check_filters, check_id, id_for_create, Collection, Id, IdKind, ListQuery, Page, Record, Store,
-    StoreError, StoreFuture,
+    check_filters, check_id, check_write, id_for_create, now_millis, Collection, Committed, Id,
+    IdKind, KeyCommit, KeyRecord, ListQuery, Page, Record, Store, StoreError, StoreFuture, Write,
 };
 
 mod config;
@@ -27,6 +28,26 @@ mod failure;
 const PREPARE_LOCK: i64 = 0x6d69_6372_6f6b_6974;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// The table of idempotency key records. Its leading underscore keeps it apart from every
+/// collection (collection names start with a letter).
+const KEYS_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_microkit_idempotency\" (\
+    scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, \
+    headers JSONB NOT NULL, body BYTEA NOT NULL, expires_at BIGINT NOT NULL, \
+    PRIMARY KEY (scope, key));";
+
+/// Claims a key for the transaction: a new row, or an expired one taken over. No row returned:
+/// an unexpired record holds the key (a concurrent claim waits here for the first to end).
+const CLAIM_KEY: &str = "INSERT INTO \"_microkit_idempotency\" AS k \
+    (scope, key, fingerprint, status, headers, body, expires_at) \
+    VALUES ($1, $2, '', 0, '[]', '', 0) \
+    ON CONFLICT (scope, key) DO UPDATE SET status = 0 WHERE k.expires_at <= $3 RETURNING 1";
+
+const FILL_KEY: &str = "UPDATE \"_microkit_idempotency\" SET fingerprint = $3, status = $4, \
+    headers = $5, body = $6, expires_at = $7 WHERE scope = $1 AND key = $2";
+
+/// How many commits run between two sweeps of expired key records.
+const PURGE_EVERY: u32 = 256;
 
 /// A store in PostgreSQL, for deployments that outgrow one machine.
 ///
@@ -60,10 +81,19 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// counts and pages on one snapshot. `prepare` runs its `CREATE ... IF NOT EXISTS` under a
 /// transaction-scoped advisory lock, so processes starting together do not race on the
 /// catalog (and it retries once if something else did).
+///
+/// A [`commit`](Store::commit) is one transaction: it claims its idempotency key first (in
+/// the table `_microkit_idempotency`, created on first use; a concurrent claim of the same
+/// key waits for it and then finds the key taken), applies its writes, fills in the key's
+/// response and commits.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
     tables: Arc<Mutex<HashMap<String, Arc<Sql>>>>,
+    /// Whether the key records' table exists.
+    keys_ready: Arc<AtomicBool>,
+    /// Commits since expired key records were last swept.
+    commits_since_purge: Arc<AtomicU32>,
     /// The client-side bound of one operation (see [`PostgresConfig::operation_timeout`]).
     operation_timeout: Duration,
 }
@@ -137,6 +167,8 @@ impl PostgresStore {
         Ok(Self {
             pool,
             tables: Arc::default(),
+            keys_ready: Arc::default(),
+            commits_since_purge: Arc::default(),
             operation_timeout: config.operation_timeout(),
         })
     }
@@ -161,6 +193,22 @@ impl PostgresStore {
                     )))
                 })
         })
+    }
+
+    /// Creates the key records' table, once.
+    async fn keys_table(&self) -> Result<(), StoreError> {
+        if self.keys_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(failure)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PREPARE_LOCK])
+            .await
+            .map_err(failure)?;
+        tx.batch_execute(KEYS_DDL).await.map_err(failure)?;
+        tx.commit().await.map_err(failure)?;
+        self.keys_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The SQL of a collection, preparing it first if needed.
@@ -389,6 +437,107 @@ fn backend(error: tokio_postgres::Error) -> StoreError {
     StoreError::backend(error)
 }
 
+/// The id and version an insert returned; no row means a live record has the id.
+fn inserted(sql: &Sql, row: Option<tokio_postgres::Row>) -> Result<(Id, u64), StoreError> {
+    let row = row.ok_or(StoreError::Duplicate { field: "id".into() })?;
+    let id = sql
+        .id(&row, 0)
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)?;
+    Ok((id, version(row.try_get(1).map_err(backend)?)))
+}
+
+/// The new version a replace returned: no row, no record; no new version, a stale one.
+fn replaced(row: Option<tokio_postgres::Row>) -> Result<u64, StoreError> {
+    let row = row.ok_or(StoreError::NotFound)?;
+    let current = version(row.try_get(0).map_err(backend)?);
+    let new: Option<i64> = row.try_get(1).map_err(backend)?;
+    new.map(version)
+        .ok_or(StoreError::VersionMismatch { current })
+}
+
+/// Whether a delete deleted: no row, no record; not deleted, a stale version.
+fn deleted(row: Option<tokio_postgres::Row>) -> Result<(), StoreError> {
+    let row = row.ok_or(StoreError::NotFound)?;
+    let current = version(row.try_get(0).map_err(backend)?);
+    let deleted: bool = row.try_get(1).map_err(backend)?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(StoreError::VersionMismatch { current })
+    }
+}
+
+/// An `if_version` as a parameter; `Err` for one no record ever reaches.
+fn expected_version(if_version: Option<u64>) -> Result<Option<i64>, StoreError> {
+    if_version
+        .map(i64::try_from)
+        .transpose()
+        .map_err(|_| StoreError::NotFound)
+}
+
+/// Applies one write of a commit inside its transaction.
+async fn apply(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &Sql,
+    write: Write,
+) -> Result<Option<Record>, StoreError> {
+    match write {
+        Write::Create {
+            parent, id, data, ..
+        } => {
+            let stmt = tx.prepare_cached(&sql.insert).await.map_err(failure)?;
+            let json = Json(&data);
+            let row = match &id {
+                None => tx.query_opt(&stmt, &[&parent, &json]).await,
+                Some(id) => tx.query_opt(&stmt, &[&parent, &json, id_param(id)]).await,
+            }
+            .map_err(|e| sql.write_error(e))?;
+            let (id, version) = inserted(sql, row)?;
+            Ok(Some(Record {
+                id,
+                version,
+                parent,
+                data: Arc::new(data),
+            }))
+        }
+        Write::Replace {
+            parent,
+            id,
+            data,
+            if_version,
+            ..
+        } => {
+            let expected = expected_version(if_version)?;
+            let stmt = tx.prepare_cached(&sql.replace).await.map_err(failure)?;
+            let row = tx
+                .query_opt(&stmt, &[id_param(&id), &parent, &expected, &Json(&data)])
+                .await
+                .map_err(|e| sql.write_error(e))?;
+            Ok(Some(Record {
+                version: replaced(row)?,
+                id,
+                parent,
+                data: Arc::new(data),
+            }))
+        }
+        Write::Delete {
+            parent,
+            id,
+            if_version,
+            ..
+        } => {
+            let expected = expected_version(if_version)?;
+            let stmt = tx.prepare_cached(&sql.delete).await.map_err(failure)?;
+            let row = tx
+                .query_opt(&stmt, &[id_param(&id), &parent, &expected])
+                .await
+                .map_err(failure)?;
+            deleted(row).map(|()| None)
+        }
+    }
+}
+
 impl Store for PostgresStore {
     fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
         self.guarded(async move {
@@ -419,13 +568,8 @@ impl Store for PostgresStore {
                         .await
                 }
             }
-            .map_err(|e| sql.write_error(e))?
-            .ok_or(StoreError::Duplicate { field: "id".into() })?;
-            let id = sql
-                .id(&row, 0)
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound)?;
-            let version = version(row.try_get(1).map_err(backend)?);
+            .map_err(|e| sql.write_error(e))?;
+            let (id, version) = inserted(&sql, row)?;
             Ok(Record {
                 id,
                 version,
@@ -473,24 +617,18 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Record> {
         self.guarded(async move {
             check_id(c, id)?;
-            let Some(expected) = if_version.map(i64::try_from).transpose().ok() else {
-                // No record ever gets that far.
-                return Err(StoreError::NotFound);
-            };
+            // No record ever gets past `i64::MAX`.
+            let expected = expected_version(if_version)?;
             let sql = self.sql(c).await?;
             let client = self.client().await?;
             let stmt = client.prepare_cached(&sql.replace).await.map_err(failure)?;
             let row = client
                 .query_opt(&stmt, &[id_param(id), &parent, &expected, &Json(&data)])
                 .await
-                .map_err(|e| sql.write_error(e))?
-                .ok_or(StoreError::NotFound)?;
-            let current = version(row.try_get(0).map_err(backend)?);
-            let new: Option<i64> = row.try_get(1).map_err(backend)?;
-            let new = new.ok_or(StoreError::VersionMismatch { current })?;
+                .map_err(|e| sql.write_error(e))?;
             Ok(Record {
                 id: id.clone(),
-                version: version(new),
+                version: replaced(row)?,
                 parent: parent.map(str::to_owned),
                 data: Arc::new(data),
             })
@@ -506,24 +644,15 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, ()> {
         self.guarded(async move {
             check_id(c, id)?;
-            let Some(expected) = if_version.map(i64::try_from).transpose().ok() else {
-                return Err(StoreError::NotFound);
-            };
+            let expected = expected_version(if_version)?;
             let sql = self.sql(c).await?;
             let client = self.client().await?;
             let stmt = client.prepare_cached(&sql.delete).await.map_err(failure)?;
             let row = client
                 .query_opt(&stmt, &[id_param(id), &parent, &expected])
                 .await
-                .map_err(failure)?
-                .ok_or(StoreError::NotFound)?;
-            let current = version(row.try_get(0).map_err(backend)?);
-            let deleted: bool = row.try_get(1).map_err(backend)?;
-            if deleted {
-                Ok(())
-            } else {
-                Err(StoreError::VersionMismatch { current })
-            }
+                .map_err(failure)?;
+            deleted(row)
         })
     }
 
@@ -600,6 +729,112 @@ impl Store for PostgresStore {
             let stmt = client.prepare_cached(&text).await.map_err(failure)?;
             let params: Vec<Param<'_>> = parent.iter().map(|p| p as Param<'_>).collect();
             client.execute(&stmt, &params).await.map_err(failure)
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        writes: Vec<Write>,
+        key: Option<KeyCommit>,
+    ) -> StoreFuture<'a, Committed> {
+        self.guarded(async move {
+            let mut planned = Vec::with_capacity(writes.len());
+            for mut write in writes {
+                check_write(&mut write)?;
+                let sql = self.sql(write.collection()).await?;
+                planned.push((sql, write));
+            }
+            if key.is_some() {
+                self.keys_table().await?;
+            }
+            let now = now_millis();
+            let mut client = self.client().await?;
+            // Dropped without a commit on any error below: everything rolls back.
+            let tx = client.transaction().await.map_err(failure)?;
+            if let Some(key) = &key {
+                let claimed = tx
+                    .query_opt(CLAIM_KEY, &[&key.scope, &key.key, &now])
+                    .await
+                    .map_err(failure)?;
+                if claimed.is_none() {
+                    return Err(StoreError::KeyTaken);
+                }
+            }
+            let mut written = Vec::with_capacity(planned.len());
+            for (sql, write) in planned {
+                written.push(apply(&tx, &sql, write).await?);
+            }
+            let key_record = match key {
+                None => None,
+                Some(key) => {
+                    let record = (key.respond)(&written)?;
+                    let status = i32::from(record.status);
+                    let headers = Json(&record.headers);
+                    tx.execute(
+                        FILL_KEY,
+                        &[
+                            &key.scope,
+                            &key.key,
+                            &record.fingerprint,
+                            &status,
+                            &headers,
+                            &&record.body[..],
+                            &record.expires_at,
+                        ],
+                    )
+                    .await
+                    .map_err(failure)?;
+                    if self.commits_since_purge.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == 0 {
+                        tx.execute(
+                            "DELETE FROM \"_microkit_idempotency\" WHERE expires_at <= $1 AND status <> 0",
+                            &[&now],
+                        )
+                        .await
+                        .map_err(failure)?;
+                    }
+                    Some(record)
+                }
+            };
+            tx.commit().await.map_err(failure)?;
+            Ok(Committed { written, key_record })
+        })
+    }
+
+    fn key_record<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.guarded(async move {
+            self.keys_table().await?;
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT fingerprint, status, headers, body, expires_at \
+                     FROM \"_microkit_idempotency\" \
+                     WHERE scope = $1 AND key = $2 AND expires_at > $3",
+                )
+                .await
+                .map_err(failure)?;
+            let Some(row) = client
+                .query_opt(&stmt, &[&scope, &key, &now_millis()])
+                .await
+                .map_err(failure)?
+            else {
+                return Ok(None);
+            };
+            let status: i32 = row.try_get(1).map_err(backend)?;
+            let Json(headers) = row
+                .try_get::<_, Json<Vec<(String, String)>>>(2)
+                .map_err(backend)?;
+            let body: Vec<u8> = row.try_get(3).map_err(backend)?;
+            Ok(Some(KeyRecord {
+                fingerprint: row.try_get(0).map_err(backend)?,
+                status: u16::try_from(status).map_err(StoreError::backend)?,
+                headers,
+                body: body.into(),
+                expires_at: row.try_get(4).map_err(backend)?,
+            }))
         })
     }
 }

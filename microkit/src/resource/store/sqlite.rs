@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use serde_json::{Map, Value};
 
 use self::failure::failure;
 use super::{
-    check_filters, check_id, id_for_create, Collection, Id, IdKind, ListQuery, Page, Record, Store,
-    StoreError, StoreFuture,
+    check_filters, check_id, check_write, id_for_create, now_millis, Collection, Committed, Id,
+    IdKind, KeyCommit, KeyRecord, ListQuery, Page, Record, Store, StoreError, StoreFuture, Write,
 };
 
 mod failure;
@@ -24,6 +25,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many idle read connections are kept open.
 const MAX_IDLE_READERS: usize = 4;
+
+/// The table of idempotency key records. Its leading underscore keeps it apart from every
+/// collection (collection names start with a letter).
+const KEYS_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_microkit_idempotency\" (\
+    scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, \
+    headers TEXT NOT NULL, body BLOB NOT NULL, expires_at INTEGER NOT NULL, \
+    PRIMARY KEY (scope, key)) WITHOUT ROWID;";
+
+/// How many commits run between two sweeps of expired key records.
+const PURGE_EVERY: u32 = 256;
 
 /// A store in a SQLite database file: embedded, durable, shareable by the processes of one
 /// machine. SQLite is compiled in (`rusqlite`'s `bundled` feature): users install nothing.
@@ -53,6 +64,9 @@ const MAX_IDLE_READERS: usize = 4;
 /// indexes on `json_extract(data, '$.<field>') WHERE deleted = 0`; filterable fields get
 /// plain indexes on the same expression. Read-modify-write operations run in `BEGIN
 /// IMMEDIATE` transactions, which take the write lock up front and so cannot deadlock.
+///
+/// Idempotency key records live in the table `_microkit_idempotency` (created on first use),
+/// written in the same transaction as the writes of their [`commit`](Store::commit).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -64,6 +78,10 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// The collections prepared so far, with their statements.
     tables: Mutex<HashMap<String, Arc<Sql>>>,
+    /// Whether the key records' table exists.
+    keys_ready: AtomicBool,
+    /// Commits since expired key records were last swept.
+    commits_since_purge: AtomicU32,
 }
 
 impl std::fmt::Debug for Inner {
@@ -96,6 +114,8 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 tables: Mutex::new(HashMap::new()),
+                keys_ready: AtomicBool::new(false),
+                commits_since_purge: AtomicU32::new(0),
             }),
         })
     }
@@ -115,6 +135,17 @@ impl SqliteStore {
         let inner = self.inner.clone();
         let c = c.clone();
         blocking(move || inner.prepare(c)).await
+    }
+
+    /// Creates the key records' table, once.
+    async fn keys_table(&self) -> Result<(), StoreError> {
+        if self.inner.keys_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.write(|conn| conn.execute_batch(KEYS_DDL).map_err(failure))
+            .await?;
+        self.inner.keys_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Runs `f` on the writer connection, on the blocking pool.
@@ -396,6 +427,142 @@ fn current_version(
     }
 }
 
+/// Inserts a record (see [`Store::create`]); `id` is already checked.
+fn insert(
+    conn: &Connection,
+    sql: &Sql,
+    parent: Option<&str>,
+    id: Option<&Id>,
+    json: &str,
+) -> Result<(Id, u64), StoreError> {
+    let mut stmt = conn.prepare_cached(&sql.insert).map_err(failure)?;
+    let row = |row: &rusqlite::Row<'_>| Ok((sql.id_from_row(row, 0)?, row.get::<_, i64>(1)?));
+    let result = match id {
+        None => stmt.query_row(params![parent, json], row),
+        Some(id) => stmt.query_row(params![parent, json, id_param(id)], row),
+    };
+    let (id, version) = result
+        .optional()
+        .map_err(|e| sql.write_error(e))?
+        .ok_or(StoreError::Duplicate { field: "id".into() })?;
+    Ok((id, self::version(version)))
+}
+
+/// Replaces a record's data (see [`Store::replace`]), returning its new version.
+fn update(
+    conn: &Connection,
+    sql: &Sql,
+    id: &Id,
+    parent: Option<&str>,
+    json: &str,
+    if_version: Option<u64>,
+) -> Result<u64, StoreError> {
+    let key = id_param(id);
+    current_version(conn, sql, &key, parent, if_version)?;
+    conn.prepare_cached(&sql.update)
+        .and_then(|mut stmt| stmt.query_row(params![key, json], |row| row.get::<_, i64>(0)))
+        .map(version)
+        .map_err(|e| sql.write_error(e))
+}
+
+/// Deletes a record (see [`Store::delete`]).
+fn remove(
+    conn: &Connection,
+    sql: &Sql,
+    id: &Id,
+    parent: Option<&str>,
+    if_version: Option<u64>,
+) -> Result<(), StoreError> {
+    let key = id_param(id);
+    current_version(conn, sql, &key, parent, if_version)?;
+    conn.prepare_cached(&sql.delete)
+        .and_then(|mut stmt| stmt.execute(params![key]))
+        .map(drop)
+        .map_err(failure)
+}
+
+/// Applies one write of a commit.
+fn apply(conn: &Connection, sql: &Sql, write: Write) -> Result<Option<Record>, StoreError> {
+    match write {
+        Write::Create {
+            parent, id, data, ..
+        } => {
+            let (id, version) =
+                insert(conn, sql, parent.as_deref(), id.as_ref(), &to_json(&data)?)?;
+            Ok(Some(Record {
+                id,
+                version,
+                parent,
+                data: Arc::new(data),
+            }))
+        }
+        Write::Replace {
+            parent,
+            id,
+            data,
+            if_version,
+            ..
+        } => {
+            let version = update(
+                conn,
+                sql,
+                &id,
+                parent.as_deref(),
+                &to_json(&data)?,
+                if_version,
+            )?;
+            Ok(Some(Record {
+                id,
+                version,
+                parent,
+                data: Arc::new(data),
+            }))
+        }
+        Write::Delete {
+            parent,
+            id,
+            if_version,
+            ..
+        } => remove(conn, sql, &id, parent.as_deref(), if_version).map(|()| None),
+    }
+}
+
+/// Whether `scope` holds an unexpired record of `key`.
+fn key_held(conn: &Connection, scope: &str, key: &str, now: i64) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "SELECT 1 FROM \"_microkit_idempotency\" WHERE scope = ?1 AND key = ?2 AND expires_at > ?3",
+    )
+    .and_then(|mut stmt| stmt.exists(params![scope, key, now]))
+    .map_err(failure)
+}
+
+fn insert_key(
+    conn: &Connection,
+    scope: &str,
+    key: &str,
+    record: &KeyRecord,
+) -> Result<(), StoreError> {
+    let headers = serde_json::to_string(&record.headers).map_err(StoreError::backend)?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO \"_microkit_idempotency\" \
+         (scope, key, fingerprint, status, headers, body, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            scope,
+            key,
+            record.fingerprint,
+            record.status,
+            headers,
+            &record.body[..],
+            record.expires_at
+        ])
+    })
+    .map(drop)
+    .map_err(failure)
+}
+
 impl Store for SqliteStore {
     fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
         Box::pin(async move {
@@ -425,23 +592,11 @@ impl Store for SqliteStore {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(failure)?;
-                let row = {
-                    let mut stmt = tx.prepare_cached(&sql.insert).map_err(failure)?;
-                    let result = match &id {
-                        None => stmt.query_row(params![parent, json], |row| {
-                            Ok((sql.id_from_row(row, 0)?, row.get::<_, i64>(1)?))
-                        }),
-                        Some(id) => stmt.query_row(params![parent, json, id_param(id)], |row| {
-                            Ok((sql.id_from_row(row, 0)?, row.get::<_, i64>(1)?))
-                        }),
-                    };
-                    result.optional().map_err(|e| sql.write_error(e))?
-                };
-                let (id, version) = row.ok_or(StoreError::Duplicate { field: "id".into() })?;
+                let (id, version) = insert(&tx, &sql, parent.as_deref(), id.as_ref(), &json)?;
                 tx.commit().map_err(failure)?;
                 Ok(Record {
                     id,
-                    version: self::version(version),
+                    version,
                     parent,
                     data: Arc::new(data),
                 })
@@ -496,21 +651,14 @@ impl Store for SqliteStore {
             let (id, parent) = (id.clone(), parent.map(str::to_owned));
             self.write(move |conn| {
                 let json = to_json(&data)?;
-                let key = id_param(&id);
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(failure)?;
-                current_version(&tx, &sql, &key, parent.as_deref(), if_version)?;
-                let version = tx
-                    .prepare_cached(&sql.update)
-                    .and_then(|mut stmt| {
-                        stmt.query_row(params![key, json], |row| row.get::<_, i64>(0))
-                    })
-                    .map_err(|e| sql.write_error(e))?;
+                let version = update(&tx, &sql, &id, parent.as_deref(), &json, if_version)?;
                 tx.commit().map_err(failure)?;
                 Ok(Record {
                     id,
-                    version: self::version(version),
+                    version,
                     parent,
                     data: Arc::new(data),
                 })
@@ -529,15 +677,12 @@ impl Store for SqliteStore {
         Box::pin(async move {
             check_id(c, id)?;
             let sql = self.sql(c).await?;
-            let (key, parent) = (id_param(id), parent.map(str::to_owned));
+            let (id, parent) = (id.clone(), parent.map(str::to_owned));
             self.write(move |conn| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(failure)?;
-                current_version(&tx, &sql, &key, parent.as_deref(), if_version)?;
-                tx.prepare_cached(&sql.delete)
-                    .and_then(|mut stmt| stmt.execute(params![key]))
-                    .map_err(failure)?;
+                remove(&tx, &sql, &id, parent.as_deref(), if_version)?;
                 tx.commit().map_err(failure)
             })
             .await
@@ -605,6 +750,108 @@ impl Store for SqliteStore {
                     .and_then(|mut stmt| stmt.execute(params![parent]))
                     .map_err(failure)?;
                 Ok(n as u64)
+            })
+            .await
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        writes: Vec<Write>,
+        key: Option<KeyCommit>,
+    ) -> StoreFuture<'a, Committed> {
+        Box::pin(async move {
+            let mut planned = Vec::with_capacity(writes.len());
+            for mut write in writes {
+                check_write(&mut write)?;
+                let sql = self.sql(write.collection()).await?;
+                planned.push((sql, write));
+            }
+            if key.is_some() {
+                self.keys_table().await?;
+            }
+            let inner = self.inner.clone();
+            self.write(move |conn| {
+                let now = now_millis();
+                // `BEGIN IMMEDIATE` holds the database's write lock from here to the commit,
+                // across processes: no other commit can record the key in between.
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(failure)?;
+                if let Some(key) = &key {
+                    if key_held(&tx, &key.scope, &key.key, now)? {
+                        return Err(StoreError::KeyTaken);
+                    }
+                }
+                let mut written = Vec::with_capacity(planned.len());
+                for (sql, write) in planned {
+                    written.push(apply(&tx, &sql, write)?);
+                }
+                let key_record = match key {
+                    None => None,
+                    Some(key) => {
+                        let record = (key.respond)(&written)?;
+                        insert_key(&tx, &key.scope, &key.key, &record)?;
+                        if inner.commits_since_purge.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY
+                            == 0
+                        {
+                            tx.execute(
+                                "DELETE FROM \"_microkit_idempotency\" WHERE expires_at <= ?1",
+                                params![now],
+                            )
+                            .map_err(failure)?;
+                        }
+                        Some(record)
+                    }
+                };
+                tx.commit().map_err(failure)?;
+                Ok(Committed {
+                    written,
+                    key_record,
+                })
+            })
+            .await
+        })
+    }
+
+    fn key_record<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            self.keys_table().await?;
+            let (scope, key) = (scope.to_owned(), key.to_owned());
+            self.read(move |conn| {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT fingerprint, status, headers, body, expires_at \
+                         FROM \"_microkit_idempotency\" \
+                         WHERE scope = ?1 AND key = ?2 AND expires_at > ?3",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![scope, key, now_millis()], |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, u16>(1)?,
+                                row.get::<_, String>(2)?,
+                                row.get::<_, Vec<u8>>(3)?,
+                                row.get::<_, i64>(4)?,
+                            ))
+                        })
+                        .optional()
+                    })
+                    .map_err(failure)?;
+                let Some((fingerprint, status, headers, body, expires_at)) = row else {
+                    return Ok(None);
+                };
+                Ok(Some(KeyRecord {
+                    fingerprint,
+                    status,
+                    headers: serde_json::from_str(&headers).map_err(StoreError::backend)?,
+                    body: body.into(),
+                    expires_at,
+                }))
             })
             .await
         })
