@@ -32,7 +32,9 @@ pub(crate) const FIELD_KEYS: &[&str] = &[
 
 const RULE_KEYS: &[&str] = &["length", "range", "email", "pattern", "custom"];
 
-const ACTION_KEYS: &[&str] = &["create", "read", "update", "patch", "delete", "list"];
+/// The endpoints a resource can have, in the order of the fields of
+/// `microkit::resource::Actions`: the one list that parsing, resolving and the expansion read.
+pub(crate) const ACTIONS: [&str; 6] = ["create", "read", "update", "patch", "delete", "list"];
 
 const BOUND_KEYS: &[&str] = &["min", "max"];
 
@@ -366,7 +368,7 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
                     if meta.input.peek(syn::token::Paren) {
                         meta.parse_nested_meta(|action| {
                             let name = key_of(&action);
-                            if ACTION_KEYS.contains(&&*name) {
+                            if ACTIONS.contains(&&*name) {
                                 if actions.iter().any(|(a, _)| *a == name) {
                                     errors.push(action.error(format!("duplicate action `{name}`")));
                                 } else {
@@ -378,13 +380,13 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
                                 }
                                 Ok(())
                             } else {
-                                unknown(&action, "action", ACTION_KEYS, None, errors)
+                                unknown(&action, "action", &ACTIONS, None, errors)
                             }
                         })?;
                         if actions.is_empty() {
                             errors.push(syn::Error::new(
                                 span,
-                                "`actions(...)` lists no action: name at least one of `create`, `read`, `update`, `patch`, `delete`, `list`",
+                                format!("`actions(...)` lists no action: name at least one of {}", list(&ACTIONS)),
                             ));
                         }
                     } else {

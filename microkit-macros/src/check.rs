@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
 
 use crate::ast::{self, Container, Field};
-use crate::attr::Rule;
+use crate::attr::{Rule, ACTIONS};
 use crate::case::snake_case;
 use crate::errors::Errors;
 
@@ -37,7 +37,8 @@ pub(crate) struct Resolved {
     pub(crate) collection: String,
     pub(crate) id: Option<(usize, IdKind)>,
     pub(crate) soft_delete: Option<usize>,
-    pub(crate) actions: [bool; 6],
+    /// Which of [`ACTIONS`] are generated.
+    pub(crate) actions: [bool; ACTIONS.len()],
     pub(crate) default_limit: u64,
     pub(crate) max_limit: u64,
 }
@@ -149,12 +150,12 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
     };
 
     // Actions and limits.
-    let mut actions = [true; 6];
+    let mut actions = [true; ACTIONS.len()];
     if let Some((_, listed)) = &attrs.actions {
         if !listed.is_empty() {
-            actions = [false; 6];
+            actions = [false; ACTIONS.len()];
             for (name, _) in listed {
-                let i = ["create", "read", "update", "patch", "delete", "list"]
+                let i = ACTIONS
                     .iter()
                     .position(|a| a == name)
                     .expect("checked when parsed");

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::DeriveInput;
 
 use crate::ast::{Container, Field};
-use crate::attr::{Number, Rule};
+use crate::attr::{Number, Rule, ACTIONS};
 use crate::check::{self, IdKind, ParentKind, Resolved};
 use crate::errors::Errors;
 use crate::fallback;
@@ -109,7 +109,10 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
         let name = &cont.fields[i].name;
         quote!(#name)
     }));
-    let [create, read, update, patch, delete, list] = r.actions;
+    let actions = ACTIONS.iter().zip(r.actions).map(|(action, generated)| {
+        let action = Ident::new(action, Span::call_site());
+        quote!(#action: #generated)
+    });
     let default_limit = Literal::u64_unsuffixed(r.default_limit);
     let max_limit = Literal::u64_unsuffixed(r.max_limit);
 
@@ -212,14 +215,7 @@ fn expand(cont: &Container<'_>, r: &Resolved) -> TokenStream {
                     filterable: #filterable,
                     soft_delete: #soft_delete,
                     parent_ids: &[#(#parent_ids),*],
-                    actions: #krate::resource::Actions {
-                        create: #create,
-                        read: #read,
-                        update: #update,
-                        patch: #patch,
-                        delete: #delete,
-                        list: #list,
-                    },
+                    actions: #krate::resource::Actions { #(#actions),* },
                     default_limit: #default_limit,
                     max_limit: #max_limit,
                 };
