@@ -1,66 +1,34 @@
-//! The checks that need the whole struct: one id, its type, paths against parents, rules
-//! against each other. Every problem is reported, each at the attribute or field at fault.
+//! The checks of the attributes against each other and against the struct: one id, its type,
+//! paths against parents, rules against each other. Every problem is reported, each at the
+//! attribute or field at fault. What the attributes mean once valid is `resolve`'s business.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, ToTokens};
+use proc_macro2::Span;
 
 use crate::ast::{self, Container, Field};
-use crate::attr::{Rule, ACTIONS};
-use crate::case::snake_case;
+use crate::attr::Rule;
 use crate::errors::Errors;
+use crate::resolve::{
+    id_kind, is_ident, parent_entries, parent_kind, path_params, Resolved, DEFAULT_LIMIT, MAX_LIMIT,
+};
 
-/// How ids are made (mirrors `microkit::resource::store::IdKind`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IdKind {
-    Integer,
-    Uuid,
-    Text,
-}
-
-/// The id kind a parent parameter's values must have.
-pub(crate) enum ParentKind {
-    /// Stated as an id type: `uid: u64`.
-    Stated(IdKind),
-    /// Inferred from the parent resource: `uid: User` takes `User`'s id kind.
-    Of(syn::Path),
-}
-
-/// What the expansion needs, resolved and checked. Best effort when there are errors: the
-/// fallback only uses `krate` and `path`.
-pub(crate) struct Resolved {
-    pub(crate) krate: TokenStream,
-    /// The item path and its literal's span, when it is well-formed.
-    pub(crate) path: Option<(String, Span)>,
-    pub(crate) list_path: Option<String>,
-    /// The parent parameters that declare an id kind.
-    pub(crate) parent_ids: Vec<(String, ParentKind)>,
-    pub(crate) collection: String,
-    pub(crate) id: Option<(usize, IdKind)>,
-    pub(crate) soft_delete: Option<usize>,
-    /// Which of [`ACTIONS`] are generated.
-    pub(crate) actions: [bool; ACTIONS.len()],
-    pub(crate) default_limit: u64,
-    pub(crate) max_limit: u64,
-}
-
-const DEFAULT_LIMIT: u64 = 20;
-const MAX_LIMIT: u64 = 100;
 /// PostgreSQL's identifier limit, which index names `{collection}__u_{field}` must fit.
 const MAX_IDENTIFIER_LEN: usize = 63;
 
-pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
-    let attrs = &cont.attrs;
-    let ident = &cont.input.ident;
-    let krate = attrs
-        .krate
-        .as_ref()
-        .map_or_else(|| quote!(::microkit), ToTokens::to_token_stream);
+/// Reports every mistake in the attributes of `cont`; `resolved` is what they mean.
+pub(crate) fn check(cont: &Container<'_>, resolved: &Resolved, errors: &mut Errors) {
+    check_paths(cont, errors);
+    check_collection(cont, &resolved.collection, errors);
+    check_limits(cont, errors);
+    check_fields(cont, &resolved.collection, errors);
+}
 
-    // Paths.
+/// `path`, `parent` and `list_path`.
+fn check_paths(cont: &Container<'_>, errors: &mut Errors) {
+    let attrs = &cont.attrs;
     let path = match &attrs.path {
         None => {
             errors.at(
-                ident.span(),
+                cont.input.ident.span(),
                 "a resource needs a path: add `#[resource(path = \"/...\")]` to the struct",
             );
             None
@@ -68,7 +36,7 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
         Some(lit) => {
             let value = lit.value();
             match path_params(&value, false) {
-                Ok(params) => Some((value, lit.span(), params)),
+                Ok(params) => Some((value, params)),
                 Err(why) => {
                     errors.at(lit.span(), format!("invalid `path`: {why}"));
                     None
@@ -76,20 +44,14 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
             }
         }
     };
-    let mut parent_ids = Vec::new();
-    if let (Some(parent), Some((value, _, params))) = (&attrs.parent, &path) {
-        for declared in parent.value().split(',') {
-            let (name, kind) = match declared.split_once(':') {
-                Some((name, ty)) => (name.trim(), Some(ty.trim())),
-                None => (declared.trim(), None),
-            };
-            if let Some(ty) = kind {
-                match parent_kind(ty) {
-                    Some(kind) => parent_ids.push((name.to_owned(), kind)),
-                    None => errors.at(
+    if let (Some(parent), Some((value, params))) = (&attrs.parent, &path) {
+        for (name, ty) in parent_entries(&parent.value()) {
+            if let Some(ty) = ty {
+                if parent_kind(ty).is_none() {
+                    errors.at(
                         parent.span(),
                         format!("`{ty}` is not an id type or a resource: write `{name}: u64` (an integer, `Uuid` or `String`), or `{name}: User` to take the id kind of the resource `User`"),
-                    ),
+                    );
                 }
             }
             if name.is_empty() || !is_ident(name) {
@@ -105,64 +67,44 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
             }
         }
     }
-    let mut list_path = None;
     if let Some(lit) = &attrs.list_path {
         let value = lit.value();
         match path_params(&value, true) {
             Err(why) => errors.at(lit.span(), format!("invalid `list_path`: {why}")),
-            Ok(list_params) => {
-                if let Some((path_value, _, params)) = &path {
-                    let mut a = list_params.clone();
-                    let mut b = params.clone();
-                    a.sort();
-                    b.sort();
-                    if a != b {
+            Ok(mut list_params) => {
+                if let Some((path_value, params)) = &path {
+                    let mut params = params.clone();
+                    list_params.sort();
+                    params.sort();
+                    if list_params != params {
                         errors.at(
                             lit.span(),
                             format!("`list_path = \"{value}\"` must have the same parameters as `path = \"{path_value}\"`"),
                         );
                     }
                 }
-                list_path = Some(value);
             }
         }
     }
+}
 
-    // The collection.
-    let collection = match &attrs.collection {
-        Some(lit) => {
-            let value = lit.value();
-            if let Err(why) = collection_name(&value) {
-                errors.at(lit.span(), format!("invalid `collection`: {why}"));
-            }
-            value
-        }
-        None => {
-            let value = snake_case(&ident.to_string());
-            if let Err(why) = collection_name(&value) {
-                errors.at(
-                    ident.span(),
-                    format!("the default collection name `{value}` is invalid ({why}): set one with `#[resource(collection = \"...\")]`"),
-                );
-            }
-            value
-        }
+/// The collection, stated or derived from the struct's name.
+fn check_collection(cont: &Container<'_>, collection: &str, errors: &mut Errors) {
+    let Err(why) = collection_name(collection) else {
+        return;
     };
-
-    // Actions and limits.
-    let mut actions = [true; ACTIONS.len()];
-    if let Some((_, listed)) = &attrs.actions {
-        if !listed.is_empty() {
-            actions = [false; ACTIONS.len()];
-            for (name, _) in listed {
-                let i = ACTIONS
-                    .iter()
-                    .position(|a| a == name)
-                    .expect("checked when parsed");
-                actions[i] = true;
-            }
-        }
+    match &cont.attrs.collection {
+        Some(lit) => errors.at(lit.span(), format!("invalid `collection`: {why}")),
+        None => errors.at(
+            cont.input.ident.span(),
+            format!("the default collection name `{collection}` is invalid ({why}): set one with `#[resource(collection = \"...\")]`"),
+        ),
     }
+}
+
+/// `default_limit` and `max_limit`.
+fn check_limits(cont: &Container<'_>, errors: &mut Errors) {
+    let attrs = &cont.attrs;
     let limit = |lit: &Option<syn::LitInt>, default: u64, key: &str, errors: &mut Errors| match lit
     {
         None => default,
@@ -181,19 +123,22 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
             .default_limit
             .as_ref()
             .or(attrs.max_limit.as_ref())
-            .map_or(ident.span(), syn::LitInt::span);
+            .map_or(cont.input.ident.span(), syn::LitInt::span);
         errors.at(
             span,
             format!("`default_limit` ({default_limit}) is larger than `max_limit` ({max_limit})"),
         );
     }
+}
 
-    // Fields.
-    let mut id: Option<(usize, IdKind)> = None;
+/// Each field on its own; then exactly one id field, of an id type, and at most one
+/// `soft_delete` field.
+fn check_fields(cont: &Container<'_>, collection: &str, errors: &mut Errors) {
+    let ident = &cont.input.ident;
     let mut first_id: Option<&Field<'_>> = None;
-    let mut soft_delete: Option<usize> = None;
-    for (i, field) in cont.fields.iter().enumerate() {
-        check_field(cont, field, &collection, errors);
+    let mut first_soft_delete: Option<&Field<'_>> = None;
+    for field in &cont.fields {
+        check_field(cont, field, collection, errors);
         if let Some(span) = field.attrs.id {
             if let Some(first) = first_id {
                 errors.at(
@@ -202,29 +147,28 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
                 );
             } else {
                 first_id = Some(field);
-                match id_kind(field.ty) {
-                    Some(kind) => id = Some((i, kind)),
-                    None => errors.push(syn::Error::new_spanned(
+                if id_kind(field.ty).is_none() {
+                    errors.push(syn::Error::new_spanned(
                         field.ty,
                         format!(
                             "unsupported id type `{}`: the id must be an integer (`u64`, `i64`, `u32` or `i32`), a `uuid::Uuid` or a `String`",
                             ast::type_name(field.ty)
                         ),
-                    )),
+                    ));
                 }
             }
         }
         if let Some(span) = field.attrs.soft_delete {
-            if let Some(first) = soft_delete {
+            if let Some(first) = first_soft_delete {
                 errors.at(
                     span,
                     format!(
                         "a resource has at most one `soft_delete` field, and `{}` is one already",
-                        cont.fields[first].ident
+                        first.ident
                     ),
                 );
             } else {
-                soft_delete = Some(i);
+                first_soft_delete = Some(field);
             }
         }
     }
@@ -233,19 +177,6 @@ pub(crate) fn check(cont: &Container<'_>, errors: &mut Errors) -> Resolved {
             ident.span(),
             format!("`{ident}` has no id field: mark one field with `#[resource(id)]` (an integer, a `uuid::Uuid` or a `String`)"),
         );
-    }
-
-    Resolved {
-        krate,
-        path: path.map(|(value, span, _)| (value, span)),
-        list_path,
-        parent_ids,
-        collection,
-        id,
-        soft_delete,
-        actions,
-        default_limit,
-        max_limit,
     }
 }
 
@@ -392,39 +323,6 @@ fn regex_error(pattern: &str) -> Result<(), String> {
     }
 }
 
-/// The kind declared after a parent parameter: an id type, or the path of a parent resource.
-fn parent_kind(ty: &str) -> Option<ParentKind> {
-    let ty: syn::Type = syn::parse_str(ty).ok()?;
-    if let Some(kind) = id_kind(&ty) {
-        return Some(ParentKind::Stated(kind));
-    }
-    match ty {
-        syn::Type::Path(path) if path.qself.is_none() => Some(ParentKind::Of(path.path)),
-        _ => None,
-    }
-}
-
-fn id_kind(ty: &syn::Type) -> Option<IdKind> {
-    let segment = ast::last_segment(ty)?;
-    if !segment.arguments.is_empty() {
-        return None;
-    }
-    match segment.ident.to_string().as_str() {
-        "u64" | "i64" | "u32" | "i32" => Some(IdKind::Integer),
-        "Uuid" => Some(IdKind::Uuid),
-        "String" => Some(IdKind::Text),
-        _ => None,
-    }
-}
-
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 fn is_field_name(s: &str) -> bool {
     is_ident(s)
 }
@@ -446,69 +344,9 @@ fn collection_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a route path and returns its parameters, in order. The item path must not end with
-/// `/` (items live at `{path}/{id}`); a list path may.
-fn path_params(path: &str, trailing_slash: bool) -> Result<Vec<String>, String> {
-    if !path.starts_with('/') {
-        return Err(format!("`{path}` must start with `/`"));
-    }
-    if path == "/" || (!trailing_slash && path.ends_with('/')) {
-        return Err(format!(
-            "`{path}` must not end with `/`: items live at `{{path}}/{{id}}` and are created at `{{path}}/`"
-        ));
-    }
-    let body = path
-        .strip_suffix('/')
-        .filter(|_| trailing_slash)
-        .unwrap_or(path);
-    let mut params: Vec<String> = Vec::new();
-    for segment in body[1..].split('/') {
-        if segment.is_empty() {
-            return Err(format!("`{path}` has an empty segment (`//`)"));
-        }
-        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            if !is_ident(name) {
-                return Err(format!(
-                    "`{{{name}}}` is not a parameter: write `{{name}}` with a Rust identifier"
-                ));
-            }
-            if params.iter().any(|p| p == name) {
-                return Err(format!("the parameter `{{{name}}}` appears twice"));
-            }
-            params.push(name.to_owned());
-        } else if segment.contains(['{', '}', '*', '?', '#', ' ', '%']) {
-            return Err(format!(
-                "the segment `{segment}` must be plain text or a whole `{{parameter}}`"
-            ));
-        }
-    }
-    Ok(params)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_and_their_parameters() {
-        assert_eq!(path_params("/product", false), Ok(vec![]));
-        assert_eq!(
-            path_params("/user/{uid}/cart", false),
-            Ok(vec!["uid".to_owned()])
-        );
-        assert_eq!(path_params("/products/", true), Ok(vec![]));
-        for bad in [
-            "product",
-            "/product/",
-            "/",
-            "/a//b",
-            "/a/{}/b",
-            "/a/x{y}",
-            "/{a}/{a}",
-        ] {
-            assert!(path_params(bad, false).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn malformed_patterns_are_described() {

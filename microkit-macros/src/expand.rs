@@ -6,9 +6,10 @@ use syn::DeriveInput;
 
 use crate::ast::{Container, Field};
 use crate::attr::{Number, Rule, ACTIONS};
-use crate::check::{self, IdKind, ParentKind, Resolved};
+use crate::check;
 use crate::errors::Errors;
 use crate::fallback;
+use crate::resolve::{self, IdKind, ParentKind, Resolved};
 
 /// Expands `#[derive(Resource)]`: the impl, or every error found with a fallback impl.
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
@@ -17,7 +18,8 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         let error = errors.into_result().expect_err("from_ast reports why");
         return error.to_compile_error();
     };
-    let resolved = check::check(&cont, &mut errors);
+    let resolved = resolve::resolve(&cont);
+    check::check(&cont, &resolved, &mut errors);
     match errors.into_result() {
         Ok(()) => expand(&cont, &resolved),
         Err(error) => {

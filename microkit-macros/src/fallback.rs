@@ -5,8 +5,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::ast::Container;
-use crate::check::Resolved;
 use crate::expand;
+use crate::resolve::Resolved;
 
 pub(crate) fn fallback(cont: &Container<'_>, r: &Resolved) -> TokenStream {
     let krate = &r.krate;

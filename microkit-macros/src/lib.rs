@@ -291,6 +291,7 @@ mod check;
 mod errors;
 mod expand;
 mod fallback;
+mod resolve;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
