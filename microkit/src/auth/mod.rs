@@ -43,6 +43,8 @@ mod jwks;
 mod jwt;
 mod layer;
 mod relay;
+mod requirement;
+mod service;
 
 pub use self::api_key::ApiKeys;
 pub use self::challenge::AuthError;
@@ -50,3 +52,5 @@ pub use self::identity::{Identity, Scheme};
 pub use self::jwt::{JwtKeys, JwtVerifier};
 pub use self::layer::{Authenticate, AuthenticateService, X_API_KEY};
 pub use self::relay::{IdentityRelay, X_MICROKIT_IDENTITY};
+pub use self::requirement::Requirement;
+pub use self::service::{RequireService, RequireServiceService, ServiceTokens, X_MICROKIT_SERVICE};

@@ -34,6 +34,8 @@ mod inbound;
 mod mark;
 mod networks;
 mod openapi;
+#[cfg(feature = "auth")]
+mod requirements;
 
 use std::sync::Arc;
 
@@ -56,6 +58,8 @@ pub struct Gateway {
     client: ServiceClient,
     body_limit: usize,
     on_forward: Option<ForwardHook>,
+    #[cfg(feature = "auth")]
+    requirements: requirements::Requirements,
     /// Pattern, the method (`None`: every method not listed otherwise), and where it goes.
     routes: Vec<(String, Option<Method>, Target)>,
 }
@@ -83,6 +87,8 @@ impl Gateway {
             client,
             body_limit: DEFAULT_BODY_LIMIT,
             on_forward: None,
+            #[cfg(feature = "auth")]
+            requirements: Default::default(),
             routes: Vec::new(),
         }
     }
@@ -95,6 +101,18 @@ impl Gateway {
         hook: impl Fn(&mut http::request::Parts) + Send + Sync + 'static,
     ) -> Self {
         self.on_forward = Some(ForwardHook(Arc::new(hook)));
+        self
+    }
+
+    /// Requires of callers to paths under `prefix` (on a segment boundary: `/invoices` covers
+    /// `/invoices/7`, not `/invoicesx`) a verified identity, a scheme or a scope (feature
+    /// `auth`): 401 with a challenge without one, 403 without the scope. The identity is the one
+    /// an [`Authenticate`](crate::auth::Authenticate) layer around
+    /// [`into_router`](Self::into_router) verified (make it `optional` so that open routes
+    /// stay open). Every matching rule must hold.
+    #[cfg(feature = "auth")]
+    pub fn require(mut self, prefix: &str, requirement: crate::auth::Requirement) -> Self {
+        self.requirements.add(prefix, requirement);
         self
     }
 
@@ -170,6 +188,10 @@ impl Gateway {
             router = router.route(pattern, self.methods_of(pattern));
         }
         let services = self.services();
+        #[cfg(feature = "auth")]
+        if !self.requirements.is_empty() {
+            router = router.layer(self.requirements.clone());
+        }
         let router = openapi::serve(router, self.client.clone(), self.routes, services);
         router.layer(RequestIdLayer::new())
     }
