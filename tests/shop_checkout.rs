@@ -1,7 +1,8 @@
 //! The shop's checkout, exactly once, on the real binary: concurrent checkouts of one cart
 //! make one invoice, a retry with the same `Idempotency-Key` answers the same invoice, lines
 //! changed during checkouts are billed or kept, and a `kill -9` between the invoice and the
-//! emptying of the cart, then a restart and a retry, leave one invoice and an empty cart.
+//! emptying of the cart, then a restart and a retry, leave one invoice and an empty cart (one
+//! before anything was billed leaves the cart as it was).
 //!
 //! Each case runs on SQLite (a `--data-dir`) and on PostgreSQL (`--database-url`, a fresh
 //! database on `MICROKIT_TEST_POSTGRES`; skipped when unreachable unless
@@ -10,6 +11,7 @@
 use microkit_test_support as support;
 
 use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 
 use microkit::http::{HeaderValue, Method, StatusCode};
@@ -17,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::Barrier;
 
 use support::shop::{
-    assert_problem, id_of, temp_data_dir, wait_healthy, Api, PgDatabase, ShopProcess,
+    assert_problem, eventually, id_of, temp_data_dir, wait_healthy, Api, PgDatabase, ShopProcess,
 };
 use support::{request, try_send, Reply, PATIENCE};
 
@@ -363,6 +365,37 @@ async fn lines_changed_during_checkouts_are_billed_or_kept(backend: Backend, tes
     }
 }
 
+async fn a_crash_before_billing_is_undone_on_restart(backend: Backend, test: &str) {
+    let Some(data) = Data::new(backend, test).await else {
+        return;
+    };
+    let mut crashing = data.start(&[("SHOP_FAULT", "kill-after-take")]).await;
+    let api = crashing.api("gateway");
+    let cart = Cart::fill(api, "ada").await;
+
+    let lost = post_keyed(api, &cart.checkout(), Some("order-1")).await;
+    assert!(lost.is_err(), "the shop died before answering");
+    let status = crashing.exited_within(PATIENCE).await;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
+
+    let shop = data.start(&[]).await;
+    let api = shop.api("gateway");
+    // The restarted cart service gives the cart back: the retry is a checkout of its own,
+    // not a 409 behind a checkout nobody runs any more.
+    let invoice = eventually("the cart is given back after the restart", || async {
+        let reply = checkout(api, &cart, Some("order-1")).await;
+        match reply.status.as_u16() {
+            201 => Some(reply.json()),
+            409 => None,
+            other => panic!("a checkout after the restart: {other} {}", reply.text()),
+        }
+    })
+    .await;
+    assert_eq!(invoice["lines"], cart.invoice_lines());
+    assert_eq!(invoices(api).await, std::slice::from_ref(&invoice));
+    assert_eq!(cart_lines(api, cart.uid).await, Vec::<Value>::new());
+}
+
 /// Every case, once per backend: `sqlite::NAME` and `postgres::NAME`.
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
@@ -389,4 +422,5 @@ suite!(
     twenty_parallel_checkouts_make_one_invoice,
     a_retry_with_the_same_key_answers_the_same_invoice,
     lines_changed_during_checkouts_are_billed_or_kept,
+    a_crash_before_billing_is_undone_on_restart,
 );

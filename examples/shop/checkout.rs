@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use super::cart::CartItem;
 use super::catalog::Product;
 use super::context::{record_action, Context};
-use super::fault::Fault;
+use super::fault::{Fault, Point};
 use super::payments::{total, InvoiceLine};
 
 /// The header a client retries a checkout with.
@@ -259,6 +259,7 @@ impl Checkouts {
 
     /// Steps 2 to 4 for a cart this checkout took.
     async fn run(self: Arc<Self>, uid: u64, open: Stored<CartCheckout>) -> Result<Value, Problem> {
+        self.fault.reached(Point::AfterTake, None).await;
         let priced = self
             .price_cart(uid)
             .await
@@ -386,7 +387,9 @@ impl Checkouts {
             }
             Err(pending) => return Err(pending),
         };
-        self.fault.after_invoice(&invoice).await;
+        self.fault
+            .reached(Point::AfterInvoice, Some(&invoice))
+            .await;
         let parent = CartItem::SPEC.parent_key(&[uid.to_string()]);
         for line in &billing.item.taken {
             let id = Id::Int(line.id as i64);
