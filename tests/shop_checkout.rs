@@ -51,12 +51,25 @@ impl Data {
 
     /// Starts the whole shop on this data, with `env` set, and waits until it is healthy.
     async fn start(&self, env: &[(&str, &str)]) -> ShopProcess {
+        self.start_replicas(1, env).await
+    }
+
+    /// [`start`](Self::start) with `replicas` instances of each service.
+    async fn start_replicas(&self, replicas: usize, env: &[(&str, &str)]) -> ShopProcess {
         let dir = self.dir.path().display().to_string();
-        let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", &dir];
+        let replicas_arg = replicas.to_string();
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir,
+            "--replicas",
+            &replicas_arg,
+        ];
         if let Some(database) = &self.database {
             args.extend(["--database-url", &database.url]);
         }
-        let shop = ShopProcess::start_with_env(&args, env, 7).await;
+        let shop = ShopProcess::start_with_env(&args, env, 1 + 6 * replicas).await;
         wait_healthy(shop.api("gateway"), PATIENCE).await;
         shop
     }
@@ -176,7 +189,8 @@ async fn twenty_parallel_checkouts_make_one_invoice(backend: Backend, test: &str
     let Some(data) = Data::new(backend, test).await else {
         return;
     };
-    let shop = data.start(&[]).await;
+    // Two instances of the cart service: the checkouts race across them.
+    let shop = data.start_replicas(2, &[]).await;
     let api = shop.api("gateway");
     let cart = Cart::fill(api, "ada").await;
 
