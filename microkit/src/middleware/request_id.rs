@@ -20,6 +20,11 @@ pub fn current_request_id() -> Option<RequestId> {
     CURRENT.try_with(RequestId::clone).ok()
 }
 
+/// Runs `future` with `id` as the current request id.
+pub(crate) async fn with_request_id<F: Future>(id: RequestId, future: F) -> F::Output {
+    CURRENT.scope(id, future).await
+}
+
 /// The header that carries a request's id.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -27,10 +27,16 @@ pub(crate) struct AttemptTrace {
 
 impl CallTrace {
     pub(crate) fn start(service: &str, method: &Method, path: &str) -> Self {
-        let context = match super::CURRENT.try_with(TraceContext::child) {
-            Ok(child) => child,
-            Err(_) => TraceContext::root(),
-        };
+        let context = super::current::with_current(|current| match current {
+            Some(parent) => parent.child(),
+            None => TraceContext::root(),
+        });
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return Self {
+                context,
+                span: Span::none(),
+            };
+        }
         let span = tracing::info_span!(
             target: "microkit::client",
             "call",
@@ -69,6 +75,12 @@ impl CallTrace {
         addr: SocketAddr,
     ) -> AttemptTrace {
         let context = self.context.child();
+        if self.span.is_disabled() {
+            return AttemptTrace {
+                context,
+                span: Span::none(),
+            };
+        }
         let span = tracing::info_span!(
             target: "microkit::client",
             parent: &self.span,

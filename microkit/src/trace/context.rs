@@ -1,7 +1,9 @@
 //! Trace and span ids, and the context a request carries: whose trace it is, which span it
 //! is in, and what the caller asked to pass on.
 
+use std::cell::Cell;
 use std::fmt;
+use std::num::{NonZeroU128, NonZeroU64};
 
 use http::{HeaderMap, HeaderValue};
 
@@ -9,23 +11,19 @@ use super::traceparent::{self, TRACEPARENT, TRACESTATE};
 
 /// A W3C trace id: 16 bytes, never all zero, written as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraceId(u128);
+pub struct TraceId(NonZeroU128);
 
 /// A W3C span id (the `parent-id` of a `traceparent`): 8 bytes, never all zero, written as 16
 /// lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpanId(u64);
+pub struct SpanId(NonZeroU64);
 
 impl TraceId {
     /// A random trace id (from a fast, non-cryptographic generator: ids must be unique, not
     /// secret).
     pub fn random() -> Self {
-        loop {
-            let id = fastrand::u128(..);
-            if id != 0 {
-                return Self(id);
-            }
-        }
+        let high = u128::from(random_u64());
+        Self(NonZeroU128::from(random_nonzero()).saturating_add(high << 64))
     }
 
     /// The id of these 16 bytes (big-endian, as written); `None` when all are zero.
@@ -35,12 +33,12 @@ impl TraceId {
 
     /// The id as a number; `None` for zero, which is not a trace id.
     pub fn from_u128(id: u128) -> Option<Self> {
-        (id != 0).then_some(Self(id))
+        NonZeroU128::new(id).map(Self)
     }
 
     /// The id's 16 bytes, as OTLP sends them.
     pub fn to_bytes(self) -> [u8; 16] {
-        self.0.to_be_bytes()
+        self.0.get().to_be_bytes()
     }
 
     /// Writes the 32 hex digits into `out`.
@@ -52,12 +50,7 @@ impl TraceId {
 impl SpanId {
     /// A random span id.
     pub fn random() -> Self {
-        loop {
-            let id = fastrand::u64(..);
-            if id != 0 {
-                return Self(id);
-            }
-        }
+        Self(random_nonzero())
     }
 
     /// The id of these 8 bytes; `None` when all are zero.
@@ -67,12 +60,12 @@ impl SpanId {
 
     /// The id as a number; `None` for zero, which is not a span id.
     pub fn from_u64(id: u64) -> Option<Self> {
-        (id != 0).then_some(Self(id))
+        NonZeroU64::new(id).map(Self)
     }
 
     /// The id's 8 bytes, as OTLP sends them.
     pub fn to_bytes(self) -> [u8; 8] {
-        self.0.to_be_bytes()
+        self.0.get().to_be_bytes()
     }
 
     pub(crate) fn write_hex(self, out: &mut [u8]) {
@@ -136,6 +129,31 @@ impl std::str::FromStr for SpanId {
     }
 }
 
+thread_local! {
+    /// A wyrand state per thread, seeded once from fastrand: ids are drawn on every request,
+    /// and one thread-local step is the cheapest way to draw them.
+    static RNG: Cell<u64> = Cell::new(fastrand::u64(..));
+}
+
+/// 64 random bits (wyrand, as fastrand uses).
+fn random_u64() -> u64 {
+    RNG.with(|state| {
+        let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(next);
+        let wide = u128::from(next).wrapping_mul(u128::from(next ^ 0xe703_7ed1_a0b4_28db));
+        (wide as u64) ^ ((wide >> 64) as u64)
+    })
+}
+
+/// 64 random bits, not all zero.
+fn random_nonzero() -> NonZeroU64 {
+    loop {
+        if let Some(id) = NonZeroU64::new(random_u64()) {
+            return id;
+        }
+    }
+}
+
 /// Text that is not a trace or span id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidId;
@@ -161,7 +179,8 @@ pub struct TraceContext {
     span_id: SpanId,
     parent_id: Option<SpanId>,
     sampled: bool,
-    state: Option<HeaderValue>,
+    /// Boxed: rarely sent, and the context is moved in and out of place on every poll.
+    state: Option<Box<HeaderValue>>,
 }
 
 impl TraceContext {
@@ -180,18 +199,32 @@ impl TraceContext {
     /// carry one valid `traceparent` (and its `tracestate`, kept when well formed), the root of
     /// a new trace otherwise. Never fails: a malformed header only means a new trace.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let mut values = headers.get_all(&TRACEPARENT).iter();
-        let parent = match (values.next(), values.next()) {
-            (Some(value), None) => traceparent::parse(value.as_bytes()),
+        // One pass over the fields instead of two hashed lookups: most names are standard
+        // ones, told apart from these two by a tag, and the rest by their length.
+        let mut parent = None;
+        let mut parents = 0;
+        let mut has_state = false;
+        for (name, value) in headers {
+            match name.as_str() {
+                "traceparent" => {
+                    parents += 1;
+                    parent = Some(value);
+                }
+                "tracestate" => has_state = true,
+                _ => {}
+            }
+        }
+        let parent = match (parents, parent) {
+            (1, Some(value)) => traceparent::parse(value.as_bytes()),
             _ => None,
         };
         let Some(parent) = parent else {
             return Self::root();
         };
-        let state = headers
-            .contains_key(&TRACESTATE)
+        let state = has_state
             .then(|| traceparent::tracestate(headers.get_all(&TRACESTATE)))
-            .flatten();
+            .flatten()
+            .map(Box::new);
         Self {
             trace_id: parent.trace_id,
             span_id: SpanId::random(),
@@ -235,7 +268,7 @@ impl TraceContext {
 
     /// The `tracestate` to pass on, if the caller sent a well-formed one.
     pub fn tracestate(&self) -> Option<&HeaderValue> {
-        self.state.as_ref()
+        self.state.as_deref()
     }
 
     /// The `traceparent` naming this span as the parent of the next hop.
@@ -249,7 +282,7 @@ impl TraceContext {
         headers.insert(TRACEPARENT, self.traceparent());
         match &self.state {
             Some(state) => {
-                headers.insert(TRACESTATE, state.clone());
+                headers.insert(TRACESTATE, HeaderValue::clone(state));
             }
             None => {
                 headers.remove(TRACESTATE);

@@ -45,6 +45,7 @@
 
 mod client;
 mod context;
+mod current;
 mod server;
 mod traceparent;
 
@@ -54,47 +55,59 @@ use tracing::Instrument;
 
 pub(crate) use self::client::CallTrace;
 pub use self::context::{InvalidId, SpanId, TraceContext, TraceId};
+pub use self::current::InTrace;
 pub(crate) use self::server::ServerSpan;
-pub use self::server::ServerTrace;
+pub use self::server::{ServerTrace, Traced};
 pub use self::traceparent::{TRACEPARENT, TRACESTATE};
-
-tokio::task_local! {
-    static CURRENT: TraceContext;
-}
 
 /// The trace context of the request being handled (the server span's), if any.
 pub fn current() -> Option<TraceContext> {
-    CURRENT.try_with(TraceContext::clone).ok()
+    current::with_current(|context| context.cloned())
 }
 
 /// The trace id of the request being handled, if any: the key to its log lines and spans.
 pub fn current_trace_id() -> Option<TraceId> {
-    CURRENT.try_with(TraceContext::trace_id).ok()
+    current::with_current(|context| context.map(TraceContext::trace_id))
 }
 
-/// Runs `future` with `context` as the current trace context.
-pub async fn scope<F: Future>(context: TraceContext, future: F) -> F::Output {
-    CURRENT.scope(context, future).await
+/// `future` with `context` as the current trace context while it runs.
+pub fn scope<F: Future>(context: TraceContext, future: F) -> InTrace<F> {
+    InTrace::new(Some(context), future)
 }
 
-/// `future` carrying the current trace context and span, for `tokio::spawn`: calls it makes
-/// join the request's trace instead of starting their own.
+/// `future` carrying the current trace context, span and request id, for `tokio::spawn`:
+/// calls it makes join the request's trace instead of starting their own.
 ///
 /// ```no_run
 /// # async fn record() {}
 /// tokio::spawn(microkit::trace::in_current_trace(record()));
 /// ```
 pub fn in_current_trace<F: Future>(future: F) -> impl Future<Output = F::Output> {
-    let context = current();
+    let request_id = crate::middleware::current_request_id();
     let future = future.in_current_span();
-    async move {
-        match context {
-            Some(context) => CURRENT.scope(context, future).await,
+    InTrace::new(current(), async move {
+        match request_id {
+            Some(id) => crate::middleware::with_request_id(id, future).await,
             None => future.await,
         }
-    }
+    })
 }
 
-pub(crate) fn sync_scope<R>(context: TraceContext, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(context, f)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn spawned_work_carried_along_stays_in_the_trace() {
+        let context = TraceContext::root();
+        let trace_id = context.trace_id();
+        let (carried, left_behind) = scope(context, async {
+            let carried = tokio::spawn(in_current_trace(async { current_trace_id() }));
+            let left_behind = tokio::spawn(async { current_trace_id() });
+            (carried.await.unwrap(), left_behind.await.unwrap())
+        })
+        .await;
+        assert_eq!(carried, Some(trace_id));
+        assert_eq!(left_behind, None);
+    }
 }

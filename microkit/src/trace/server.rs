@@ -1,10 +1,12 @@
 //! The span of one request a server answers.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use http::{Method, StatusCode};
 use tracing::field::Empty;
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use super::TraceContext;
 use crate::extract::RemoteAddr;
@@ -60,6 +62,14 @@ impl ServerTrace {
     /// one) and opens its span, with the client's address from [`RemoteAddr`] when present.
     pub fn start<B>(request: &mut http::Request<B>) -> Self {
         let context = TraceContext::from_headers(request.headers());
+        // Checked first so that, with nobody listening at this level, not even a disabled span
+        // is made (with `tracing`'s `log` feature on, one costs a visit of every field).
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return Self {
+                context,
+                span: Span::none(),
+            };
+        }
         let span = tracing::info_span!(
             target: "microkit::server",
             "request",
@@ -102,18 +112,56 @@ impl ServerTrace {
     /// Runs `f` (routing the request, which may answer at once) in the request's context and
     /// span.
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        super::sync_scope(self.context.clone(), || self.span.in_scope(f))
+        let mut slot = Some(self.context.clone());
+        if self.span.is_disabled() {
+            return super::current::with_slot(&mut slot, f);
+        }
+        super::current::with_slot(&mut slot, || self.span.in_scope(f))
     }
 
-    /// Awaits the answer in the request's context and span, and records its status.
-    pub async fn run<F: Future<Output = Response>>(self, answer: F) -> Response {
-        let Self { context, span } = self;
-        let recorder = span.clone();
-        let response = super::scope(context, answer.instrument(span)).await;
-        if !recorder.is_disabled() {
-            record_status(&recorder, response.status());
+    /// `answer` awaited in the request's context and span, its status recorded on the span.
+    pub fn run<F: Future<Output = Response>>(self, answer: F) -> Traced<F> {
+        Traced {
+            answer,
+            context: Some(self.context),
+            span: self.span,
         }
-        response
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ServerTrace::run`]: one future doing what a task-local scope, an
+    /// instrumented future and a status recorder would do in three, for the hot path's sake.
+    pub struct Traced<F> {
+        #[pin]
+        answer: F,
+        context: Option<TraceContext>,
+        span: Span,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for Traced<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        let (answer, span) = (this.answer, &*this.span);
+        if span.is_disabled() {
+            return super::current::with_slot(this.context, || answer.poll(cx));
+        }
+        let polled = super::current::with_slot(this.context, || span.in_scope(|| answer.poll(cx)));
+        if let Poll::Ready(response) = &polled {
+            record_status(span, response.status());
+        }
+        polled
+    }
+}
+
+impl<F> std::fmt::Debug for Traced<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Traced")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
     }
 }
 

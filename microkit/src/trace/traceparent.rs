@@ -75,28 +75,49 @@ pub(crate) fn write_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-/// One lowercase hex digit: uppercase is invalid in trace context.
-fn digit(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        _ => None,
+/// The value of each lowercase hex digit, [`NOT_HEX`] for every other byte (uppercase is
+/// invalid in trace context): one load per digit and no branch.
+const DIGITS: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        table[b'0' as usize + digit] = digit as u8;
+        digit += 1;
     }
-}
+    let mut letter = 0;
+    while letter < 6 {
+        table[b'a' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    table
+};
+const NOT_HEX: u8 = 0x80;
 
 fn parse_hex_u8(text: &[u8]) -> Option<u8> {
-    Some(digit(text[0])? << 4 | digit(text[1])?)
+    hex_digits::<2>(text.try_into().ok()?).map(|value| value as u8)
 }
 
+/// 16 hex digits.
 pub(crate) fn parse_hex_u64(text: &[u8]) -> Option<u64> {
-    text.iter()
-        .try_fold(0u64, |acc, &byte| Some(acc << 4 | u64::from(digit(byte)?)))
+    hex_digits::<16>(text.try_into().ok()?)
 }
 
+/// 32 hex digits.
 pub(crate) fn parse_hex_u128(text: &[u8]) -> Option<u128> {
-    text.iter().try_fold(0u128, |acc, &byte| {
-        Some(acc << 4 | u128::from(digit(byte)?))
-    })
+    let (high, low) = text.split_at_checked(16)?;
+    Some(u128::from(parse_hex_u64(high)?) << 64 | u128::from(parse_hex_u64(low)?))
+}
+
+/// `N` (at most 16) hex digits; a fixed length, so the loop unrolls.
+fn hex_digits<const N: usize>(text: &[u8; N]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut invalid = 0u8;
+    for &byte in text {
+        let digit = DIGITS[byte as usize];
+        invalid |= digit;
+        value = value << 4 | u64::from(digit);
+    }
+    (invalid & NOT_HEX == 0).then_some(value)
 }
 
 /// The longest `tracestate` passed on; the specification lets a vendor drop a longer one.
