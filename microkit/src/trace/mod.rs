@@ -46,6 +46,8 @@
 mod client;
 mod context;
 mod current;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod server;
 mod traceparent;
 

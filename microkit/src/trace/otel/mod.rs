@@ -1,0 +1,83 @@
+//! Spans exported over OTLP/HTTP (protobuf), with no collector needed to get started and the
+//! standard `OTEL_*` environment variables to point at one (feature `otel`).
+//!
+//! ```no_run
+//! use tracing_subscriber::layer::SubscriberExt;
+//! use tracing_subscriber::util::SubscriberInitExt;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 OTEL_SERVICE_NAME=catalog
+//! let (otel, exporter) = microkit::trace::otel::layer()?;
+//! tracing_subscriber::registry().with(otel).init();
+//! // ... serve ...
+//! exporter.shutdown().await; // sends what is still buffered
+//! # Ok(()) }
+//! ```
+//!
+//! What is read from the environment: `OTEL_EXPORTER_OTLP_ENDPOINT` (default
+//! `http://localhost:4318`, spans go to its `/v1/traces`), `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+//! (used as it is), `OTEL_EXPORTER_OTLP[_TRACES]_HEADERS`, `_TIMEOUT` and `_COMPRESSION`
+//! (by opentelemetry-otlp); `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` (by the SDK's
+//! resource detectors); `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and
+//! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (here); `OTEL_SDK_DISABLED=true` or
+//! `OTEL_TRACES_EXPORTER=none` make the layer a no-op.
+//!
+//! Why a layer of microkit's own rather than tracing-opentelemetry's: the ids microkit sends in
+//! `traceparent` and records on its spans are the ids exported, so the span a downstream
+//! service names as its parent is the attempt span the collector received. tracing-opentelemetry
+//! draws its own span ids. Spans that are not microkit's (a handler's own `info_span!`) are
+//! exported too, in the trace of the span they are inside, with ids drawn here.
+//!
+//! The layer never blocks a request: a finished span is handed to a bounded queue
+//! (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 by default) and dropped when it is full; a task on the
+//! tokio runtime sends batches.
+
+mod batch;
+mod layer;
+
+use std::fmt;
+
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::trace::SpanExporter as _;
+use opentelemetry_sdk::Resource;
+
+pub use self::batch::Exporter;
+pub use self::layer::OtelLayer;
+
+/// Why the exporter could not be set up.
+#[derive(Debug)]
+pub struct OtelError(String);
+
+impl fmt::Display for OtelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the OTLP exporter could not be set up: {}", self.0)
+    }
+}
+
+impl std::error::Error for OtelError {}
+
+/// The layer exporting spans, configured from the environment, and the handle of its
+/// exporting task (on the current tokio runtime, so call this from within one).
+pub fn layer() -> Result<(OtelLayer, Exporter), OtelError> {
+    if disabled() {
+        return Ok((OtelLayer::disabled(), Exporter::disabled()));
+    }
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| OtelError("it needs a tokio runtime to send from".to_owned()))?;
+    let mut exporter = SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .build()
+        .map_err(|err| OtelError(err.to_string()))?;
+    let resource = Resource::builder().build();
+    exporter.set_resource(&resource);
+    let (sender, exporter) = batch::start(exporter, batch::Limits::from_env());
+    Ok((OtelLayer::new(sender), exporter))
+}
+
+fn disabled() -> bool {
+    let set = |name: &str, value: &str| {
+        std::env::var(name).is_ok_and(|set| set.trim().eq_ignore_ascii_case(value))
+    };
+    set("OTEL_SDK_DISABLED", "true") || set("OTEL_TRACES_EXPORTER", "none")
+}

@@ -1,0 +1,251 @@
+//! The `otel` feature end to end: the shop runs in this process with the OTLP layer
+//! installed, configured only by `OTEL_*` variables, and exports to a real OTLP/HTTP receiver
+//! on 127.0.0.1 (a hyper server decoding the protobuf export). A registration traced at the
+//! gateway arrives there as one trace, every span with the ids that went over the wire.
+//!
+//! `cargo test --features otel --test trace_otel`
+#![cfg(feature = "otel")]
+
+use microkit_test_support as support;
+
+#[path = "../examples/shop/main.rs"]
+#[allow(dead_code)]
+mod shop;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use microkit::http::{Method, StatusCode};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// What the receiver got: each export's service name and spans.
+type Received = Arc<Mutex<Vec<(String, Span)>>>;
+
+/// An OTLP/HTTP receiver: `POST /v1/traces` with `application/x-protobuf`, as a collector
+/// takes it. Anything else is a 400 (and fails the test through the exporter's log).
+async fn receiver() -> (SocketAddr, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Received::default();
+    let store = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let store = store.clone();
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        let protobuf = request
+                            .headers()
+                            .get("content-type")
+                            .is_some_and(|value| value == "application/x-protobuf");
+                        let right_place = request.method() == hyper::Method::POST
+                            && request.uri().path() == "/v1/traces";
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let decoded = ExportTraceServiceRequest::decode(body);
+                        let (status, answer) = match decoded {
+                            Ok(export) if protobuf && right_place => {
+                                let mut store = store.lock().unwrap();
+                                for resource in export.resource_spans {
+                                    let service = resource
+                                        .resource
+                                        .map(|resource| text(&resource.attributes, "service.name"))
+                                        .unwrap_or_default();
+                                    for scope in resource.scope_spans {
+                                        for span in scope.spans {
+                                            store.push((service.clone(), span));
+                                        }
+                                    }
+                                }
+                                let answer = ExportTraceServiceResponse::default().encode_to_vec();
+                                (200, answer)
+                            }
+                            _ => (400, Vec::new()),
+                        };
+                        let response = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/x-protobuf")
+                            .body(Full::new(Bytes::from(answer)))
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                },
+            );
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, received)
+}
+
+/// A string attribute, or `""`.
+fn text(attributes: &[KeyValue], key: &str) -> String {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(text) => Some(text.clone()),
+            any_value::Value::IntValue(number) => Some(number.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The one span of `kind` whose parent is `parent` (and that passes `also`).
+fn child<'a>(
+    spans: &'a [Span],
+    kind: SpanKind,
+    parent: &str,
+    also: impl Fn(&Span) -> bool,
+) -> &'a Span {
+    let found: Vec<&Span> = spans
+        .iter()
+        .filter(|span| {
+            span.kind == kind as i32 && hex(&span.parent_span_id) == parent && also(span)
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {kind:?} span under {parent} in {spans:#?}"
+    );
+    found[0]
+}
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const CALLER_SPAN: &str = "b7ad6b7169203331";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_reaches_an_otlp_receiver_as_one_trace_with_the_wire_ids() {
+    let (collector, received) = receiver().await;
+    // Before any other thread of this test binary reads the environment.
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"));
+    std::env::set_var("OTEL_SERVICE_NAME", "shop-under-test");
+    std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "200");
+    let (otel, exporter) = microkit::trace::otel::layer().expect("the exporter is set up");
+    tracing_subscriber::registry().with(otel).init();
+
+    let data = support::shop::temp_data_dir();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.path().display().to_string(),
+    ]
+    .map(str::to_owned);
+    let options = shop::Options::parse(args.into_iter()).expect("valid options");
+    let shop = shop::Shop::start(options).await.expect("the shop starts");
+    let gateway = shop.listeners[0].1;
+    let port_of = |name: &str| {
+        let (_, addr) = shop.listeners.iter().find(|(n, _)| n == name).unwrap();
+        addr.port().to_string()
+    };
+    support::shop::wait_healthy(support::shop::Api { addr: gateway }, support::PATIENCE).await;
+
+    let mut request = support::request(
+        Method::POST,
+        "/user/",
+        json!({ "name": "Grace", "email": "grace@example.com" }).to_string(),
+    );
+    let headers = request.headers_mut();
+    headers.insert("content-type", support::value("application/json"));
+    headers.insert(
+        "traceparent",
+        support::value("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    );
+    let reply = support::send(gateway, request).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+
+    // The spans close as their answers go out; the scheduled export (200 ms) or a flush
+    // brings them to the receiver.
+    let started = Instant::now();
+    let spans: Vec<Span> = loop {
+        exporter.flush().await;
+        let spans: Vec<Span> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, span)| hex(&span.trace_id) == TRACE)
+            .map(|(_, span)| span.clone())
+            .collect();
+        let servers = spans
+            .iter()
+            .filter(|span| span.kind == SpanKind::Server as i32)
+            .count();
+        if servers >= 3 && spans.iter().any(|span| span.name == "POST /send_email/") {
+            break spans;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the receiver never got the whole trace: {spans:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(received
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(service, _)| service == "shop-under-test"));
+
+    let at_gateway = child(&spans, SpanKind::Server, CALLER_SPAN, |_| true);
+    assert_eq!(text(&at_gateway.attributes, "http.request.method"), "POST");
+    assert_eq!(
+        text(&at_gateway.attributes, "http.response.status_code"),
+        "201"
+    );
+    let call = child(
+        &spans,
+        SpanKind::Internal,
+        &hex(&at_gateway.span_id),
+        |_| true,
+    );
+    assert_eq!(call.name, "POST users");
+    let attempt = child(&spans, SpanKind::Client, &hex(&call.span_id), |_| true);
+    assert_eq!(text(&attempt.attributes, "server.port"), port_of("users"));
+    let at_users = child(&spans, SpanKind::Server, &hex(&attempt.span_id), |_| true);
+    assert_eq!(at_users.name, "POST /user/");
+    assert_eq!(text(&at_users.attributes, "http.route"), "/user/");
+    let call = child(
+        &spans,
+        SpanKind::Internal,
+        &hex(&at_users.span_id),
+        |span| span.name == "POST emails",
+    );
+    let attempt = child(&spans, SpanKind::Client, &hex(&call.span_id), |_| true);
+    let at_emails = child(&spans, SpanKind::Server, &hex(&attempt.span_id), |_| true);
+    assert_eq!(at_emails.name, "POST /send_email/");
+    assert_eq!(
+        text(&at_emails.attributes, "server.port"),
+        port_of("emails")
+    );
+    assert!(at_emails.start_time_unix_nano >= attempt.start_time_unix_nano);
+    assert!(at_emails.end_time_unix_nano >= at_emails.start_time_unix_nano);
+
+    shop.stop().await.expect("the shop stops cleanly");
+    exporter.shutdown().await;
+}
