@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use microkit::openapi::document_router;
 use microkit::resource::store::MemoryStore;
-use microkit::resource::{OpenApi, ResourceRoutes};
+use microkit::resource::ResourceRoutes;
 use microkit::{Resource, Router};
 use serde::{Deserialize, Serialize};
 
@@ -25,13 +26,10 @@ struct Product {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let store = Arc::new(MemoryStore::new());
-    let app = Router::new()
-        .merge(ResourceRoutes::<Product>::new(store).router())
-        .merge(
-            OpenApi::new("catalog", "1.0.0")
-                .resource::<Product>()
-                .router(),
-        );
+    let app: Router = ResourceRoutes::<Product>::new(store).router();
+    // The routes document themselves: served at /openapi.json, shown at /docs.
+    let document = document_router(&app.openapi("catalog", "1.0.0"));
+    let app = app.merge(document);
     // The address to listen on: the first argument, 127.0.0.1:3000 without one.
     let listen = std::env::args().nth(1);
     let listener =

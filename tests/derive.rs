@@ -235,7 +235,7 @@ fn the_schema_describes_the_json_form() {
     );
     assert_eq!(
         properties["id"],
-        json!({ "type": "integer", "format": "int64", "minimum": 0, "readOnly": true })
+        json!({ "type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX, "readOnly": true })
     );
     assert_eq!(
         properties["name"],

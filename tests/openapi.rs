@@ -203,17 +203,47 @@ async fn operations_declare_their_parameters_and_answers() {
             "query:contact"
         ]
     );
-    assert_eq!(list["parameters"][1]["schema"]["maximum"], 50);
-    assert_eq!(list["parameters"][1]["schema"]["default"], 20);
+    // A limit over the largest page reads as the largest page: the description says so, and
+    // the schema's bounds are what parses (the stores count in i64).
+    let limit = &list["parameters"][1];
+    assert_eq!(limit["schema"]["maximum"], i64::MAX);
+    assert_eq!(limit["schema"]["default"], 20);
+    assert!(limit["description"]
+        .as_str()
+        .unwrap()
+        .contains("at most 50"));
+    assert_eq!(list["parameters"][0]["schema"]["maximum"], i64::MAX);
+    // Filters take any value of the field's type: a filter asks, it does not write.
+    assert_eq!(list["parameters"][2]["schema"], json!({"type": "string"}));
+    assert!(list["responses"]["200"]["headers"]["Link"].is_object());
     let delete = &document["paths"]["/user/{uid}/cart/{id}"]["delete"];
     assert_eq!(names(delete), ["path:uid", "path:id", "header:If-Match"]);
-    assert!(delete["responses"]["412"].is_object());
+    assert!(delete["responses"]["412"]["headers"]["ETag"].is_object());
+    let id = &delete["parameters"][1]["schema"];
+    assert_eq!(
+        (&id["minimum"], &id["maximum"]),
+        (&json!(1), &json!(i64::MAX))
+    );
+    assert!(delete["responses"]["503"]["headers"]["Retry-After"].is_object());
     let read = &document["paths"]["/session/{id}"]["get"];
     assert_eq!(read["parameters"][0]["schema"]["format"], "uuid");
+    assert_eq!(names(read), ["path:id", "header:If-None-Match"]);
+    assert!(read["responses"]["304"]["headers"]["ETag"].is_object());
     let create = &document["paths"]["/product/"]["post"];
     assert_eq!(
-        create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Product"
+    );
+    let created = &create["responses"]["201"];
+    assert_eq!(
+        created["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ProductResponse"
+    );
+    assert!(created["headers"]["Location"].is_object() && created["headers"]["ETag"].is_object());
+    let patch = &document["paths"]["/product/{id}"]["patch"]["requestBody"]["content"];
+    assert_eq!(
+        patch["application/merge-patch+json"]["schema"]["$ref"],
+        "#/components/schemas/ProductPatch"
     );
     assert_eq!(
         create["responses"]["422"]["content"]["application/problem+json"]["schema"]["$ref"],
@@ -226,8 +256,20 @@ async fn each_type_has_a_schema_with_read_only_ids_required_fields_and_rules() {
     let document = fetched().await;
     let schemas = &document["components"]["schemas"];
     let names: BTreeSet<String> = schemas.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(names, set(&["CartItem", "Problem", "Product", "Session"]));
+    let mut expected = vec!["Problem".to_owned()];
+    for name in ["CartItem", "Product", "Session"] {
+        expected
+            .extend([name, &format!("{name}Patch"), &format!("{name}Response")].map(String::from));
+    }
+    assert_eq!(names, expected.into_iter().collect());
     for name in ["Product", "CartItem", "Session"] {
+        // Unknown members are refused (422), so the schemas say none may be sent.
+        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        let response = &schemas[format!("{name}Response")];
+        assert_eq!(response["required"][0], "id", "{name}: answers hold the id");
+        // A patch may leave out anything, and `null` removes an optional member.
+        let patch = &schemas[format!("{name}Patch")];
+        assert!(patch.get("required").is_none(), "{name}");
         assert_eq!(
             schemas[name]["properties"]["id"]["readOnly"], true,
             "{name}"
@@ -261,6 +303,19 @@ async fn each_type_has_a_schema_with_read_only_ids_required_fields_and_rules() {
         json!(["product_id", "quantity"])
     );
     assert_eq!(schemas["CartItem"]["properties"]["quantity"]["maximum"], 99);
-    assert_eq!(schemas["Session"]["properties"]["id"]["format"], "uuid");
+    let response_id = &schemas["SessionResponse"]["properties"]["id"];
+    assert_eq!(response_id["format"], "uuid");
+    // The server sets the id whatever a request says: any value is ignored.
+    assert!(schemas["Session"]["properties"]["id"]
+        .get("format")
+        .is_none());
+    let contact = &schemas["ProductPatch"]["properties"]["contact"]["type"];
+    assert_eq!(contact, &json!(["string", "null"]));
+    let name = &schemas["ProductPatch"]["properties"]["name"]["type"];
+    assert_eq!(
+        name,
+        &json!("string"),
+        "a required member cannot be removed"
+    );
     assert_eq!(schemas["Session"]["properties"]["label"]["maxLength"], 64);
 }

@@ -562,9 +562,11 @@ async fn bad_list_queries_are_400_problems() {
     let reply = get(&api, "/products/?offset=x&limit=y&colour=red").await;
     reply.problem(400);
     assert_eq!(reply.failing_fields(), ["offset", "limit", "colour"]);
-    // The largest offset is valid: past the end.
-    let reply = get(&api, &format!("/products/?offset={}", u64::MAX)).await;
+    // The largest offset is valid: past the end. One more is past what the stores count.
+    let reply = get(&api, &format!("/products/?offset={}", i64::MAX)).await;
     assert_eq!(reply.body, json!({ "items": [], "total": 1 }));
+    let reply = get(&api, &format!("/products/?offset={}", i64::MAX as u64 + 1)).await;
+    reply.problem(400);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,7 +579,13 @@ async fn if_match_guards_put_patch_and_delete() {
     let json = [("content-type", "application/json")];
     let body = || mug().to_string();
     for (method, version) in [(Method::PUT, "\"1\""), (Method::PATCH, "\"2\"")] {
-        for stale in ["\"7\"", "\"0\"", "garbage", "W/\"x\""] {
+        // Not a list of entity tags: a bad request, whatever the version.
+        for malformed in ["garbage", "\"7", "\"7\" \"8\""] {
+            let headers = [json[0], ("if-match", malformed)];
+            let reply = call(&api, method.clone(), "/product/1", &headers, body()).await;
+            reply.problem(400);
+        }
+        for stale in ["\"7\"", "\"0\"", "", "W/\"x\"", "\"x\", \"9\""] {
             let headers = [json[0], ("if-match", stale)];
             let reply = call(&api, method.clone(), "/product/1", &headers, body()).await;
             reply.problem(412);
@@ -604,7 +612,7 @@ async fn if_match_guards_put_patch_and_delete() {
         "only the matching writes counted"
     );
 
-    for stale in ["\"2\"", "nonsense"] {
+    for (stale, status) in [("\"2\"", 412), ("nonsense", 400)] {
         let reply = call(
             &api,
             Method::DELETE,
@@ -613,8 +621,18 @@ async fn if_match_guards_put_patch_and_delete() {
             Body::empty(),
         )
         .await;
-        reply.problem(412);
+        reply.problem(status);
     }
+    // The id is checked before the preconditions: a bad id is a 400 whatever If-Match says.
+    let reply = call(
+        &api,
+        Method::DELETE,
+        "/product/null",
+        &[("if-match", "\"2\"")],
+        Body::empty(),
+    )
+    .await;
+    reply.problem(400);
     assert_eq!(get(&api, "/product/1").await.status, StatusCode::OK);
     let reply = call(
         &api,

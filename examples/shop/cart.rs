@@ -29,8 +29,10 @@ use super::users::User;
 pub(crate) struct CartItem {
     #[resource(id)]
     pub(crate) id: u64,
-    /// Set when the line is added; kept as it is by updates.
+    /// Set when the line is added; kept as it is by updates. A product's id: at most i64's
+    /// largest, as the catalog's ids are.
     #[serde(default)]
+    #[resource(validate(range(max = 9223372036854775807)))]
     pub(crate) product_id: u64,
     #[resource(validate(range(min = 1, max = 1000)))]
     pub(crate) quantity: i64,

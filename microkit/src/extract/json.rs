@@ -139,13 +139,15 @@ pub(crate) enum Refused {
 /// wrong with it) from well-formed JSON of the wrong shape (422).
 ///
 /// The happy path parses once, straight into the target type. Only a failed parse reads the
-/// body again, as a `serde_json::Value`: if that fails too, the body is malformed; otherwise
-/// the caller looks for every failing field in the document (see [`field_errors`]). The body
-/// is checked to be UTF-8 as a whole first (RFC 8259 requires it), so that invalid bytes
-/// inside a string are a 400 even in a field the target type ignores.
-pub(crate) fn parse_json<'a, T>(
-    bytes: &'a [u8],
-    parse: impl FnOnce(&mut JsonDeserializer<'a>) -> Result<T, serde_json::Error>,
+/// body again, as a `serde_json::Value`: if that fails too, the body is malformed; if it holds
+/// whole numbers written as floats (`128.0`, `1e3`), they are read as the integers they are
+/// and the body parsed once more (see [`whole_numbers_as_integers`]); otherwise the caller
+/// looks for every failing field in the document (see [`field_errors`]). The body is checked
+/// to be UTF-8 as a whole first (RFC 8259 requires it), so that invalid bytes inside a string
+/// are a 400 even in a field the target type ignores.
+pub(crate) fn parse_json<T>(
+    bytes: &[u8],
+    parse: impl Fn(&mut JsonDeserializer<'_>) -> Result<T, serde_json::Error>,
 ) -> Result<T, Refused> {
     let text = std::str::from_utf8(bytes).map_err(|err| {
         Refused::Malformed(Rejection::new(
@@ -163,9 +165,58 @@ pub(crate) fn parse_json<'a, T>(
         }
         Err(first) => first,
     };
-    match serde_json::from_str(text) {
-        Ok(document) => Err(Refused::WrongShape { document, first }),
-        Err(syntax) => Err(Refused::Malformed(malformed(&syntax))),
+    let mut document = match serde_json::from_str(text) {
+        Ok(document) => document,
+        Err(syntax) => return Err(Refused::Malformed(malformed(&syntax))),
+    };
+    if whole_numbers_as_integers(&mut document) {
+        let rewritten = document.to_string();
+        let mut deserializer = serde_json::Deserializer::from_str(&rewritten);
+        if let Ok(value) = parse(&mut deserializer) {
+            return Ok(value);
+        }
+    }
+    Err(Refused::WrongShape { document, first })
+}
+
+/// Rewrites every whole number written as a float (`128.0`, `1e3`) that fits `i64` or `u64`
+/// as that integer; whether it found any.
+///
+/// JSON has one kind of number, and JSON Schema's `integer` is any number without a fraction:
+/// a client generating from a document may well send `128.0` for an integer field, which
+/// serde refuses. Run only on a body that failed to parse, so the happy path is untouched.
+pub(crate) fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => {
+            let Some(float) = number.as_f64().filter(|_| number.is_f64()) else {
+                return false;
+            };
+            // 2^63 and 2^64 are exact as floats; both bounds are excluded.
+            let integer = if float.fract() != 0.0 {
+                None
+            } else if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&float) {
+                Some(serde_json::Number::from(float as i64))
+            } else if (0.0..18_446_744_073_709_551_616.0).contains(&float) {
+                Some(serde_json::Number::from(float as u64))
+            } else {
+                None
+            };
+            match integer {
+                Some(integer) => {
+                    *number = integer;
+                    true
+                }
+                None => false,
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |found, item| whole_numbers_as_integers(item) | found),
+        Value::Object(members) => members.values_mut().fold(false, |found, member| {
+            whole_numbers_as_integers(member) | found
+        }),
+        _ => false,
     }
 }
 

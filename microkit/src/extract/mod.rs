@@ -41,7 +41,9 @@ use http::request::Parts;
 pub(crate) use self::body::read_limited;
 pub use self::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 pub use self::json::Json;
-pub(crate) use self::json::{field_errors, is_json, parse_json, wrong_shape, Refused};
+pub(crate) use self::json::{
+    field_errors, is_json, parse_json, whole_numbers_as_integers, wrong_shape, Refused,
+};
 pub use self::optional::{OptionalFromRequest, OptionalFromRequestParts};
 pub use self::parts::{Extension, MatchedPath, RemoteAddr};
 pub use self::path::Path;

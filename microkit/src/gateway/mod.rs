@@ -12,7 +12,8 @@
 //! Internal routes are refused with 403 for every method that could reach their handler:
 //! any method on a route made [`internal`](Gateway::internal), and `HEAD` wherever `GET` is
 //! internal (the services answer `HEAD` with their `GET` handler). `OPTIONS` on a route with
-//! internal methods is answered at the edge, and `Allow` never lists an internal method.
+//! internal methods is forwarded where the route forwards every method, and answered at the
+//! edge otherwise; `Allow` never lists an internal method.
 //! Everything forwarded carries the [`GATEWAY_MARK`], which the services'
 //! [`AllowNetworks`] refuses, so an internal route stays closed even if this table forgets it.
 //!
@@ -250,7 +251,12 @@ impl Gateway {
                 }
             }
         }
-        if !hidden.is_empty() && !hidden.contains(&Method::OPTIONS) {
+        // A route forwarding every method forwards OPTIONS too: the service's `Allow` says
+        // which methods it has, the internal ones taken out.
+        let forwards_any = entries
+            .iter()
+            .any(|(method, target)| method.is_none() && matches!(target, Target::Service(_)));
+        if !hidden.is_empty() && !hidden.contains(&Method::OPTIONS) && !forwards_any {
             public.push(Method::OPTIONS);
             let allow = allow_value(&public, &hidden);
             methods = methods.on(Method::OPTIONS, move || {

@@ -79,6 +79,25 @@ impl Document {
         self
     }
 
+    /// Adds an operation on `path` (a route pattern such as `/user/{id}`) described by hand,
+    /// replacing one on the same path and method.
+    pub fn describe(
+        mut self,
+        path: &str,
+        method: &Method,
+        describe: impl FnOnce(&mut Operation),
+    ) -> Self {
+        let (Some((path, params)), Some(method)) = (template(path), method_key(method)) else {
+            return self;
+        };
+        let mut operation = Operation::new(params, std::mem::take(&mut self.schemas));
+        describe(&mut operation);
+        let (operation, schemas) = operation.finish();
+        self.schemas = schemas;
+        self.insert(&path, method, operation);
+        self
+    }
+
     /// Adds an operation given whole, replacing one on the same path and method.
     pub fn operation(mut self, path: &str, method: &Method, operation: Value) -> Self {
         if let Some(method) = method_key(method) {

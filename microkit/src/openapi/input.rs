@@ -282,3 +282,88 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod every_extractor {
+    use serde_json::json;
+
+    use super::*;
+    use crate::openapi::Schemas;
+
+    fn describe<T: OperationInput>() -> Value {
+        let mut operation = Operation::new(vec!["id".to_owned()], Schemas::new());
+        T::describe_input(&mut operation);
+        operation.finish().0
+    }
+
+    /// What a request must carry beyond the path's own parameter, and the problems.
+    fn contributes(operation: &Value) -> (usize, bool, Vec<String>) {
+        let parameters = operation["parameters"].as_array().map_or(0, Vec::len);
+        let mut problems: Vec<String> = operation["responses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, response)| response["content"][super::super::PROBLEM_JSON].is_object())
+            .map(|(status, _)| status.clone())
+            .collect();
+        problems.sort();
+        (parameters, operation.get("requestBody").is_some(), problems)
+    }
+
+    #[test]
+    fn context_extractors_contribute_nothing() {
+        // Only the path's own parameter, as an untyped string, and no problem.
+        let nothing = (1, false, Vec::<String>::new());
+        assert_eq!(contributes(&describe::<Request>()), nothing);
+        assert_eq!(contributes(&describe::<HeaderMap>()), nothing);
+        assert_eq!(contributes(&describe::<Method>()), nothing);
+        assert_eq!(contributes(&describe::<Uri>()), nothing);
+        assert_eq!(contributes(&describe::<Version>()), nothing);
+        assert_eq!(contributes(&describe::<RemoteAddr>()), nothing);
+        assert_eq!(contributes(&describe::<MatchedPath>()), nothing);
+        assert_eq!(contributes(&describe::<RequestId>()), nothing);
+        assert_eq!(contributes(&describe::<Extension<u8>>()), nothing);
+        assert_eq!(contributes(&describe::<State<String>>()), nothing);
+        let untyped = &describe::<Request>()["parameters"][0]["schema"];
+        assert_eq!(untyped, &json!({ "type": "string" }));
+    }
+
+    #[test]
+    fn identities_may_be_refused_with_401() {
+        let op = describe::<crate::server::PeerIdentity>();
+        assert_eq!(contributes(&op), (1, false, vec!["401".to_owned()]));
+        #[cfg(feature = "auth")]
+        {
+            let op = describe::<crate::auth::Identity>();
+            assert_eq!(contributes(&op), (1, false, vec!["401".to_owned()]));
+        }
+    }
+
+    #[test]
+    fn a_result_reads_what_its_extractor_reads() {
+        let op = describe::<Result<Json<u32>, crate::extract::Rejection>>();
+        assert_eq!(op["requestBody"]["required"], true);
+        let problems = contributes(&op).2;
+        assert_eq!(problems, ["400", "413", "415", "422"]);
+        let op = describe::<Result<Path<u16>, crate::extract::Rejection>>();
+        assert_eq!(op["parameters"][0]["schema"]["maximum"], u16::MAX);
+    }
+
+    #[test]
+    fn an_optional_query_keeps_its_parameters() {
+        #[derive(serde::Deserialize, JsonSchema)]
+        #[allow(dead_code)]
+        struct Search {
+            q: String,
+        }
+        let op = describe::<Option<Query<Search>>>();
+        let q = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "q")
+            .unwrap();
+        assert_eq!(q["in"], "query");
+        assert!(op.get("requestBody").is_none());
+    }
+}

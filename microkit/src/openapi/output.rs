@@ -233,3 +233,78 @@ mod tests {
         assert!(describe::<Response>()["default"].is_object());
     }
 }
+
+#[cfg(test)]
+mod every_response_type {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::openapi::Schemas;
+
+    fn responses<T: OperationOutput>() -> Value {
+        let mut operation = Operation::new(Vec::new(), Schemas::new());
+        T::describe_output(&mut operation);
+        operation.finish().0["responses"].clone()
+    }
+
+    fn media(responses: &Value, key: &str) -> Vec<String> {
+        responses[key]["content"]
+            .as_object()
+            .map(|content| content.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn errors_are_problems_of_any_status() {
+        for responses in [
+            responses::<Problem>(),
+            responses::<Rejection>(),
+            responses::<ClientError>(),
+        ] {
+            assert_eq!(media(&responses, "default"), ["application/problem+json"]);
+            assert_eq!(responses.as_object().unwrap().len(), 1);
+        }
+    }
+
+    #[test]
+    fn bodies_say_their_media_type() {
+        for text in [
+            responses::<&'static str>(),
+            responses::<String>(),
+            responses::<Cow<'static, str>>(),
+        ] {
+            assert_eq!(media(&text, "200"), ["text/plain"]);
+        }
+        for bytes in [
+            responses::<Bytes>(),
+            responses::<Vec<u8>>(),
+            responses::<&'static [u8]>(),
+        ] {
+            assert_eq!(media(&bytes, "200"), ["application/octet-stream"]);
+        }
+    }
+
+    #[test]
+    fn run_time_answers_say_nothing_but_any_answer() {
+        let any = json!({ "default": { "description": "any answer: the route does not say" } });
+        assert_eq!(responses::<Response>(), any);
+        assert_eq!(responses::<Body>(), any);
+        assert_eq!(responses::<http::response::Parts>(), any);
+        assert_eq!(responses::<Infallible>(), any);
+    }
+
+    #[test]
+    fn headers_keep_the_body_and_a_status_makes_it_any_success() {
+        type WithHeader = ([(&'static str, &'static str); 1], Json<u8>);
+        assert_eq!(
+            media(&responses::<WithHeader>(), "200"),
+            ["application/json"]
+        );
+        type WithStatus = (StatusCode, [(&'static str, &'static str); 1], Json<u8>);
+        let with_status = responses::<WithStatus>();
+        assert!(with_status.get("200").is_none());
+        assert_eq!(media(&with_status, "2XX"), ["application/json"]);
+        let result = responses::<Result<(StatusCode, Json<u8>), Problem>>();
+        assert!(result["2XX"].is_object() && result["default"].is_object());
+    }
+}

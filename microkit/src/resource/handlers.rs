@@ -191,23 +191,53 @@ fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes are a valid header")
 }
 
-/// The version an `If-Match` asks for: `None` without the header or for `*`.
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+/// The versions an `If-Match` accepts: `None` without the header or for `*` (any version).
+/// A tag that names no version of ours accepts none (412 if the item exists); a value that is
+/// neither `*` nor a list of entity tags (RFC 9110, section 13.1.1) is a 400.
+fn if_match(headers: &HeaderMap) -> Result<Option<Vec<u64>>, Problem> {
     let Some(value) = headers.get(IF_MATCH) else {
         return Ok(None);
     };
-    let text = value.to_str().unwrap_or_default().trim();
+    let malformed = || {
+        Problem::bad_request(
+            "If-Match must be `*` or a list of entity tags such as `\"3\"` (an ETag)",
+        )
+    };
+    let text = value.to_str().map_err(|_| malformed())?.trim();
     if text == "*" {
         return Ok(None);
     }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<u64>()
-        .map(Some)
-        .map_err(|_| {
-            Problem::new(StatusCode::PRECONDITION_FAILED)
-                .with_detail(format!("If-Match `{text}` matches no version of this item"))
-        })
+    // Our tags are versions in digits: `"07"` or `"+7"` is no tag of ours.
+    let version = |tag: &&str| tag.parse::<u64>().ok().filter(|v| v.to_string() == *tag);
+    entity_tags(text)
+        .map(|tags| Some(tags.iter().filter_map(version).collect()))
+        .ok_or_else(malformed)
+}
+
+/// The opaque parts of a list of entity tags (`"3", W/"4"`), or `None` when `text` is not one.
+/// The list may be empty (RFC 9110's `#` rule), and then matches nothing.
+fn entity_tags(text: &str) -> Option<Vec<&str>> {
+    let mut tags = Vec::new();
+    let mut rest = text.trim_start_matches([' ', '\t']);
+    if rest.is_empty() {
+        return Some(tags);
+    }
+    loop {
+        let quoted = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = quoted.find('"')?;
+        let tag = &quoted[..end];
+        // etagc: any visible ASCII but the quote (obs-text already failed `to_str`).
+        if !tag.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)) {
+            return None;
+        }
+        tags.push(tag);
+        rest = quoted[end + 1..].trim_start_matches([' ', '\t']);
+        match rest.strip_prefix(',') {
+            Some(next) => rest = next.trim_start_matches([' ', '\t']),
+            None if rest.is_empty() => return Some(tags),
+            None => return None,
+        }
+    }
 }
 
 /// The 412 for a write whose `If-Match` names an older version, with the current `ETag`.
@@ -373,8 +403,10 @@ async fn current_for_write<R: Resource, H: Hooks<R>>(
     ctx: &Ctx<R, H>,
     parts: Parts,
 ) -> Result<Current<R>, Problem> {
-    let expected = if_match(&parts.headers)?;
+    // A bad id is a 400 whatever the preconditions say.
+    let expected = if_match(&parts.headers);
     let target = target::<R>(parts)?;
+    let expected = expected?;
     let scope = scope(ctx, &target).await?;
     let id = target.id();
     let stored = ctx
@@ -385,7 +417,7 @@ async fn current_for_write<R: Resource, H: Hooks<R>>(
     if !scope.admits(&stored.record.data) {
         return Err(target.context.not_found());
     }
-    if expected.is_some_and(|expected| expected != stored.version()) {
+    if expected.is_some_and(|versions| !versions.contains(&stored.version())) {
         return Err(precondition_failed(stored.version()));
     }
     Ok(Current { target, stored })

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use super::ids;
 use super::spec::{Resource, ResourceSpec};
-use crate::extract::{field_errors, parse_json, wrong_shape, Refused};
+use crate::extract::{field_errors, parse_json, whole_numbers_as_integers, wrong_shape, Refused};
 use crate::{FieldError, Problem};
 
 /// The request normalizer of one resource, made once when its routes are built.
@@ -99,10 +99,17 @@ impl Normalizer {
                 R::deserialize(Incoming::new(deserializer, fields, self.supplied(server)))
             }),
             Source::Document(document) => {
-                R::deserialize(Incoming::new(document, fields, self.supplied(server))).map_err(
-                    |first| Refused::WrongShape {
-                        document: document.clone(),
-                        first,
+                R::deserialize(Incoming::new(document, fields, self.supplied(server))).or_else(
+                    |first| {
+                        // Whole numbers written as floats are integers, as for a body.
+                        let mut document = document.clone();
+                        if whole_numbers_as_integers(&mut document) {
+                            let incoming = Incoming::new(&document, fields, self.supplied(server));
+                            if let Ok(item) = R::deserialize(incoming) {
+                                return Ok(item);
+                            }
+                        }
+                        Err(Refused::WrongShape { document, first })
                     },
                 )
             }

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::openapi::MAX_PAGING;
 use super::spec::ResourceSpec;
 use crate::{FieldError, Problem};
 
@@ -33,19 +34,13 @@ pub(crate) fn parse(
     let mut errors = Vec::new();
     for (key, value) in pairs {
         match key.as_str() {
-            "offset" => match value.parse::<u64>() {
-                Ok(offset) => params.offset = offset,
-                Err(_) => errors.push(FieldError::new(
-                    "offset",
-                    "must be a whole number, 0 or more",
-                )),
+            "offset" => match paging(&value) {
+                Some(offset) => params.offset = offset,
+                None => errors.push(FieldError::new("offset", PAGING_RULE)),
             },
-            "limit" => match value.parse::<u64>() {
-                Ok(limit) => params.limit = limit.min(spec.max_limit),
-                Err(_) => errors.push(FieldError::new(
-                    "limit",
-                    "must be a whole number, 0 or more",
-                )),
+            "limit" => match paging(&value) {
+                Some(limit) => params.limit = limit.min(spec.max_limit),
+                None => errors.push(FieldError::new("limit", PAGING_RULE)),
             },
             field if spec.filterable.contains(&field) => match typed_value(schema, field, &value) {
                 Some(typed) => {
@@ -67,7 +62,19 @@ pub(crate) fn parse(
     }
 }
 
-/// A filter's text as the JSON value its field holds, by the field's schema type.
+const PAGING_RULE: &str = "must be a whole number from 0 to 9223372036854775807";
+
+/// An `offset` or `limit`: digits, up to [`MAX_PAGING`] (the stores count in `i64`), as the
+/// document says.
+fn paging(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|value| *value <= MAX_PAGING)
+}
+
+/// A filter's text as the JSON value its field holds, by the field's schema type; the
+/// document gives each filter the same type (`filter_schema` in `openapi.rs`).
 fn typed_value(schema: &Value, field: &str, text: &str) -> Option<Value> {
     let types: Vec<&str> = match &schema["properties"][field]["type"] {
         Value::String(kind) => vec![kind.as_str()],
@@ -75,10 +82,15 @@ fn typed_value(schema: &Value, field: &str, text: &str) -> Option<Value> {
         _ => vec!["string"],
     };
     if types.contains(&"integer") {
-        return text.parse::<i64>().ok().map(Value::from);
+        return match text.parse::<i64>() {
+            Ok(signed) => Some(Value::from(signed)),
+            Err(_) => text.parse::<u64>().ok().map(Value::from),
+        };
     }
     if types.contains(&"number") {
-        return text.parse::<f64>().ok().map(Value::from);
+        // Not `inf` or `NaN`, which JSON cannot hold.
+        let number = text.parse::<f64>().ok().filter(|n| n.is_finite())?;
+        return serde_json::Number::from_f64(number).map(Value::Number);
     }
     if types.contains(&"boolean") {
         return text.parse::<bool>().ok().map(Value::from);
@@ -146,6 +158,8 @@ mod tests {
             "offset=-1",
             "limit=x",
             "offset=99999999999999999999999",
+            "offset=9223372036854775808",
+            "limit=+5",
             "colour=red",
             "age=old",
         ] {

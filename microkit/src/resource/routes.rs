@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use super::handlers::{self, Ctx};
 use super::hooks::{Hooks, NoHooks};
+use super::openapi::{describe, Endpoint};
 use super::repo::Repo;
 use super::spec::Resource;
 use super::store::Store;
@@ -88,7 +89,8 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
         self
     }
 
-    /// The router serving the resource's endpoints (those its actions allow).
+    /// The router serving the resource's endpoints (those its actions allow), each
+    /// documenting its operation for the router's OpenAPI document ([`Router::openapi`]).
     pub fn router(self) -> Router {
         let spec = &R::SPEC;
         let actions = spec.actions;
@@ -102,31 +104,41 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
         ));
         let mut router = Router::new();
         if actions.create {
-            router = router.route(&spec.create_path(), post(handlers::create::<R, H>));
-            for path in &self.extra_create_paths {
-                router = router.route(path, post(handlers::create::<R, H>));
+            let create_paths = std::iter::once(spec.create_path()).chain(self.extra_create_paths);
+            for (index, path) in create_paths.enumerate() {
+                let create = post(handlers::create::<R, H>);
+                router = router.route(&path, documented::<R, _>(create, Endpoint::Create(index)));
             }
         }
         if actions.list {
             // Routing the create path again adds the method when both share it.
-            router = router.route(&spec.list_path(), get(handlers::list::<R, H>));
+            let list = documented::<R, _>(get(handlers::list::<R, H>), Endpoint::List);
+            router = router.route(&spec.list_path(), list);
         }
         let mut item = MethodRouter::new();
         if actions.read {
-            item = item.get(handlers::read::<R, H>);
+            item = documented::<R, _>(item.get(handlers::read::<R, H>), Endpoint::Read);
         }
         if actions.update {
-            item = item.put(handlers::update::<R, H>);
+            item = documented::<R, _>(item.put(handlers::update::<R, H>), Endpoint::Update);
         }
         if actions.patch {
-            item = item.patch(handlers::patch::<R, H>);
+            item = documented::<R, _>(item.patch(handlers::patch::<R, H>), Endpoint::Patch);
         }
         if actions.delete {
-            item = item.delete(handlers::delete::<R, H>);
+            item = documented::<R, _>(item.delete(handlers::delete::<R, H>), Endpoint::Delete);
         }
         if actions.read || actions.update || actions.patch || actions.delete {
             router = router.route(&spec.item_pattern(), item);
         }
         router.with_state(ctx)
     }
+}
+
+/// `method_router` with the operation of `endpoint` described on its last method.
+fn documented<R: Resource, S>(method_router: MethodRouter<S>, endpoint: Endpoint) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    method_router.describe(move |operation| describe::<R>(endpoint, operation))
 }

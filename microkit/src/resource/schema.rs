@@ -114,9 +114,11 @@ impl FieldSchema for isize {
     }
 }
 
+/// `uint64`, as schemars names it for `Json<T>` routes: every value up to `u64::MAX` parses
+/// (and the stores keep it), which `int64` would deny.
 impl FieldSchema for u64 {
     fn field_schema() -> Value {
-        json!({ "type": "integer", "format": "int64", "minimum": 0 })
+        json!({ "type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX })
     }
 }
 
@@ -464,6 +466,7 @@ mod tests {
     #[test]
     fn integers_have_formats_and_bounds() {
         assert_eq!(u64::field_schema()["minimum"], 0);
+        assert_eq!(u64::field_schema()["maximum"], u64::MAX);
         assert_eq!(i32::field_schema()["format"], "int32");
         assert_eq!(u8::field_schema()["maximum"], 255);
     }
