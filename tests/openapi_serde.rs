@@ -3,7 +3,7 @@
 //! optional in a request, `rename` names it, `skip` leaves it out, and the server accepts
 //! exactly that (checked over a real socket).
 
-mod support;
+use microkit_test_support as support;
 
 use microkit::extract::Json;
 use microkit::openapi::{document_router, JsonSchema};

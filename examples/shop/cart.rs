@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use microkit::resource::{HookContext, Hooks, ResourceRoutes};
+use microkit::resource::{HookContext, Hooks, ResourceRoutes, Scope};
 use microkit::router::post;
 use microkit::{FieldError, Problem, Resource, Router};
 use serde::{Deserialize, Serialize};
@@ -71,8 +71,12 @@ impl CartHooks {
 }
 
 impl Hooks<CartItem> for CartHooks {
-    async fn before_create(&self, ctx: &HookContext, item: &mut CartItem) -> Result<(), Problem> {
-        self.check_user(ctx).await?;
+    /// Every action on a cart needs its user: a deleted user's cart is gone too (404).
+    async fn scope(&self, ctx: &HookContext, _: &mut Scope) -> Result<(), Problem> {
+        self.check_user(ctx).await
+    }
+
+    async fn before_create(&self, _: &HookContext, item: &mut CartItem) -> Result<(), Problem> {
         if item.product_id == 0 {
             return Err(Problem::unprocessable("a cart line needs a product")
                 .with_field_errors([FieldError::new("product_id", "is required")]));

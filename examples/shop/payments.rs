@@ -64,11 +64,12 @@ impl FieldSchema for InvoiceLine {
     fn field_schema() -> Value {
         json!({
             "type": "object",
+            // What `check_lines` accepts; serde ignores other members of a line.
             "properties": {
-                "product_id": u64::field_schema(),
-                "name": String::field_schema(),
-                "unit_price_cents": i64::field_schema(),
-                "quantity": i64::field_schema(),
+                "product_id": { "type": "integer", "minimum": 1, "maximum": u64::MAX },
+                "name": { "type": "string", "minLength": 1 },
+                "unit_price_cents": { "type": "integer", "minimum": 0, "maximum": i64::MAX },
+                "quantity": { "type": "integer", "minimum": 1, "maximum": i64::MAX },
             },
             "required": ["product_id", "name", "unit_price_cents", "quantity"],
         })
