@@ -233,12 +233,12 @@ async fn a_registration_traced_at_the_gateway_reaches_users_then_emails_in_one_t
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
 
     // gateway request -> call users -> attempt -> users request -> call emails -> attempt
-    // -> emails request, every span in the caller's trace.
+    // -> emails request (and users -> stats), every span in the caller's trace.
     let spans = spans_of(TRACE, |spans| {
         spans
             .iter()
             .any(|span| span.name == "request" && span.field("http.route") == "/send_email/")
-            && spans.iter().filter(|span| span.name == "request").count() >= 3
+            && spans.iter().filter(|span| span.name == "request").count() >= 4
     })
     .await;
     let at_gateway = child(&spans, "request", CALLER_SPAN, |_| true);
@@ -274,6 +274,15 @@ async fn a_registration_traced_at_the_gateway_reaches_users_then_emails_in_one_t
     assert_eq!(at_emails.field("server.port"), port_of("emails"));
     assert_eq!(at_emails.field("otel.name"), "POST /send_email/");
     assert_eq!(at_emails.field("request_id"), "registration-7");
+
+    // The action users records on a task of its own stays in the trace too.
+    let call_stats = child(&spans, "call", at_users.field("span_id"), |span| {
+        span.field("peer.service") == "stats"
+    });
+    let attempt = child(&spans, "attempt", call_stats.field("span_id"), |_| true);
+    let at_stats = child(&spans, "request", attempt.field("span_id"), |_| true);
+    assert_eq!(at_stats.field("server.port"), port_of("stats"));
+    assert_eq!(at_stats.field("request_id"), "registration-7");
 
     // A problem answered in the trace names it.
     let mut request = support::request(Method::GET, "/user/424242", Bytes::new());

@@ -197,7 +197,16 @@ async fn a_registration_reaches_an_otlp_receiver_as_one_trace_with_the_wire_ids(
             .iter()
             .filter(|span| span.kind == SpanKind::Server as i32)
             .count();
-        if servers >= 3 && spans.iter().any(|span| span.name == "POST /send_email/") {
+        // Every attempt's request arrived (users also calls stats, on a task of its own).
+        let answered = spans
+            .iter()
+            .filter(|span| span.kind == SpanKind::Client as i32)
+            .all(|attempt| {
+                spans.iter().any(|span| {
+                    span.kind == SpanKind::Server as i32 && span.parent_span_id == attempt.span_id
+                })
+            });
+        if servers >= 4 && answered && spans.iter().any(|span| span.name == "POST /send_email/") {
             break spans;
         }
         assert!(

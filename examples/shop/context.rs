@@ -61,7 +61,8 @@ impl Stores {
 /// never slow down or fail the request that caused them.
 pub(crate) fn record_action(client: &ServiceClient, user_id: u64, action: &'static str) {
     let client = client.clone();
-    tokio::spawn(async move {
+    // In the request's trace: the stats call shows up as part of what the request caused.
+    tokio::spawn(microkit::trace::in_current_trace(async move {
         let entry = serde_json::json!({ "user_id": user_id, "action": action });
         if let Err(err) = client
             .post_json::<_, serde_json::Value>("stats", "/log", &entry)
@@ -69,5 +70,5 @@ pub(crate) fn record_action(client: &ServiceClient, user_id: u64, action: &'stat
         {
             tracing::warn!(error = %err, action, "the stats service did not record an action");
         }
-    });
+    }));
 }

@@ -22,6 +22,7 @@ mod gateway;
 mod options;
 mod payments;
 mod stats;
+mod telemetry;
 mod users;
 
 use std::future::IntoFuture;
@@ -71,9 +72,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), BoxError> {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt::init();
-    }
+    let telemetry = telemetry::init()?;
     let mut shop = Shop::start(options).await?;
     let mut stdout = std::io::stdout().lock();
     for (name, addr) in &shop.listeners {
@@ -89,7 +88,9 @@ async fn run(options: Options) -> Result<(), BoxError> {
         () = shutdown_signal() => {}
         failed = shop.failure() => return Err(failed),
     }
-    shop.stop().await
+    let stopped = shop.stop().await;
+    telemetry.flush().await;
+    stopped
 }
 
 /// A running shop: its listeners, in the order they print, and the way to stop them.
