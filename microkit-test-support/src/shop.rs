@@ -442,6 +442,9 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1).
+const MAX_IDENTIFIER: usize = 63;
+
 impl PgDatabase {
     /// Creates a database for `test`, or `None` (with a message) when the server cannot be
     /// reached and is not required; see [`services_required`].
@@ -459,14 +462,17 @@ impl PgDatabase {
                 return None;
             }
         };
-        let name = format!(
+        // PostgreSQL cuts identifiers at 63 bytes: the unique part goes first, so that a long
+        // test name loses its tail rather than what tells two runs' databases apart.
+        let mut name = format!(
             "microkit_shop_{}_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed),
             test.chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .collect::<String>(),
-            std::process::id(),
-            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
         );
+        name.truncate(MAX_IDENTIFIER);
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
