@@ -242,8 +242,10 @@ async fn a_retry_with_the_same_key_answers_the_same_invoice(backend: Backend, te
 
     let first = checkout(api, &cart, Some("order-1")).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert_eq!(first.header("idempotent-replayed"), "", "a first answer");
     let retry = checkout(api, &cart, Some("order-1")).await;
     assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text());
+    assert_eq!(retry.header("idempotent-replayed"), "true", "a replay");
     assert_eq!(
         retry.json(),
         first.json(),
@@ -379,6 +381,47 @@ async fn lines_changed_during_checkouts_are_billed_or_kept(backend: Backend, tes
     }
 }
 
+async fn a_crash_between_invoice_and_cart_leaves_one_invoice(backend: Backend, test: &str) {
+    let Some(data) = Data::new(backend, test).await else {
+        return;
+    };
+    let mut crashing = data.start(&[("SHOP_FAULT", "kill-after-invoice")]).await;
+    let api = crashing.api("gateway");
+    let cart = Cart::fill(api, "ada").await;
+
+    let lost = post_keyed(api, &cart.checkout(), Some("order-1")).await;
+    assert!(
+        lost.is_err(),
+        "the shop died before answering: {:?}",
+        lost.map(|r| r.text())
+    );
+    let status = crashing.exited_within(PATIENCE).await;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
+
+    let shop = data.start(&[]).await;
+    let api = shop.api("gateway");
+    // The restarted cart service finishes the checkout it finds half done.
+    eventually("the cart is emptied after the restart", || async {
+        cart_lines(api, cart.uid).await.is_empty().then_some(())
+    })
+    .await;
+    let retry = checkout(api, &cart, Some("order-1")).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text());
+    let invoice = retry.json();
+    assert_eq!(
+        invoices(api).await,
+        std::slice::from_ref(&invoice),
+        "one invoice, the retry's"
+    );
+    assert_eq!(invoice["lines"], cart.invoice_lines());
+    assert_eq!(cart_lines(api, cart.uid).await, Vec::<Value>::new());
+    assert_problem(
+        &checkout(api, &cart, None).await,
+        422,
+        "nothing left to check out",
+    );
+}
+
 async fn a_crash_before_billing_is_undone_on_restart(backend: Backend, test: &str) {
     let Some(data) = Data::new(backend, test).await else {
         return;
@@ -436,5 +479,6 @@ suite!(
     twenty_parallel_checkouts_make_one_invoice,
     a_retry_with_the_same_key_answers_the_same_invoice,
     lines_changed_during_checkouts_are_billed_or_kept,
+    a_crash_between_invoice_and_cart_leaves_one_invoice,
     a_crash_before_billing_is_undone_on_restart,
 );

@@ -22,6 +22,7 @@ use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use microkit::client::ClientError;
 use microkit::extract::{Path, State};
+use microkit::idempotency::{IdempotencyConfig, IDEMPOTENCY_KEY, REPLAYED_HEADER};
 use microkit::resource::store::{Id, ListQuery, Record, StoreError};
 use microkit::resource::{Repo, Resource as _, Stored};
 use microkit::response::IntoResponse;
@@ -35,10 +36,6 @@ use super::context::{record_action, Context};
 use super::fault::{Fault, Point};
 use super::payments::{total, InvoiceLine};
 
-/// The header a client retries a checkout with.
-pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// The longest `Idempotency-Key` accepted.
-const MAX_KEY_LEN: usize = 255;
 /// The page size used to read a whole cart.
 const PAGE: u64 = 100;
 /// How long a request carrying the key of a running checkout waits for its end.
@@ -180,7 +177,7 @@ impl Checkouts {
         uid: u64,
         key: Option<String>,
         arrived_ms: u64,
-    ) -> Result<Value, Problem> {
+    ) -> Result<Checked, Problem> {
         let id = intent_id(uid);
         let mut lost_race = false;
         let mut waited = Duration::ZERO;
@@ -194,10 +191,13 @@ impl Checkouts {
                 let intent = &found.item;
                 if key.is_some() && key == intent.done_key {
                     // A retry of a checkout done: its invoice again.
-                    return intent
-                        .invoice
-                        .clone()
-                        .ok_or_else(|| Problem::internal("a done checkout without its invoice"));
+                    return match &intent.invoice {
+                        Some(invoice) => Ok(Checked {
+                            invoice: invoice.clone(),
+                            replayed: true,
+                        }),
+                        None => Err(Problem::internal("a done checkout without its invoice")),
+                    };
                 }
                 if intent.phase != Phase::Idle {
                     if intent.is_stale() {
@@ -221,7 +221,13 @@ impl Checkouts {
                 }
             }
             match self.take(uid, current, key.clone()).await {
-                Ok(open) => return self.run(uid, open).await,
+                Ok(open) => {
+                    let invoice = self.run(uid, open).await?;
+                    return Ok(Checked {
+                        invoice,
+                        replayed: false,
+                    });
+                }
                 Err(StoreError::Duplicate { .. } | StoreError::VersionMismatch { .. }) => {
                     lost_race = true;
                 }
@@ -431,10 +437,11 @@ impl Checkouts {
             "user_id": uid,
             "lines": billing.lines,
         });
+        let key = billing.payment_key.as_deref().unwrap_or_default();
         let created: Result<Value, ClientError> = self
             .context
             .client
-            .post_json("payments", "/invoices", &body)
+            .post_json_with_key("payments", "/invoices", &body, key)
             .await;
         created.map_err(|err| match err.status() {
             // Refused for good: the request itself was wrong, and nothing was made.
@@ -539,6 +546,12 @@ impl Checkouts {
     }
 }
 
+/// A checkout's answer: the invoice, made now or replayed for a retry.
+struct Checked {
+    invoice: Value,
+    replayed: bool,
+}
+
 /// Why a checkout could not be settled now.
 enum Settle {
     /// Nothing was billed, and the cart is given back.
@@ -562,7 +575,14 @@ pub(crate) async fn checkout_cart(
     // hold the cart until it went stale.
     let running = tokio::spawn(checkouts.checkout(uid, key, arrived_ms));
     match running.await {
-        Ok(Ok(invoice)) => (StatusCode::CREATED, Json(invoice)).into_response(),
+        Ok(Ok(Checked { invoice, replayed })) => {
+            let mut response = (StatusCode::CREATED, Json(invoice)).into_response();
+            if replayed {
+                let headers = response.headers_mut();
+                headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            }
+            response
+        }
         Ok(Err(problem)) => problem.into_response(),
         Err(err) => Problem::internal("the checkout failed")
             .with_cause(err)
@@ -581,10 +601,11 @@ fn request_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
             "send one Idempotency-Key, not several",
         ));
     }
+    let limit = IdempotencyConfig::default().key_len_limit();
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= MAX_KEY_LEN => Ok(Some(key.to_owned())),
+        Ok(key) if !key.is_empty() && key.len() <= limit => Ok(Some(key.to_owned())),
         _ => Err(Problem::bad_request(format!(
-            "an Idempotency-Key is 1 to {MAX_KEY_LEN} visible ASCII characters"
+            "an Idempotency-Key is 1 to {limit} visible ASCII characters"
         ))),
     }
 }
