@@ -197,6 +197,21 @@ impl Reply {
         &self.body
     }
 
+    /// Checks that this is the 500 of stored data that no longer fits its type, and returns
+    /// the problem.
+    #[track_caller]
+    fn data_at_fault(&self) -> &Value {
+        let problem = self.problem(500);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no longer fits"),
+            "{problem:#}"
+        );
+        problem
+    }
+
     /// The fields named in the problem's `errors`, in order.
     fn failing_fields(&self) -> Vec<&str> {
         self.body["errors"]
@@ -1288,13 +1303,107 @@ async fn stored_data_that_no_longer_fits_is_a_500_never_a_422() {
         patch(&api, "/product/1", json!({ "name": "Cup" })).await,
         delete(&api, "/product/1").await,
     ] {
-        let problem = reply.problem(500);
+        reply.data_at_fault();
+    }
+}
+
+/// What a test's requests log, captured from the `tracing` events of the current thread.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// How many lines logged so far contain `needle`.
+    fn lines_with(&self, needle: &str) -> usize {
+        let log = self.0.lock().unwrap();
+        String::from_utf8_lossy(&log)
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+}
+
+/// How a resource evolves (see the derive's reference): a field added with `#[serde(default)]`
+/// (or as an `Option`) reads old items back with its default; old items that lack a required
+/// field are the server's data at fault on every endpoint, GET and list included: a 500 with a
+/// clear detail whose cause is logged once per request, never a 422, and nothing changes.
+#[tokio::test]
+async fn old_items_read_back_with_defaults_and_unreadable_ones_are_a_500_logged_once() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = memory();
+    let api = products(store.clone());
+    let collection = microkit::resource::store::Collection::new("product").filterable("category");
+    // Item 1 was written before `tags` and `created_at` existed: both have defaults.
+    // Item 2 was written before `category`, which has none.
+    for old in [
+        json!({ "name": "Mug", "category": "kitchen", "price_cents": 1 }),
+        json!({ "name": "Cup", "price_cents": 2 }),
+    ] {
+        let Value::Object(old) = old else {
+            unreachable!()
+        };
+        store
+            .create(&collection, None, None, old)
+            .await
+            .expect("stored");
+    }
+
+    let reply = get(&api, "/product/1").await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({ "id": 1, "name": "Mug", "category": "kitchen", "price_cents": 1, "tags": [], "created_at": null })
+    );
+    let reply = patch(&api, "/product/1", json!({ "tags": ["blue"] })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    assert_eq!(reply.body["tags"], json!(["blue"]));
+
+    let fingerprint = "does not fit the type `Product`";
+    for (answered, method) in ["GET", "GET list", "PUT", "PATCH", "DELETE"]
+        .into_iter()
+        .enumerate()
+    {
+        let reply = match method {
+            "GET" => get(&api, "/product/2").await,
+            "GET list" => get(&api, "/products/?limit=3").await,
+            "PUT" => put(&api, "/product/2", mug()).await,
+            "PATCH" => patch(&api, "/product/2", json!({ "category": "cups" })).await,
+            _ => delete(&api, "/product/2").await,
+        };
+        let problem = reply.data_at_fault();
         assert!(
-            problem["detail"]
-                .as_str()
-                .unwrap()
-                .contains("no longer fits"),
-            "{problem:#}"
+            !problem.to_string().contains(fingerprint),
+            "{method}: the cause is logged, not sent: {problem:#}"
+        );
+        assert_eq!(
+            log.lines_with(fingerprint),
+            answered + 1,
+            "{method}: one log line per failed request:\n{}",
+            String::from_utf8_lossy(&log.0.lock().unwrap())
         );
     }
+    let stored = store
+        .get(&collection, None, &microkit::resource::store::Id::Int(2))
+        .await
+        .expect("item 2 is still there");
+    assert_eq!(
+        Value::Object((*stored.data).clone()),
+        json!({ "name": "Cup", "price_cents": 2 })
+    );
 }

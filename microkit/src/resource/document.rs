@@ -99,6 +99,24 @@ pub(crate) fn decode<R: Resource>(record: &Record) -> Result<R, StoreError> {
     })
 }
 
+/// A record ready to answer as `R`: checked against the type, so that a record that no longer
+/// fits is [`StoreError::Incompatible`] on a read as on a write; and, when it was written before
+/// fields with defaults were added (it lacks members), re-encoded from the typed item so that
+/// it is answered with them, as a write would answer it. A record with every member is
+/// answered as stored, without a copy.
+pub(crate) fn readable<R: Resource>(record: Record) -> Result<Record, StoreError> {
+    let item: R = decode(&record)?;
+    let fields = R::SPEC.fields;
+    if fields.is_empty() || record.data.len() + 1 == fields.len() {
+        return Ok(record);
+    }
+    let (_, data) = to_data(&item)?;
+    Ok(Record {
+        data: std::sync::Arc::new(data),
+        ..record
+    })
+}
+
 /// The record data of a resource (its JSON form without the id) and the id it carries.
 pub(crate) fn to_data<R: Resource>(item: &R) -> Result<(Id, Map<String, Value>), StoreError> {
     let spec = &R::SPEC;

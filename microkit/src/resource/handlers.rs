@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
 
-use super::document::{merge_patch, record_document, RecordBody};
+use super::document::{merge_patch, readable, record_document, RecordBody};
 use super::hooks::{HookContext, Hooks, Scope};
 use super::normalize::{Normalizer, ServerSet, Source};
 use super::query;
@@ -381,6 +381,7 @@ pub(crate) async fn read<R: Resource, H: Hooks<R>>(
     if !scope.admits(&record.data) {
         return Err(target.context.not_found());
     }
+    let record = readable::<R>(record)?;
     let etag = etag(record.version);
     if target
         .context
@@ -540,9 +541,13 @@ pub(crate) async fn list<R: Resource, H: Hooks<R>>(
             limit: params.limit,
         })
         .await?;
-    let returned = page.items.len();
-    let items: Vec<RecordBody<'_>> = page
+    let records = page
         .items
+        .into_iter()
+        .map(readable::<R>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let returned = records.len();
+    let items: Vec<RecordBody<'_>> = records
         .iter()
         .map(|record| RecordBody {
             spec: &R::SPEC,
