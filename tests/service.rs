@@ -163,7 +163,7 @@ async fn it_registers_once_listening_and_reports_health_and_metrics() {
         "{text}"
     );
     assert!(
-        text.contains("http_request_duration_seconds_bucket"),
+        text.contains("http_server_request_duration_seconds_bucket"),
         "{text}"
     );
 

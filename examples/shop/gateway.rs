@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use http::Method;
 use microkit::client::ServiceClient;
-use microkit::gateway::Gateway;
+use microkit::console::Console;
+use microkit::gateway::{Gateway, Network};
 use microkit::metrics::{Metrics, MetricsLayer};
-use microkit::router::get;
 use microkit::Router;
 
 use super::access::{Access, OwnUserPaths};
@@ -18,7 +18,6 @@ pub(crate) fn router(
     metrics: Arc<Metrics>,
     access: Option<&Access>,
 ) -> Router {
-    let exposed = metrics.clone();
     let mut gateway = Gateway::new(client);
     if let Some(access) = access {
         gateway = gateway.on_forward(access.relay().forward_hook());
@@ -38,19 +37,16 @@ pub(crate) fn router(
         .route("/invoices/{id}", "payments")
         .route("/invoices/{id}/pay", "payments")
         .route("/log", "stats")
-        .internal_method(Method::GET, "/log")
-        .into_router();
+        .internal_method(Method::GET, "/log");
+    let services = forwarding.services();
+    let forwarding = forwarding.into_router();
     let forwarding = match access {
         Some(access) => forwarding.layer(OwnUserPaths).layer(access.edge()),
         None => forwarding,
     };
+    // Outside the access checks: operators reach /metrics and /console from their networks.
+    let console = Console::new("gateway", metrics.clone()).services(services);
     forwarding
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = exposed.clone();
-                async move { metrics.response() }
-            }),
-        )
+        .merge(console.operator_router(Network::private()))
         .layer(MetricsLayer::new(metrics))
 }

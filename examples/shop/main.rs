@@ -146,8 +146,8 @@ impl Shop {
             let listener = TcpListener::bind(options.listen).await?;
             shop.listeners
                 .push(("gateway".to_owned(), listener.local_addr()?));
-            let router = gateway::router(client, metrics, access.as_ref());
-            let server = microkit::serve(listener, router);
+            let router = gateway::router(client, metrics.clone(), access.as_ref());
+            let server = microkit::serve(listener, router).metrics(metrics);
             let server = match &options.tls {
                 Some((cert, key)) => server.tls(TlsConfig::from_pem_files(cert, key)?),
                 None => server,

@@ -9,6 +9,7 @@
 //! for every integration-test binary. A test file starts with
 //! `use microkit_test_support as support;`.
 
+pub mod browser;
 pub mod certs;
 pub mod cluster;
 pub mod etcd;

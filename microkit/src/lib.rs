@@ -55,6 +55,7 @@
 //! | [`gateway`] | the edge: routes to services, forwarding headers, internal-only routes |
 //! | [`service`] | the builder that ties server, registration, `/health`, `/metrics` and shutdown |
 //! | [`metrics`] | request counters and latency histograms in the Prometheus text format |
+//! | [`console`] | the operators' live page at `/console`: services, instances, routes, problems |
 //! | `auth` (feature `auth`) | verified callers: bearer JWTs and API keys, as a layer and an `Identity` extractor |
 //! | [`trace`] | W3C trace context in and out, OpenTelemetry-named spans per request, call and attempt |
 //! | [`openapi`] | OpenAPI 3.1 documents every route contributes to, `/openapi.json`, `/docs` |
@@ -63,6 +64,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod console;
 pub mod deadline;
 pub mod discovery;
 pub mod extract;

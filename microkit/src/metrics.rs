@@ -1,12 +1,24 @@
-//! Prometheus metrics: requests served by route and status, with latency histograms, and
-//! calls made to other services by outcome.
+//! Metrics in Prometheus' text format, or OpenMetrics' when the scraper asks for it (with
+//! exemplars: the trace id of a recent request in each histogram bucket, from the
+//! [trace context](crate::trace)). Named after OpenTelemetry's
+//! semantic conventions where they have a name, with dots made underscores and the unit
+//! appended, as OpenTelemetry's Prometheus exporter writes them.
 //!
 //! | metric | labels |
 //! |---|---|
-//! | `http_requests_total` | `method`, `route` (the pattern, or `unmatched`), `status` |
-//! | `http_request_duration_seconds` (histogram) | `method`, `route` |
+//! | `http_server_request_duration_seconds` (histogram) | `http_request_method`, `http_route`, `http_response_status_code` |
+//! | `http_requests_total` | `method`, `route`, `status` (the histogram's count, under its older name) |
+//! | `http_server_active_requests` (gauge) | |
+//! | `http_server_open_connections` (gauge) | (counted when served with [`Serve::metrics`](crate::server::Serve::metrics)) |
+//! | `http_server_rejections_total` | `reason`: `body_limit` (413) or `timeout` (408) |
 //! | `client_calls_total` | `service`, `outcome` |
-//! | `client_call_duration_seconds` (histogram) | `service` |
+//! | `client_call_duration_seconds` (histogram) | `service` (a whole call, retries included) |
+//! | `client_attempts_total`, `client_retries_total`, `client_ejections_total` | `service` |
+//! | `client_retry_budget_exhausted_total` | (retries refused for want of budget) |
+//! | `client_instance_in_flight`, `client_instance_latency_ewma_seconds`, `client_instance_ejected` (gauges) | `service`, `address` |
+//!
+//! Durations use OpenTelemetry's advised buckets (5 ms to 10 s). A request is timed from the
+//! moment the service sees it to its response's head.
 //!
 //! Every label takes a bounded set of values whatever clients send, so that a scanner cannot
 //! grow the metrics (and the memory of every Prometheus scraping them) without end. Routes are
@@ -14,25 +26,39 @@
 //! as `unmatched`. Methods are labelled by name when standard (RFC 9110's eight and `PATCH`) or
 //! routed by name on the route that answered; any other method token counts as `_OTHER`, as
 //! OpenTelemetry's HTTP semantic conventions do.
+//!
+//! Recording costs a few relaxed atomic adds and read locks: a series is made (and its labels
+//! allocated) the first time it is seen, never again on the request path.
+
+mod client;
+mod exposition;
+mod histogram;
+mod server;
+mod window;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::Method;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use http::{HeaderMap, Method, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::client::{CallObserver, CallOutcome};
+pub use self::exposition::Format;
+use self::exposition::{Exposition, Kind};
+pub(crate) use self::histogram::unix_seconds;
+use self::server::ProblemSeen;
+pub(crate) use self::server::ServerMetrics;
+pub(crate) use self::window::{Point, SLOT_SECONDS};
+use crate::client::{CallObserver, CallOutcome, ServiceClient};
+use crate::middleware::X_REQUEST_ID;
+use crate::problem::PROBLEM_JSON;
 use crate::router::{MatchedRoute, ReportMatchedRoute};
+pub(crate) use crate::trace::TraceId;
 use crate::{Body, Request, Response};
 
 /// The method label for metrics whose values must stay a bounded set.
@@ -66,140 +92,355 @@ fn labels<'a>(method: &'a Method, matched: Option<&'a MatchedRoute>) -> (&'a str
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RequestLabels {
-    method: String,
-    route: String,
-    status: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RouteLabels {
-    method: String,
-    route: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct CallLabels {
-    service: String,
-    outcome: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ServiceLabels {
-    service: String,
-}
-
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn latency_histogram() -> Histogram {
-    // 0.5 ms to about 16 s, doubling.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
-
 /// The metrics of one service, shared by its server layer and its client.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Metrics {
-    registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    request_latency: HistogramFamily<RouteLabels>,
-    calls: Family<CallLabels, Counter>,
-    call_latency: HistogramFamily<ServiceLabels>,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
+    server: ServerMetrics,
+    client: client::ClientMetrics,
 }
 
 impl Metrics {
     /// Fresh metrics, all at zero.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        let request_latency: HistogramFamily<RouteLabels> =
-            Family::new_with_constructor(latency_histogram);
-        let calls = Family::<CallLabels, Counter>::default();
-        let call_latency: HistogramFamily<ServiceLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "http_requests",
-            "Requests served, by route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer a request, by route",
-            request_latency.clone(),
-        );
-        registry.register(
-            "client_calls",
-            "Calls to other services, by outcome",
-            calls.clone(),
-        );
-        registry.register(
-            "client_call_duration_seconds",
-            "Time for a call to another service, retries included",
-            call_latency.clone(),
-        );
-        Self {
-            registry,
-            requests,
-            request_latency,
-            calls,
-            call_latency,
-        }
+        Self::default()
     }
 
     /// The metrics in Prometheus' text format.
     pub fn encode(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
+        self.encode_as(Format::Prometheus)
     }
 
-    /// The metrics as a `GET /metrics` answer.
+    /// The metrics in `format`.
+    pub fn encode_as(&self, format: Format) -> String {
+        let mut out = Exposition::new(format);
+        self.encode_server(&mut out);
+        self.encode_client(&mut out);
+        out.finish()
+    }
+
+    /// The metrics as a `GET /metrics` answer, in Prometheus' text format.
     pub fn response(&self) -> Response {
-        let mut response = Response::new(Body::from(self.encode()));
+        self.response_as(Format::Prometheus)
+    }
+
+    /// The metrics as an answer to a scrape with `headers`: OpenMetrics when its `Accept`
+    /// prefers it (see [`Format::negotiate`]).
+    pub fn response_to(&self, headers: &HeaderMap) -> Response {
+        self.response_as(Format::negotiate(headers))
+    }
+
+    fn response_as(&self, format: Format) -> Response {
+        let mut response = Response::new(Body::from(self.encode_as(format)));
         response.headers_mut().insert(
             CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(format.content_type()),
         );
         response
     }
 
-    fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
-                status,
-            })
-            .inc();
-        self.request_latency
-            .get_or_create(&RouteLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
-            })
-            .observe(elapsed.as_secs_f64());
+    pub(crate) fn server(&self) -> &ServerMetrics {
+        &self.server
     }
+
+    /// What every client reporting here knows now.
+    pub(crate) fn client_stats(&self) -> Vec<crate::client::ClientStats> {
+        self.client.stats()
+    }
+
+    /// The clients reporting here that are still alive.
+    pub(crate) fn clients(&self) -> Vec<ServiceClient> {
+        self.client
+            .clients()
+            .iter()
+            .filter_map(|view| view.client())
+            .collect()
+    }
+
+    /// Counts an open connection until the returned guard drops.
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> Opened {
+        Opened::new(self.clone(), Gauge::Connections)
+    }
+
+    fn record_response(&self, asked: Asked, matched: Option<&MatchedRoute>, response: &Response) {
+        let Asked {
+            method,
+            uri,
+            request_id,
+            trace_id,
+            started,
+        } = asked;
+        let elapsed = started.elapsed();
+        let (method, route) = labels(&method, matched);
+        let status = response.status().as_u16();
+        let now = unix_seconds();
+        self.server
+            .series(method, route)
+            .record(status, elapsed, now as u64, trace_id);
+        let rejections = match status {
+            413 => Some(&self.server.body_limit_rejections),
+            408 => Some(&self.server.timeout_rejections),
+            _ => None,
+        };
+        if let Some(rejections) = rejections {
+            rejections.fetch_add(1, Ordering::Relaxed);
+        }
+        let is_problem = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        if status >= 400 && is_problem {
+            let request_id = response
+                .headers()
+                .get(X_REQUEST_ID)
+                .or(request_id.as_ref())
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            self.server.problem(ProblemSeen {
+                at_ms: (now * 1000.0) as u64,
+                method: method.to_owned(),
+                route: route.to_owned(),
+                path: uri.path().to_owned(),
+                status,
+                request_id,
+                trace_id,
+            });
+        }
+    }
+
+    fn encode_server(&self, out: &mut Exposition) {
+        let series = self.server.request_series();
+        let name = "http_server_request_duration_seconds";
+        out.family(name, Kind::Histogram, "Duration of HTTP server requests");
+        for one in &series {
+            let status = one.status.to_string();
+            let labels = [
+                ("http_request_method", one.method.as_str()),
+                ("http_route", one.route.as_str()),
+                ("http_response_status_code", status.as_str()),
+            ];
+            out.histogram(name, &labels, &one.histogram);
+        }
+        out.family(
+            "http_requests",
+            Kind::Counter,
+            "Requests served, by route and status",
+        );
+        for one in &series {
+            let status = one.status.to_string();
+            let labels = [
+                ("method", one.method.as_str()),
+                ("route", one.route.as_str()),
+                ("status", status.as_str()),
+            ];
+            out.counter("http_requests", &labels, one.histogram.count);
+        }
+        let gauges = [
+            (
+                "http_server_active_requests",
+                "Requests being answered now",
+                &self.server.in_flight,
+            ),
+            (
+                "http_server_open_connections",
+                "Client connections open now",
+                &self.server.open_connections,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            out.family(name, Kind::Gauge, help);
+            out.gauge(name, &[], gauge.load(Ordering::Relaxed) as f64);
+        }
+        let name = "http_server_rejections";
+        out.family(
+            name,
+            Kind::Counter,
+            "Requests refused at a limit: a body too large (413) or too slow (408)",
+        );
+        let rejections = [
+            ("body_limit", &self.server.body_limit_rejections),
+            ("timeout", &self.server.timeout_rejections),
+        ];
+        for (reason, count) in rejections {
+            out.counter(name, &[("reason", reason)], count.load(Ordering::Relaxed));
+        }
+    }
+
+    fn encode_client(&self, out: &mut Exposition) {
+        let calls = self.client.calls();
+        out.family(
+            "client_calls",
+            Kind::Counter,
+            "Calls to other services, by outcome",
+        );
+        for series in &calls {
+            for (outcome, count) in client::OUTCOMES.iter().zip(series.outcomes) {
+                if count > 0 {
+                    let labels = [
+                        ("service", series.service.as_str()),
+                        ("outcome", outcome.as_str()),
+                    ];
+                    out.counter("client_calls", &labels, count);
+                }
+            }
+        }
+        let name = "client_call_duration_seconds";
+        out.family(
+            name,
+            Kind::Histogram,
+            "Time for a call to another service, retries included",
+        );
+        for series in &calls {
+            out.histogram(
+                name,
+                &[("service", series.service.as_str())],
+                &series.duration,
+            );
+        }
+
+        let stats = self.client.stats();
+        let services = merge_services(&stats);
+        type ServiceValue = fn(&crate::client::ServiceStats) -> u64;
+        let counters: [(&str, &str, ServiceValue); 3] = [
+            (
+                "client_attempts",
+                "Attempts sent, first tries and retries",
+                |s| s.attempts,
+            ),
+            ("client_retries", "Attempts that were retries", |s| {
+                s.retries
+            }),
+            (
+                "client_ejections",
+                "Instances ejected after consecutive failures",
+                |s| s.ejections,
+            ),
+        ];
+        for (name, help, value) in counters {
+            out.family(name, Kind::Counter, help);
+            for service in &services {
+                out.counter(
+                    name,
+                    &[("service", service.service.as_str())],
+                    value(service),
+                );
+            }
+        }
+        let name = "client_retry_budget_exhausted";
+        out.family(
+            name,
+            Kind::Counter,
+            "Retries refused because the retry budget was spent",
+        );
+        out.counter(name, &[], stats.iter().map(|s| s.budget_exhausted).sum());
+
+        type InstanceValue = fn(&crate::client::InstanceStats) -> f64;
+        let gauges: [(&str, &str, InstanceValue); 3] = [
+            (
+                "client_instance_in_flight",
+                "Attempts in flight to the instance",
+                |i| i.in_flight as f64,
+            ),
+            (
+                "client_instance_latency_ewma_seconds",
+                "The instance's peak-EWMA latency, as the balancer sees it",
+                |i| i.ewma.as_secs_f64(),
+            ),
+            (
+                "client_instance_ejected",
+                "1 while the instance is ejected",
+                |i| f64::from(u8::from(i.ejected)),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            out.family(name, Kind::Gauge, help);
+            for service in &services {
+                for instance in &service.instances {
+                    let address = instance.instance.addr.to_string();
+                    let labels = [
+                        ("service", service.service.as_str()),
+                        ("address", address.as_str()),
+                    ];
+                    out.gauge(name, &labels, value(instance));
+                }
+            }
+        }
+    }
+}
+
+/// One entry per service across clients, counters summed, each instance once.
+pub(crate) fn merge_services(
+    stats: &[crate::client::ClientStats],
+) -> Vec<crate::client::ServiceStats> {
+    let mut merged: Vec<crate::client::ServiceStats> = Vec::new();
+    for service in stats.iter().flat_map(|client| &client.services) {
+        match merged.iter_mut().find(|m| m.service == service.service) {
+            None => merged.push(service.clone()),
+            Some(known) => {
+                known.attempts += service.attempts;
+                known.retries += service.retries;
+                known.ejections += service.ejections;
+                for instance in &service.instances {
+                    if !known
+                        .instances
+                        .iter()
+                        .any(|k| k.instance.id == instance.instance.id)
+                    {
+                        known.instances.push(instance.clone());
+                    }
+                }
+            }
+        }
+    }
+    merged.sort_by(|a, b| a.service.cmp(&b.service));
+    merged
 }
 
 impl CallObserver for Metrics {
     fn observe(&self, service: &str, outcome: CallOutcome, elapsed: Duration) {
-        self.calls
-            .get_or_create(&CallLabels {
-                service: service.to_owned(),
-                outcome: outcome.as_str().to_owned(),
-            })
-            .inc();
-        self.call_latency
-            .get_or_create(&ServiceLabels {
-                service: service.to_owned(),
-            })
-            .observe(elapsed.as_secs_f64());
+        self.client.record(service, outcome, elapsed);
+    }
+
+    fn attach(&self, client: &ServiceClient) {
+        self.client.attach(client.view());
+    }
+}
+
+/// Which gauge an [`Opened`] counts in.
+#[derive(Debug, Clone, Copy)]
+enum Gauge {
+    InFlight,
+    Connections,
+}
+
+/// Counts one request in flight or one open connection until dropped, even when the future
+/// holding it is dropped midway.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    metrics: Arc<Metrics>,
+    gauge: Gauge,
+}
+
+impl Opened {
+    fn new(metrics: Arc<Metrics>, gauge: Gauge) -> Self {
+        metrics.gauge(gauge).fetch_add(1, Ordering::Relaxed);
+        Self { metrics, gauge }
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.metrics
+            .gauge(self.gauge)
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    fn gauge(&self, gauge: Gauge) -> &std::sync::atomic::AtomicI64 {
+        match gauge {
+            Gauge::InFlight => &self.server.in_flight,
+            Gauge::Connections => &self.server.open_connections,
+        }
     }
 }
 
@@ -250,19 +491,36 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         request.extensions_mut().insert(ReportMatchedRoute);
-        let method = request.method().clone();
+        let asked = Asked {
+            method: request.method().clone(),
+            // Cheap clones (shared bytes), kept for the rare problem answer.
+            uri: request.uri().clone(),
+            request_id: request.headers().get(X_REQUEST_ID).cloned(),
+            // The server's trace scope is current while the request is handed over.
+            trace_id: crate::trace::current_trace_id(),
+            started: Instant::now(),
+        };
         let metrics = self.metrics.clone();
-        let started = Instant::now();
+        let in_flight = Opened::new(metrics.clone(), Gauge::InFlight);
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            let (method, route) = labels(&method, response.extensions().get::<MatchedRoute>());
-            metrics.record_request(method, route, response.status().as_u16(), started.elapsed());
+            drop(in_flight);
+            let matched = response.extensions().get::<MatchedRoute>();
+            metrics.record_response(asked, matched, &response);
             Ok(response)
         })
     }
 }
 
+/// What the metrics keep of a request until its answer.
+struct Asked {
+    method: Method,
+    uri: Uri,
+    request_id: Option<HeaderValue>,
+    trace_id: Option<TraceId>,
+    started: Instant,
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,7 +548,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("http_request_duration_seconds_bucket"),
+            text.contains("http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/user/{id}\",http_response_status_code=\"200\",le=\"0.005\"}"),
             "{text}"
         );
     }

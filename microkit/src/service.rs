@@ -41,7 +41,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use self::registering::Registering;
+use crate::console::{Console, REGISTERED_SINCE};
 use crate::discovery::{Instance, MemoryRegistry, Registry};
+use crate::gateway::Network;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::middleware::RequestIdLayer;
 use crate::openapi::{document_router, Document, OPENAPI_PATH};
@@ -60,6 +62,7 @@ pub struct Microservice {
     openapi: Option<DocumentEdit>,
     #[cfg(feature = "tls")]
     tls: Option<crate::server::TlsConfig>,
+    operators: Vec<Network>,
 }
 
 /// What a service adds to its generated OpenAPI document.
@@ -90,6 +93,7 @@ impl Microservice {
             openapi: Some(Box::new(|document| document)),
             #[cfg(feature = "tls")]
             tls: None,
+            operators: Network::private(),
         }
     }
 
@@ -159,6 +163,14 @@ impl Microservice {
         self
     }
 
+    /// The networks whose callers may read `/metrics` (and the console): loopback and the
+    /// private ranges by default. Others get a 403 problem, and so does anything forwarded by
+    /// the gateway.
+    pub fn operator_networks(mut self, networks: impl IntoIterator<Item = Network>) -> Self {
+        self.operators = networks.into_iter().collect();
+        self
+    }
+
     /// How long to keep serving between deregistering and closing the listener.
     pub fn deregistration_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -172,7 +184,13 @@ impl Microservice {
         let addr = listener.local_addr()?;
         let mut instance = self.instance;
         instance.addr = addr;
-        let metrics = self.metrics.clone();
+        let since = crate::metrics::unix_seconds() * 1000.0;
+        instance
+            .metadata
+            .entry(REGISTERED_SINCE.to_owned())
+            .or_insert_with(|| format!("{since:.0}"));
+        let console =
+            Console::new(&instance.service, self.metrics.clone()).instance(instance.clone());
         let health =
             json!({ "status": "ok", "service": instance.service, "instance": instance.id });
         let mut router = self.router;
@@ -194,15 +212,8 @@ impl Microservice {
                 })
                 .undocumented(),
             )
-            .route(
-                "/metrics",
-                get(move || {
-                    let metrics = metrics.clone();
-                    async move { metrics.response() }
-                })
-                .undocumented(),
-            )
-            .layer(MetricsLayer::new(self.metrics))
+            .merge(console.operator_router(self.operators))
+            .layer(MetricsLayer::new(self.metrics.clone()))
             // Every service keeps the caller's request id, so calls it makes pass it on.
             .layer(RequestIdLayer::new());
         Ok(BoundService {
@@ -214,6 +225,7 @@ impl Microservice {
             grace: self.grace,
             #[cfg(feature = "tls")]
             tls: self.tls,
+            metrics: self.metrics,
         })
     }
 }
@@ -229,6 +241,7 @@ pub struct BoundService {
     grace: Duration,
     #[cfg(feature = "tls")]
     tls: Option<crate::server::TlsConfig>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for BoundService {
@@ -320,7 +333,9 @@ impl RegisteredService {
             registration.deregister().await;
             tokio::time::sleep(grace).await;
         };
-        let serving = serve(bound.listener, bound.router).config(bound.config);
+        let serving = serve(bound.listener, bound.router)
+            .config(bound.config)
+            .metrics(bound.metrics);
         #[cfg(feature = "tls")]
         let serving = match bound.tls {
             Some(tls) => serving.tls(tls),

@@ -1,13 +1,14 @@
 //! Picking an instance of one service, and learning from each answer.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
 use super::config::{Balance, ClientConfig};
+use super::ServiceClient;
 use crate::discovery::{Instance, Watch};
 
 /// One instance and what the client has learned about it.
@@ -17,6 +18,11 @@ pub(crate) struct Endpoint {
     /// The `Host` header of requests to it, made once.
     pub(crate) host: http::HeaderValue,
     in_flight: AtomicUsize,
+    /// Attempts sent to it, and how many failed: for metrics and the console.
+    attempts: AtomicU64,
+    failures: AtomicU64,
+    /// When this client first saw the instance in the registry.
+    first_seen: SystemTime,
     state: Mutex<EndpointState>,
 }
 
@@ -45,6 +51,9 @@ impl Endpoint {
             instance,
             host,
             in_flight: AtomicUsize::new(0),
+            attempts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            first_seen: SystemTime::now(),
             state: Mutex::new(EndpointState {
                 ewma: INITIAL_EWMA,
                 updated: Instant::now(),
@@ -73,6 +82,7 @@ impl Endpoint {
     /// Counts a request in flight until the guard drops.
     pub(crate) fn start(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 }
@@ -91,6 +101,10 @@ pub(crate) struct ServiceBalancer {
     endpoints: Mutex<Arc<[Arc<Endpoint>]>>,
     next: AtomicUsize,
     balance: Balance,
+    /// Attempts picked, those of them that were retries, and ejections: for metrics.
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    ejections: AtomicU64,
 }
 
 impl ServiceBalancer {
@@ -100,6 +114,9 @@ impl ServiceBalancer {
             endpoints: Mutex::new(Arc::from(Vec::new())),
             next: AtomicUsize::new(0),
             balance,
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            ejections: AtomicU64::new(0),
         };
         balancer.refresh(true);
         balancer
@@ -137,6 +154,18 @@ impl ServiceBalancer {
 
     /// Picks an instance, avoiding those already tried for this call while others remain.
     pub(crate) fn pick(&self, tried: &[Arc<Endpoint>]) -> Option<Arc<Endpoint>> {
+        let picked = self.pick_among(tried);
+        if picked.is_some() {
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            // A call's first attempt has tried nothing yet.
+            if !tried.is_empty() {
+                self.retries.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        picked
+    }
+
+    fn pick_among(&self, tried: &[Arc<Endpoint>]) -> Option<Arc<Endpoint>> {
         let all = self.endpoints();
         let now = Instant::now();
         // The usual case, a first attempt with no instance ejected: choose among all without
@@ -216,6 +245,7 @@ impl ServiceBalancer {
     /// once it failed too often in a row, unless it is the last one standing.
     pub(crate) fn record_failure(&self, endpoint: &Endpoint, config: &ClientConfig) {
         let now = Instant::now();
+        endpoint.failures.fetch_add(1, Ordering::Relaxed);
         let should_eject = {
             let mut state = endpoint.state();
             state.consecutive_failures += 1;
@@ -233,6 +263,7 @@ impl ServiceBalancer {
         if !others_available {
             return;
         }
+        self.ejections.fetch_add(1, Ordering::Relaxed);
         let mut state = endpoint.state();
         state.ejections += 1;
         let duration = config
@@ -248,6 +279,145 @@ impl ServiceBalancer {
             seconds = duration.as_secs(),
             "instance ejected after consecutive failures"
         );
+    }
+}
+
+/// What a client has learned about one instance, read for metrics and the console.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceStats {
+    pub(crate) instance: Instance,
+    pub(crate) in_flight: usize,
+    pub(crate) attempts: u64,
+    pub(crate) failures: u64,
+    /// The peak-EWMA latency; the optimistic initial guess until measured.
+    pub(crate) ewma: Duration,
+    pub(crate) ejected: bool,
+    pub(crate) first_seen: SystemTime,
+}
+
+/// What a client has learned about one service.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceStats {
+    pub(crate) service: String,
+    pub(crate) attempts: u64,
+    pub(crate) retries: u64,
+    pub(crate) ejections: u64,
+    pub(crate) instances: Vec<InstanceStats>,
+}
+
+impl ServiceBalancer {
+    /// A reading of the service's counters and of each instance the registry lists now.
+    pub(crate) fn stats(&self, service: &str) -> ServiceStats {
+        let now = Instant::now();
+        let instances = self
+            .endpoints()
+            .iter()
+            .map(|endpoint| {
+                let state = endpoint.state();
+                InstanceStats {
+                    instance: endpoint.instance.clone(),
+                    in_flight: endpoint.in_flight.load(Ordering::Relaxed),
+                    attempts: endpoint.attempts.load(Ordering::Relaxed),
+                    failures: endpoint.failures.load(Ordering::Relaxed),
+                    ewma: Duration::from_secs_f64(state.ewma),
+                    ejected: state.ejected_until.is_some_and(|until| until > now),
+                    first_seen: endpoint.first_seen,
+                }
+            })
+            .collect();
+        ServiceStats {
+            service: service.to_owned(),
+            attempts: self.attempts.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            ejections: self.ejections.load(Ordering::Relaxed),
+            instances,
+        }
+    }
+}
+
+/// A read-only handle on a client's state that does not keep the client alive: metrics and
+/// the console hold it, while the client holds them as its observer.
+#[derive(Clone)]
+pub(crate) struct ClientView(Weak<super::Inner>);
+
+impl std::fmt::Debug for ClientView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientView")
+    }
+}
+
+/// What a client has learned, every service it called (or watches) included.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientStats {
+    pub(crate) services: Vec<ServiceStats>,
+    /// Retries refused because the budget was spent.
+    pub(crate) budget_exhausted: u64,
+}
+
+impl ServiceClient {
+    /// A handle on the client's state for metrics and the console.
+    pub(crate) fn view(&self) -> ClientView {
+        ClientView(Arc::downgrade(&self.inner))
+    }
+}
+
+impl ClientView {
+    /// The client, while it lives.
+    pub(crate) fn client(&self) -> Option<ServiceClient> {
+        self.0.upgrade().map(|inner| ServiceClient { inner })
+    }
+
+    /// What the client knows now, sorted by service; `None` once the client is gone.
+    pub(crate) fn stats(&self) -> Option<ClientStats> {
+        let inner = self.0.upgrade()?;
+        let balancers: Vec<(String, Arc<ServiceBalancer>)> = inner
+            .balancers
+            .lock()
+            .expect("balancers lock poisoned")
+            .iter()
+            .map(|(name, balancer)| (name.clone(), balancer.clone()))
+            .collect();
+        let mut services: Vec<ServiceStats> = balancers
+            .iter()
+            .map(|(name, balancer)| balancer.stats(name))
+            .collect();
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        Some(ClientStats {
+            services,
+            budget_exhausted: inner.budget.exhausted(),
+        })
+    }
+}
+
+impl ServiceClient {
+    /// Starts watching `service`'s instances, as a first call would, so that they show
+    /// before any call was made.
+    pub(crate) async fn watch_service(&self, service: &str) -> Result<(), super::ClientError> {
+        self.balancer(service).await.map(drop)
+    }
+
+    /// Whether `instance` answers `GET /health` with a success within `within`: asked of that
+    /// very instance (over TLS when it registered `https`), not of whichever the balancer
+    /// would pick.
+    pub(crate) async fn probe_health(&self, instance: &Instance, within: Duration) -> bool {
+        let addr = instance.addr;
+        use http_body_util::BodyExt;
+        let mut request = crate::Request::new(crate::Body::empty());
+        *request.uri_mut() = http::Uri::from_static("/health");
+        let Ok(host) = http::HeaderValue::try_from(addr.to_string()) else {
+            return false;
+        };
+        request.headers_mut().insert(http::header::HOST, host);
+        let answered = tokio::time::timeout(within, async {
+            let target = super::pool::Target::of(instance);
+            let response = self.inner.pool.send(&target, request).await.ok()?;
+            let healthy = response.status().is_success();
+            // Read to the end, so that the connection goes back to the pool.
+            response.into_body().collect().await.ok()?;
+            Some(healthy)
+        })
+        .await;
+        matches!(answered, Ok(Some(true)))
     }
 }
 

@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ pub(crate) struct RetryBudget {
     ratio: f64,
     min_per_second: f64,
     tokens: Mutex<Tokens>,
+    /// Retries refused for want of a token.
+    exhausted: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -33,6 +36,7 @@ impl RetryBudget {
                 reserve: min_per_second,
                 refilled: Instant::now(),
             }),
+            exhausted: AtomicU64::new(0),
         }
     }
 
@@ -58,8 +62,14 @@ impl RetryBudget {
             tokens.deposited -= 1.0;
             true
         } else {
+            self.exhausted.fetch_add(1, Ordering::Relaxed);
             false
         }
+    }
+
+    /// How many retries were refused because the budget was spent.
+    pub(crate) fn exhausted(&self) -> u64 {
+        self.exhausted.load(Ordering::Relaxed)
     }
 }
 

@@ -52,6 +52,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub(crate) use self::balancer::{ClientStats, ClientView, InstanceStats, ServiceStats};
 use self::balancer::{Endpoint, ServiceBalancer};
 use self::budget::RetryBudget;
 pub use self::config::{Balance, ClientConfig};
@@ -102,6 +103,13 @@ impl CallOutcome {
 pub trait CallObserver: Send + Sync + 'static {
     /// A call to `service` ended with `outcome` after `elapsed`, retries included.
     fn observe(&self, service: &str, outcome: CallOutcome, elapsed: Duration);
+
+    /// A client reporting to this observer was built: an observer that also reports what the
+    /// client knows (its instances, retries, ejections) reads it from `client` (without
+    /// keeping it alive). Does nothing unless overridden.
+    fn attach(&self, client: &ServiceClient) {
+        let _ = client;
+    }
 }
 
 /// Calls services by name. Cheap to clone; clones share connections, instance statistics and
@@ -175,7 +183,7 @@ impl ServiceClient {
         observer: Option<Arc<dyn CallObserver>>,
     ) -> Self {
         let pool = Pool::new(&config);
-        Self {
+        let client = Self {
             inner: Arc::new(Inner {
                 registry,
                 pool,
@@ -184,7 +192,11 @@ impl ServiceClient {
                 balancers: Mutex::new(HashMap::new()),
                 observer,
             }),
+        };
+        if let Some(observer) = &client.inner.observer {
+            observer.attach(&client);
         }
+        client
     }
 
     /// The registry the client resolves through.

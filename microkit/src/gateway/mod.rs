@@ -47,7 +47,9 @@ use serde_json::json;
 pub use self::mark::GATEWAY_MARK;
 pub use self::networks::{AllowNetworks, AllowNetworksLayer, Network};
 use crate::client::ServiceClient;
+use crate::console::Console;
 use crate::extract::{RemoteAddr, DEFAULT_BODY_LIMIT};
+use crate::metrics::{Metrics, MetricsLayer};
 use crate::middleware::RequestIdLayer;
 use crate::response::IntoResponse;
 use crate::router::{get, MethodRouter, Router};
@@ -61,6 +63,8 @@ pub struct Gateway {
     on_forward: Option<ForwardHook>,
     #[cfg(feature = "auth")]
     requirements: requirements::Requirements,
+    /// Where the gateway records what crosses it, and who may read it.
+    metrics: Option<(Arc<Metrics>, Vec<Network>)>,
     /// Pattern, the method (`None`: every method not listed otherwise), and where it goes.
     routes: Vec<(String, Option<Method>, Target)>,
 }
@@ -90,8 +94,32 @@ impl Gateway {
             on_forward: None,
             #[cfg(feature = "auth")]
             requirements: Default::default(),
+            metrics: None,
             routes: Vec::new(),
         }
+    }
+
+    /// Records every request crossing the gateway into `metrics` and serves them at
+    /// `GET /metrics`, with the [console](crate::console) at `GET /console`, to callers from
+    /// loopback and the private ranges (see
+    /// [`operator_networks`](Self::operator_networks)). Build the gateway's client with
+    /// `metrics` as its observer ([`ServiceClient::with_observer`]) to see its calls too.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        let operators = self
+            .metrics
+            .take()
+            .map_or_else(Network::private, |(_, nets)| nets);
+        self.metrics = Some((metrics, operators));
+        self
+    }
+
+    /// The networks whose callers may read the gateway's `/metrics` (loopback and the private
+    /// ranges by default); others get a 403 problem.
+    pub fn operator_networks(mut self, networks: impl IntoIterator<Item = Network>) -> Self {
+        if let Some((_, operators)) = &mut self.metrics {
+            *operators = networks.into_iter().collect();
+        }
+        self
     }
 
     /// Calls `hook` on every request about to be forwarded, after the gateway's own header
@@ -193,8 +221,20 @@ impl Gateway {
         if !self.requirements.is_empty() {
             router = router.layer(self.requirements.clone());
         }
+        let console_services = services.clone();
+        let metrics = self.metrics.clone();
         let router = openapi::serve(router, self.client.clone(), self.routes, services);
-        router.layer(RequestIdLayer::new())
+        let router = router.layer(RequestIdLayer::new());
+        match metrics {
+            Some((metrics, operators)) => router
+                .merge(
+                    Console::new("gateway", metrics.clone())
+                        .services(console_services)
+                        .operator_router(operators),
+                )
+                .layer(MetricsLayer::new(metrics)),
+            None => router,
+        }
     }
 
     /// The method table of one pattern: internal methods refused, the rest forwarded.

@@ -41,6 +41,7 @@ use self::connection::{Connection, HeaderLimits};
 pub use self::peer::PeerIdentity;
 #[cfg(feature = "tls")]
 pub use self::tls::TlsConfig;
+use crate::metrics::Metrics;
 use crate::router::{Router, RouterService};
 
 /// Serves `router` on `listener` until the shutdown signal, if any, fires.
@@ -53,6 +54,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         router: router.into_service(),
         config: ServerConfig::default(),
         signal: None,
+        metrics: None,
         #[cfg(feature = "tls")]
         tls: None,
     }
@@ -65,6 +67,7 @@ pub struct Serve {
     router: RouterService,
     config: ServerConfig,
     signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    metrics: Option<Arc<Metrics>>,
     #[cfg(feature = "tls")]
     tls: Option<TlsConfig>,
 }
@@ -95,6 +98,12 @@ impl Serve {
         self
     }
 
+    /// Counts the open connections into `metrics` (`http_server_open_connections`).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Serves over TLS (feature `tls`): every connection starts with a handshake, bounded by
     /// the config's handshake timeout; limits and graceful shutdown are the same as over TCP.
     #[cfg(feature = "tls")]
@@ -114,6 +123,7 @@ impl Serve {
             router,
             config,
             signal,
+            metrics,
             #[cfg(feature = "tls")]
             tls,
         } = self;
@@ -165,12 +175,21 @@ impl Serve {
                 shutdown: shutdown_rx.clone(),
                 permit,
             };
+            // Counted from accept to close, TLS handshake included.
+            let open = metrics.as_ref().map(Metrics::connection_opened);
             #[cfg(feature = "tls")]
             if let Some(tls) = &tls {
-                connections.spawn(tls.clone().serve(connection));
+                let serving = tls.clone().serve(connection);
+                connections.spawn(async move {
+                    let _open = open;
+                    serving.await
+                });
                 continue;
             }
-            connections.spawn(connection.serve());
+            connections.spawn(async move {
+                let _open = open;
+                connection.serve().await
+            });
         }
 
         drop(listener);
