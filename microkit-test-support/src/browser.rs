@@ -34,7 +34,7 @@ pub fn artifacts_dir() -> PathBuf {
 }
 
 /// Runs headless Chromium on `url` with `args`, in a profile of its own, within
-/// [`BROWSER_LIMIT`]; returns what it printed.
+/// 90 seconds; returns what it printed.
 pub async fn browse(browser: &str, url: &str, args: &[String]) -> String {
     let profile = tempfile::tempdir().expect("a profile directory");
     let mut command = Command::new(browser);

@@ -111,7 +111,7 @@ impl Console {
     }
 
     /// `GET /console`, its script and `GET /console/data`, for anyone: guard them with
-    /// [`AllowNetworksLayer`](crate::gateway::AllowNetworksLayer) (the gateway and
+    /// [`AllowNetworksLayer`] (the gateway and
     /// [`Microservice`](crate::service::Microservice) do).
     pub fn router(self) -> Router {
         let console = Arc::new(self);
