@@ -19,6 +19,8 @@ use crate::{Body, Response};
 
 /// The media type of a problem body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Checked once at compile time rather than per response.
+const PROBLEM_CONTENT_TYPE: HeaderValue = HeaderValue::from_static(PROBLEM_JSON);
 
 /// The extension member carrying the trace id of the request a problem answered.
 pub const TRACE_ID_MEMBER: &str = "trace_id";
@@ -299,7 +301,7 @@ impl IntoResponse for Problem {
         *response.headers_mut() = headers;
         response
             .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            .insert(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE);
         response
     }
 }

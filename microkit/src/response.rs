@@ -76,16 +76,15 @@ impl IntoResponse for std::convert::Infallible {
     }
 }
 
-fn with_content_type(body: Body, content_type: &'static str) -> Response {
+fn with_content_type(body: Body, content_type: HeaderValue) -> Response {
     let mut response = Response::new(body);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
     response
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
-const OCTETS: &str = "application/octet-stream";
+// Constants, so that the values are checked once at compile time rather than per response.
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const OCTETS: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {

@@ -40,6 +40,8 @@ use crate::{Body, Problem, Request, Response};
 pub struct Json<T>(pub T);
 
 const APPLICATION_JSON: &str = "application/json";
+/// Checked once at compile time rather than per response.
+const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static(APPLICATION_JSON);
 
 /// Whether the body is JSON the server can read: a JSON media type, and no content coding
 /// (a gzip body read as JSON would be garbage, or worse, valid JSON by accident).
@@ -362,7 +364,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
                 let mut response = Response::new(Body::from(writer.into_inner().freeze()));
                 response
                     .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static(APPLICATION_JSON));
+                    .insert(CONTENT_TYPE, JSON_CONTENT_TYPE);
                 response
             }
             Err(err) => {

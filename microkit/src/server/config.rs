@@ -113,7 +113,9 @@ impl ServerConfig {
         self
     }
 
-    /// The most header fields in a request (default 100); more is answered with 431.
+    /// The most header fields in a request (default 100); more is answered with 431, with a
+    /// problem body up to 100 fields or twice this count, whichever is larger (beyond that
+    /// hyper refuses the request before it is parsed, with an empty 431).
     pub fn max_headers(mut self, count: usize) -> Self {
         self.max_headers = count;
         self

@@ -85,12 +85,24 @@ impl HeaderLimits {
             return true;
         }
         // The request line and each `name: value\r\n`, as they came on the wire.
-        let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+        let line = request.method().as_str().len() + request_target_len(request.uri()) + 12;
         let fields: usize = headers
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum();
         line + fields > self.bytes
+    }
+}
+
+/// The request target's length as it came on the wire, without writing it out again.
+fn request_target_len(uri: &http::Uri) -> usize {
+    let path = uri.path_and_query().map_or(0, |path| path.as_str().len());
+    match (uri.scheme_str(), uri.authority()) {
+        // Absolute form: `scheme://authority/path?query`.
+        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len() + path,
+        // Authority form (CONNECT): `host:port`.
+        (None, Some(authority)) => authority.as_str().len(),
+        _ => path.max(1),
     }
 }
 
@@ -265,6 +277,25 @@ where
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_target_len;
+
+    #[test]
+    fn request_target_length_matches_the_written_form() {
+        for target in [
+            "/",
+            "/user/7?fields=name",
+            "*",
+            "http://example.com:8080/a?b=c",
+            "example.com:443",
+        ] {
+            let uri: http::Uri = target.parse().unwrap();
+            assert_eq!(request_target_len(&uri), uri.to_string().len(), "{target}");
         }
     }
 }
