@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::body::read_limited;
+use super::whole_number::whole_numbers_as_integers;
 use super::{FromRequest, OptionalFromRequest, Rejection, RejectionKind};
 use crate::problem::FieldError;
 use crate::response::IntoResponse;
@@ -143,7 +144,7 @@ pub(crate) enum Refused {
 /// The happy path parses once, straight into the target type. Only a failed parse reads the
 /// body again, as a `serde_json::Value`: if that fails too, the body is malformed; if it holds
 /// whole numbers written as floats (`128.0`, `1e3`), they are read as the integers they are
-/// and the body parsed once more (see [`whole_numbers_as_integers`]); otherwise the caller
+/// and the body parsed once more (see [`whole_number`](super::whole_number)); otherwise the caller
 /// looks for every failing field in the document (see [`field_errors`]). The body is checked
 /// to be UTF-8 as a whole first (RFC 8259 requires it), so that invalid bytes inside a string
 /// are a 400 even in a field the target type ignores.
@@ -167,12 +168,11 @@ pub(crate) fn parse_json<T>(
         }
         Err(first) => first,
     };
-    let mut document = match serde_json::from_str(text) {
+    let document = match serde_json::from_str(text) {
         Ok(document) => document,
         Err(syntax) => return Err(Refused::Malformed(malformed(&syntax))),
     };
-    if whole_numbers_as_integers(&mut document) {
-        let rewritten = document.to_string();
+    if let Some(rewritten) = whole_numbers_as_integers(text) {
         let mut deserializer = serde_json::Deserializer::from_str(&rewritten);
         if let Ok(value) = parse(&mut deserializer) {
             return Ok(value);
@@ -181,45 +181,19 @@ pub(crate) fn parse_json<T>(
     Err(Refused::WrongShape { document, first })
 }
 
-/// Rewrites every whole number written as a float (`128.0`, `1e3`) that fits `i64` or `u64`
-/// as that integer; whether it found any.
-///
-/// JSON has one kind of number, and JSON Schema's `integer` is any number without a fraction:
-/// a client generating from a document may well send `128.0` for an integer field, which
-/// serde refuses. Run only on a body that failed to parse, so the happy path is untouched.
-pub(crate) fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
-    use serde_json::Value;
-    match value {
-        Value::Number(number) => {
-            let Some(float) = number.as_f64().filter(|_| number.is_f64()) else {
-                return false;
-            };
-            // 2^63 and 2^64 are exact as floats; both bounds are excluded.
-            let integer = if float.fract() != 0.0 {
-                None
-            } else if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&float) {
-                Some(serde_json::Number::from(float as i64))
-            } else if (0.0..18_446_744_073_709_551_616.0).contains(&float) {
-                Some(serde_json::Number::from(float as u64))
-            } else {
-                None
-            };
-            match integer {
-                Some(integer) => {
-                    *number = integer;
-                    true
-                }
-                None => false,
-            }
-        }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |found, item| whole_numbers_as_integers(item) | found),
-        Value::Object(members) => members.values_mut().fold(false, |found, member| {
-            whole_numbers_as_integers(member) | found
-        }),
-        _ => false,
-    }
+/// Parses a body as a JSON document (400 when malformed), reading every whole number written
+/// as a float as that integer (see [`whole_number`](super::whole_number)): a document has no
+/// type to fail and retry against, and once it is a `Value` the digits are gone.
+pub(crate) fn parse_document(bytes: &[u8]) -> Result<serde_json::Value, Rejection> {
+    let document = Json::<serde_json::Value>::from_bytes(bytes)?.0;
+    // Well-formed, so UTF-8.
+    let rewritten = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(whole_numbers_as_integers);
+    Ok(match rewritten {
+        Some(rewritten) => serde_json::from_str(&rewritten).unwrap_or(document),
+        None => document,
+    })
 }
 
 /// Every failing field of a well-formed `document` that `parse` can find, after the `known`
@@ -491,5 +465,55 @@ mod tests {
         let err = Json::<Product>::from_bytes(br#"{"price_cents":1}"#).unwrap_err();
         assert_eq!(err.status(), 422);
         assert_eq!(err.problem().field_errors()[0].field, "name");
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers_exactly() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Numbers {
+            signed: i64,
+            unsigned: u64,
+        }
+        let read = |signed: &str, unsigned: &str| {
+            let body = format!(r#"{{"signed": {signed}, "unsigned": {unsigned}}}"#);
+            Json::<Numbers>::from_bytes(body.as_bytes())
+                .map(|json| (json.0.signed, json.0.unsigned))
+        };
+        assert_eq!(
+            read("-9223372036854775808.0", "18446744073709551615.0").unwrap(),
+            (i64::MIN, u64::MAX)
+        );
+        assert_eq!(
+            read("9.223372036854775807e18", "1e19").unwrap(),
+            (i64::MAX, 10_000_000_000_000_000_000)
+        );
+        assert_eq!(read("-0.0", "0e400").unwrap(), (0, 0));
+        for (signed, unsigned) in [
+            // One past each end: as an f64 the first is i64::MIN and the second u64::MAX + 1.
+            ("-9223372036854775809.0", "1"),
+            ("9223372036854775808.0", "1"),
+            ("1", "18446744073709551616.0"),
+            ("1", "-1.0"),
+            ("5.5", "1"),
+            ("5.0000000000000001", "1"),
+            ("1e-400", "1"),
+        ] {
+            let err = read(signed, unsigned).unwrap_err();
+            assert_eq!(err.status(), 422, "{signed} {unsigned}");
+        }
+        // serde_json refuses a number past f64's range as malformed, whatever the type.
+        assert_eq!(read("1e400", "1").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn a_document_reads_whole_floats_as_integers_and_keeps_the_rest() {
+        let document =
+            parse_document(br#"{"a": 5.0, "b": [1.5, -9223372036854775809.0], "c": "5.0"}"#)
+                .unwrap();
+        assert_eq!(document["a"], serde_json::json!(5));
+        assert!(document["a"].is_i64());
+        assert!(document["b"][0].is_f64() && document["b"][1].is_f64());
+        assert_eq!(document["c"], "5.0");
+        assert_eq!(parse_document(b"{\"a\": 5.0").unwrap_err().status(), 400);
     }
 }

@@ -33,6 +33,7 @@ mod path_de;
 mod query;
 mod rejection;
 mod state;
+mod whole_number;
 
 use std::future::Future;
 
@@ -42,7 +43,7 @@ pub(crate) use self::body::read_limited;
 pub use self::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 pub use self::json::Json;
 pub(crate) use self::json::{
-    field_errors, is_json, parse_json, whole_numbers_as_integers, wrong_shape, Refused,
+    field_errors, is_json, parse_document, parse_json, wrong_shape, Refused,
 };
 pub use self::optional::{OptionalFromRequest, OptionalFromRequestParts};
 pub use self::parts::{Extension, MatchedPath, RemoteAddr};
@@ -51,6 +52,7 @@ pub(crate) use self::path::{PathParams, RouteMatch};
 pub use self::query::Query;
 pub use self::rejection::{Rejection, RejectionKind};
 pub use self::state::{FromRef, State};
+pub(crate) use self::whole_number::whole_number;
 
 use crate::response::IntoResponse;
 use crate::Request;

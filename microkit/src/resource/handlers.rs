@@ -19,7 +19,7 @@ use super::query;
 use super::repo::{Repo, Stored};
 use super::spec::{canonical_param, Resource};
 use super::store::{Id, ListQuery, Record, StoreError, Written};
-use crate::extract::{is_json, read_limited, RouteMatch, State};
+use crate::extract::{is_json, parse_document, read_limited, RouteMatch, State};
 use crate::idempotency::{Begin, Claim, Idempotency, Reply};
 use crate::response::IntoResponse;
 use crate::{Json, Problem, Request, Response};
@@ -183,7 +183,7 @@ async fn json_body(request: Request) -> Result<(Parts, bytes::Bytes), Problem> {
 async fn json_document(request: Request) -> Result<(Parts, Value), Problem> {
     let (parts, bytes) = json_body(request).await?;
     // A `Value` has no shape to get wrong: only a malformed body fails here.
-    let document = Json::<Value>::from_bytes(&bytes)?.0;
+    let document = parse_document(&bytes)?;
     Ok((parts, document))
 }
 
@@ -443,7 +443,7 @@ pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
         Err(replayed) => return Ok(replayed),
     };
     // A `Value` has no shape to get wrong: only a malformed body fails here.
-    let patch = Json::<Value>::from_bytes(&bytes)?.0;
+    let patch = parse_document(&bytes)?;
     let Value::Object(mut patch) = patch else {
         return Err(Problem::unprocessable(
             "a merge patch must be a JSON object",

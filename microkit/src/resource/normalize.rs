@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use super::ids;
 use super::spec::{Resource, ResourceSpec};
-use crate::extract::{field_errors, parse_json, whole_numbers_as_integers, wrong_shape, Refused};
+use crate::extract::{field_errors, parse_json, wrong_shape, Refused};
 use crate::{FieldError, Problem};
 
 /// The request normalizer of one resource, made once when its routes are built.
@@ -98,18 +98,12 @@ impl Normalizer {
             Source::Bytes(bytes) => parse_json(bytes, |deserializer| {
                 R::deserialize(Incoming::new(deserializer, fields, self.supplied(server)))
             }),
+            // Whole numbers written as floats are integers already (`parse_document`).
             Source::Document(document) => {
-                R::deserialize(Incoming::new(document, fields, self.supplied(server))).or_else(
-                    |first| {
-                        // Whole numbers written as floats are integers, as for a body.
-                        let mut document = document.clone();
-                        if whole_numbers_as_integers(&mut document) {
-                            let incoming = Incoming::new(&document, fields, self.supplied(server));
-                            if let Ok(item) = R::deserialize(incoming) {
-                                return Ok(item);
-                            }
-                        }
-                        Err(Refused::WrongShape { document, first })
+                R::deserialize(Incoming::new(document, fields, self.supplied(server))).map_err(
+                    |first| Refused::WrongShape {
+                        document: document.clone(),
+                        first,
                     },
                 )
             }

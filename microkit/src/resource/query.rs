@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::openapi::MAX_PAGING;
 use super::spec::ResourceSpec;
+use crate::extract::whole_number;
 use crate::{FieldError, Problem};
 
 /// A parsed list query.
@@ -82,9 +83,14 @@ fn typed_value(schema: &Value, field: &str, text: &str) -> Option<Value> {
         _ => vec!["string"],
     };
     if types.contains(&"integer") {
+        // `5.0` is the integer 5 to JSON Schema, as in a body; `5.5` and `1e20` are not.
         return match text.parse::<i64>() {
             Ok(signed) => Some(Value::from(signed)),
-            Err(_) => text.parse::<u64>().ok().map(Value::from),
+            Err(_) => text
+                .parse::<u64>()
+                .ok()
+                .map(Value::from)
+                .or_else(|| whole_number(text).map(Value::Number)),
         };
     }
     if types.contains(&"number") {
@@ -178,6 +184,39 @@ mod tests {
                 ("age".to_owned(), json!(30))
             ]
         );
+    }
+
+    #[test]
+    fn integer_filters_read_whole_numbers_written_as_floats_exactly() {
+        for (text, integer) in [
+            ("5.0", json!(5)),
+            ("5e0", json!(5)),
+            ("50e-1", json!(5)),
+            ("-3.00", json!(-3)),
+            ("-0.0", json!(0)),
+            ("-9223372036854775808.0", json!(i64::MIN)),
+            ("9223372036854775807.0", json!(i64::MAX)),
+            ("18446744073709551615.0", json!(u64::MAX)),
+            ("1e19", json!(10_000_000_000_000_000_000u64)),
+        ] {
+            let params = parse(&SPEC, &schema(), Some(&format!("age={text}"))).unwrap();
+            assert_eq!(params.filters, vec![("age".to_owned(), integer)], "{text}");
+        }
+        for text in [
+            "5.5",
+            "-9223372036854775809.0",
+            "-9223372036854775809",
+            "18446744073709551616.0",
+            "18446744073709551616",
+            "1e20",
+            "1e400",
+            "1e-400",
+            "5.",
+            "NaN",
+        ] {
+            let problem = parse(&SPEC, &schema(), Some(&format!("age={text}"))).unwrap_err();
+            assert_eq!(problem.status(), 400, "{text}");
+        }
     }
 
     #[test]
