@@ -264,6 +264,24 @@ async fn replays_a_patch(store: Arc<dyn Store>) {
         .send(Method::PATCH, &path, Some("p"), r#"{"size":4}"#)
         .await;
     assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A replay answers a retry of the same request: with a malformed If-Match it is not one.
+    let mut malformed = request(Method::PATCH, &path, r#"{"size":3}"#.to_owned());
+    for (name, value) in [
+        ("content-type", "application/json"),
+        ("idempotency-key", "p"),
+        ("if-match", "garbage"),
+    ] {
+        malformed.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let mut conn = Http1Conn::open(app.server.addr).await;
+    let refused = conn.send(malformed).await.expect("an answer");
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.header("idempotent-replayed"), "");
     let now = app.send(Method::GET, &path, None, "").await;
     assert_eq!(now.header("etag"), "\"2\"");
     assert_eq!(now.json()["size"], 3);

@@ -10,8 +10,11 @@ use microkit_test_support as support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::Arc;
 
-use microkit::resource::OpenApi;
+use microkit::idempotency::IdempotencyConfig;
+use microkit::resource::store::MemoryStore;
+use microkit::resource::{OpenApi, ResourceRoutes};
 use microkit::{Resource, ServerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -318,4 +321,45 @@ async fn each_type_has_a_schema_with_read_only_ids_required_fields_and_rules() {
         "a required member cannot be removed"
     );
     assert_eq!(schemas["Session"]["properties"]["label"]["maxLength"], 64);
+}
+
+/// The generated create and PATCH honour `Idempotency-Key` unless keys are off, and say so: the
+/// header with the keys the server accepts, its 409 with `Retry-After` and its 422.
+#[test]
+fn generated_writes_document_the_idempotency_key_they_honour() {
+    let keyed = ResourceRoutes::<Product>::new(Arc::new(MemoryStore::new()))
+        .idempotency(IdempotencyConfig::default().max_key_len(64))
+        .router()
+        .openapi("keys", "1.0.0");
+    let header = |operation: &Value| {
+        operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|parameter| parameter["name"] == "Idempotency-Key")
+            .cloned()
+    };
+    for (path, method) in [("/product/", "post"), ("/product/{id}", "patch")] {
+        let operation = &keyed["paths"][path][method];
+        let key = header(operation).unwrap_or_else(|| panic!("{method} {path}: {operation}"));
+        assert_eq!(
+            (&key["in"], &key["required"]),
+            (&json!("header"), &json!(false))
+        );
+        assert!(key["schema"].to_string().contains("{1,64}"), "{key}");
+        assert!(operation["responses"]["409"]["headers"]["Retry-After"].is_object());
+        assert!(operation["responses"]["422"].is_object());
+    }
+    for (path, method) in [("/product/{id}", "put"), ("/product/{id}", "delete")] {
+        assert_eq!(
+            header(&keyed["paths"][path][method]),
+            None,
+            "{method} {path}"
+        );
+    }
+    let unkeyed = ResourceRoutes::<Product>::new(Arc::new(MemoryStore::new()))
+        .without_idempotency()
+        .router()
+        .openapi("keys", "1.0.0");
+    assert_eq!(header(&unkeyed["paths"]["/product/"]["post"]), None);
 }

@@ -4,7 +4,8 @@
 //! (examples, coverage, fuzzing, stateful), a time cap per document, and any failure it
 //! reports fails the test with its report.
 //!
-//! What no schema can say (rules about the server's state) is in `tests/data/schemathesis.toml`.
+//! What no schema can say (rules about the server's state) is in `tests/data/schemathesis.toml`,
+//! and a fresh `Idempotency-Key` per request in `tests/data/schemathesis_hooks.py`.
 //!
 //! Without schemathesis the test is skipped with a message, unless `CI=true` or
 //! `MICROKIT_REQUIRE_SERVICES=1` says it must run.
@@ -48,6 +49,8 @@ async fn run(url: &str, seconds: u64, excluded: &[&str]) -> Result<(), String> {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schemathesis.toml");
     let mut command = Command::new("schemathesis");
     command
+        // The config names its hooks file from the repository's root.
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
             "--no-color",
             "--config-file",

@@ -72,6 +72,7 @@
 //! and Redoc's script (287 KB compressed) to the binary.
 
 mod document;
+mod idempotency;
 mod input;
 mod operation;
 mod output;

@@ -438,6 +438,9 @@ pub(crate) async fn patch<R: Resource, H: Hooks<R>>(
     request: Request,
 ) -> Result<Response, Problem> {
     let (parts, bytes) = json_body(request).await?;
+    // A replay answers a retry of the same request, which a malformed `If-Match` is not: the
+    // key's fingerprint leaves headers out, so the request's own headers are checked first.
+    if_match(&parts.headers)?;
     let claim = match ctx.begin(&parts, &bytes).await? {
         Ok(claim) => claim,
         Err(replayed) => return Ok(replayed),

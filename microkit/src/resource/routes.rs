@@ -94,6 +94,7 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
     pub fn router(self) -> Router {
         let spec = &R::SPEC;
         let actions = spec.actions;
+        let keys = self.idempotency;
         let idempotency = self
             .idempotency
             .map(|config| Idempotency::with_config(self.store.clone(), config));
@@ -107,7 +108,8 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
             let create_paths = std::iter::once(spec.create_path()).chain(self.extra_create_paths);
             for (index, path) in create_paths.enumerate() {
                 let create = post(handlers::create::<R, H>);
-                router = router.route(&path, documented::<R, _>(create, Endpoint::Create(index)));
+                let create = documented::<R, _>(create, Endpoint::Create(index));
+                router = router.route(&path, keyed(create, keys));
             }
         }
         if actions.list {
@@ -124,6 +126,7 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
         }
         if actions.patch {
             item = documented::<R, _>(item.patch(handlers::patch::<R, H>), Endpoint::Patch);
+            item = keyed(item, keys);
         }
         if actions.delete {
             item = documented::<R, _>(item.delete(handlers::delete::<R, H>), Endpoint::Delete);
@@ -141,4 +144,17 @@ where
     S: Clone + Send + Sync + 'static,
 {
     method_router.describe(move |operation| describe::<R>(endpoint, operation))
+}
+
+/// `method_router` documenting the `Idempotency-Key` its last method honours, with keys on.
+fn keyed<S>(method_router: MethodRouter<S>, keys: Option<IdempotencyConfig>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    match keys {
+        Some(config) => method_router.describe(move |operation| {
+            operation.idempotency_key(&config);
+        }),
+        None => method_router,
+    }
 }
