@@ -1,6 +1,6 @@
 //! What a proxy does to headers on the way through.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{
@@ -56,31 +56,34 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// headers most backends read, appending to what earlier proxies wrote.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>) {
     let host = headers.get(HOST).cloned();
-    // One buffer per header, written in place: this runs on every request.
-    let mut forwarded = String::with_capacity(64);
+    // One buffer per header, written in place and copied once into its value: this runs on
+    // every request.
+    let mut forwarded = Vec::with_capacity(64);
     if let Some(client) = client {
-        let mut ip = String::with_capacity(15);
+        let mut ip = Vec::with_capacity(15);
         push_ip(&mut ip, client.ip());
         // RFC 7239 §6: `for="1.2.3.4:5678"`, or `for="[::1]:1234"` for IPv6; an address holds
         // no character that needs escaping.
-        forwarded.push_str("for=\"");
+        forwarded.extend_from_slice(b"for=\"");
         match client {
-            SocketAddr::V4(_) => forwarded.push_str(&ip),
+            SocketAddr::V4(_) => forwarded.extend_from_slice(&ip),
             SocketAddr::V6(_) => {
-                forwarded.push('[');
-                forwarded.push_str(&ip);
-                forwarded.push(']');
+                forwarded.push(b'[');
+                forwarded.extend_from_slice(&ip);
+                forwarded.push(b']');
             }
         }
-        let _ = write!(forwarded, ":{}\";", client.port());
-        append(headers, X_FORWARDED_FOR, ip);
+        forwarded.push(b':');
+        forwarded.extend_from_slice(itoa::Buffer::new().format(client.port()).as_bytes());
+        forwarded.extend_from_slice(b"\";");
+        append(headers, X_FORWARDED_FOR, &ip);
     }
-    forwarded.push_str("proto=http");
+    forwarded.extend_from_slice(b"proto=http");
     if let Some(host) = host.as_ref().and_then(|host| host.to_str().ok()) {
-        forwarded.push_str(";host=");
-        forwarded.push_str(&quoted(host));
+        forwarded.extend_from_slice(b";host=");
+        push_quoted(&mut forwarded, host);
     }
-    append(headers, FORWARDED, forwarded);
+    append(headers, FORWARDED, &forwarded);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
@@ -88,20 +91,14 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>)
 }
 
 /// Writes `ip` as text; IPv4, the usual case, without the formatting machinery.
-fn push_ip(out: &mut String, ip: IpAddr) {
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(ip) => {
             for (i, octet) in ip.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push('.');
+                    out.push(b'.');
                 }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
+                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
             }
         }
         IpAddr::V6(ip) => {
@@ -110,28 +107,29 @@ fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
-/// `value` as an RFC 7230 quoted-string, the form RFC 7239 requires for anything that is not
-/// a token: a client's `Host` could otherwise close the quotes and add parameters or elements
-/// of its own (`a", for=1.2.3.4`).
-fn quoted(value: &str) -> String {
-    let mut quoted = String::with_capacity(value.len() + 2);
-    quoted.push('"');
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            quoted.push('\\');
+/// Appends `value` as an RFC 7230 quoted-string, the form RFC 7239 requires for anything that
+/// is not a token: a client's `Host` could otherwise close the quotes and add parameters or
+/// elements of its own (`a", for=1.2.3.4`).
+fn push_quoted(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    for &byte in value.as_bytes() {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
         }
-        quoted.push(c);
+        out.push(byte);
     }
-    quoted.push('"');
-    quoted
+    out.push(b'"');
 }
 
-fn append(headers: &mut HeaderMap, name: HeaderName, value: String) {
-    let combined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.is_empty() => format!("{earlier}, {value}"),
-        _ => value,
+/// Sets `name` to `value`, after what earlier proxies wrote there.
+fn append(headers: &mut HeaderMap, name: HeaderName, value: &[u8]) {
+    let combined = match headers.get(&name).map(HeaderValue::as_bytes) {
+        Some(earlier) if !earlier.is_empty() => {
+            HeaderValue::from_bytes(&[earlier, b", ", value].concat())
+        }
+        _ => HeaderValue::from_bytes(value),
     };
-    if let Ok(combined) = HeaderValue::from_maybe_shared(bytes::Bytes::from(combined)) {
+    if let Ok(combined) = combined {
         headers.insert(name, combined);
     }
 }
@@ -177,9 +175,9 @@ mod tests {
             "127.0.0.1",
             "192.168.1.20",
         ] {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_ip(&mut out, ip.parse().unwrap());
-            assert_eq!(out, ip);
+            assert_eq!(out, ip.as_bytes());
         }
     }
 

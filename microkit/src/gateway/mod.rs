@@ -350,6 +350,9 @@ fn hide_methods(response: &mut Response, hidden: &[Method]) {
     response.headers_mut().insert(ALLOW, filtered);
 }
 
+/// How many header fields a forwarded request gains on its way through.
+const ADDED_HEADERS: usize = 10;
+
 /// What a forwarding route needs.
 #[derive(Debug, Clone)]
 struct Forwarder {
@@ -387,6 +390,10 @@ impl Forwarder {
 
     async fn forward(self, remote: Option<RemoteAddr>, request: Request) -> Response {
         let (mut parts, body) = request.into_parts();
+        // Room, once, for what the gateway and the client add (the `Forwarded` family, the
+        // mark, the request id, the deadline, the trace context), rather than growing the map
+        // and rehashing it two or three times along the way.
+        parts.headers.reserve(ADDED_HEADERS);
         headers::strip_hop_by_hop(&mut parts.headers);
         headers::add_forwarded(&mut parts.headers, remote.map(|RemoteAddr(addr)| addr));
         // After the hop-by-hop headers went: `Connection` cannot name the mark away.

@@ -8,7 +8,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::extract::{FromRequestParts, Rejection};
-use crate::trace::ServerSpan;
+use crate::trace::{random_u64, ServerSpan};
 
 tokio::task_local! {
     static CURRENT: RequestId;
@@ -55,9 +55,15 @@ impl RequestId {
         sane.then(|| Self(value.clone()))
     }
 
+    /// A random (version 4) UUID. Drawn from the trace ids' per-thread generator rather than
+    /// `Uuid::new_v4`, which asks the kernel for randomness (a system call) on every request:
+    /// an id must be unique, not unpredictable.
     fn generate() -> Self {
-        let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        Self(HeaderValue::from_str(&id).expect("a UUID is a valid header value"))
+        let bits = (u128::from(random_u64()) << 64) | u128::from(random_u64());
+        let id = uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid();
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let text = id.hyphenated().encode_lower(&mut text);
+        Self(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
     }
 }
 

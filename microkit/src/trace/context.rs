@@ -135,8 +135,8 @@ thread_local! {
     static RNG: Cell<u64> = Cell::new(fastrand::u64(..));
 }
 
-/// 64 random bits (wyrand, as fastrand uses).
-fn random_u64() -> u64 {
+/// 64 random bits (wyrand, as fastrand uses): unique, not unpredictable.
+pub(crate) fn random_u64() -> u64 {
     RNG.with(|state| {
         let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
         state.set(next);
