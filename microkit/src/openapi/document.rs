@@ -53,27 +53,48 @@ impl Document {
         self
     }
 
-    /// Adds every documented route of `router`: each method routed to a handler that is not
-    /// [`undocumented`](crate::router::MethodRouter::undocumented). Routes for every method
-    /// (`any`, services, fallbacks) say nothing of what they take, and are left out.
+    /// Adds every documented route of `router`: each routed method that is not
+    /// [`undocumented`](crate::router::MethodRouter::undocumented). A route for every method
+    /// (`any`) appears under each method OpenAPI names that the path does not route otherwise,
+    /// its operation id (if any) followed by the method. A tower service gives the path's
+    /// parameters and "any answer" unless described further. Fallbacks are left out (they have
+    /// no path), and so are patterns with literal braces (`/{{x}}`): OpenAPI cannot escape a
+    /// brace in a path.
     pub fn routes<S>(mut self, router: &Router<S>) -> Self {
         for (pattern, method_router) in router.method_routers() {
             let Some((path, params)) = template(pattern) else {
                 continue;
             };
-            for (method, doc) in method_router.docs() {
-                let Some(method) = method_key(method) else {
-                    continue;
-                };
+            let docs = method_router.docs();
+            let routed: Vec<&Method> = docs.iter().filter_map(|(m, _)| m.as_ref()).collect();
+            for (method, doc) in docs {
                 if doc.hidden {
                     continue;
                 }
-                let schemas = std::mem::take(&mut self.schemas);
-                let mut operation = Operation::new(params.clone(), schemas);
-                doc.describe(&mut operation);
-                let (operation, schemas) = operation.finish();
-                self.schemas = schemas;
-                self.insert(&path, method, operation);
+                let methods: Vec<&Method> = match method {
+                    Some(method) => vec![method],
+                    None => OPENAPI_METHODS
+                        .iter()
+                        .filter(|method| !routed.contains(method))
+                        .collect(),
+                };
+                for each in methods {
+                    let Some(key) = method_key(each) else {
+                        continue;
+                    };
+                    let schemas = std::mem::take(&mut self.schemas);
+                    let mut operation = Operation::new(params.clone(), schemas);
+                    doc.describe(&mut operation);
+                    let (mut operation, schemas) = operation.finish();
+                    self.schemas = schemas;
+                    if let (None, Some(Value::String(id))) =
+                        (method, operation.get_mut("operationId"))
+                    {
+                        id.push_str(&each.as_str()[..1]);
+                        id.push_str(&each.as_str()[1..].to_lowercase());
+                    }
+                    self.insert(&path, key, operation);
+                }
             }
         }
         self
@@ -174,6 +195,18 @@ fn template(pattern: &str) -> Option<(String, Vec<String>)> {
     Some((path, params))
 }
 
+/// The methods an OpenAPI path item has an operation for.
+const OPENAPI_METHODS: [Method; 8] = [
+    Method::GET,
+    Method::PUT,
+    Method::POST,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::HEAD,
+    Method::PATCH,
+    Method::TRACE,
+];
+
 fn method_key(method: &Method) -> Option<&'static str> {
     Some(match *method {
         Method::GET => "get",
@@ -206,5 +239,53 @@ mod tests {
             vec!["name".to_owned()]
         );
         assert_eq!(template("/{{literal}}"), None);
+    }
+
+    #[test]
+    fn any_routes_and_services_document_their_methods_and_parameters() {
+        use crate::router::{any, any_service, get, MethodRouter};
+        let service = tower::service_fn(|_: crate::Request| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(crate::Body::empty()))
+        });
+        let router: Router = Router::new()
+            .route("/proxy/{*rest}", any_service(service))
+            .route(
+                "/items/{id}",
+                get(|| async { "one" })
+                    .any(|| async { "other" })
+                    .describe(|op| {
+                        op.operation_id("item");
+                    }),
+            )
+            .route(
+                "/pull",
+                MethodRouter::new().on_service(Method::POST, service),
+            )
+            .route("/{{literal}}", any(|| async { "x" }));
+        let document = Document::new("t", "1").routes(&router).to_json();
+        let paths = document["paths"].as_object().unwrap();
+        let keys = |path: &str| -> Vec<String> {
+            paths[path].as_object().unwrap().keys().cloned().collect()
+        };
+        let every = [
+            "delete", "get", "head", "options", "patch", "post", "put", "trace",
+        ];
+        assert_eq!(keys("/proxy/{rest}"), every);
+        let proxy = &paths["/proxy/{rest}"];
+        assert_eq!(proxy["get"]["parameters"][0]["name"], "rest");
+        assert!(proxy["delete"]["responses"]["default"].is_object());
+        // GET is its own handler's; `any` answers the other seven, HEAD included.
+        assert_eq!(keys("/items/{id}"), every);
+        let items = &paths["/items/{id}"];
+        assert_eq!(items["get"].get("operationId"), None);
+        assert_eq!(items["post"]["operationId"], "itemPost");
+        assert_eq!(items["head"]["operationId"], "itemHead");
+        assert_eq!(
+            items["put"]["responses"]["200"]["content"]["text/plain"]["schema"]["type"],
+            "string"
+        );
+        assert_eq!(keys("/pull"), ["post"]);
+        assert!(paths["/pull"]["post"]["responses"]["default"].is_object());
+        assert_eq!(paths.len(), 3, "a literal brace has no OpenAPI path");
     }
 }

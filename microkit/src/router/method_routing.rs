@@ -46,8 +46,9 @@ pub struct MethodRouter<S = ()> {
     custom: Vec<(Method, Endpoint<S>)>,
     any: Option<Endpoint<S>>,
     body_limit: Option<usize>,
-    /// The documentation of each method routed to a handler, in the order routed.
-    docs: Vec<(Method, RouteDoc)>,
+    /// The documentation of each method routed, in the order routed; `None` for the route of
+    /// every method not routed otherwise (`any`).
+    docs: Vec<(Option<Method>, RouteDoc)>,
 }
 
 impl<S> Clone for MethodRouter<S> {
@@ -88,8 +89,8 @@ impl<S> MethodRouter<S> {
         }
     }
 
-    /// The documentation of each method routed to a handler.
-    pub(crate) fn docs(&self) -> &[(Method, RouteDoc)] {
+    /// The documentation of each method routed; `None` for `any`.
+    pub(crate) fn docs(&self) -> &[(Option<Method>, RouteDoc)] {
         &self.docs
     }
 
@@ -187,12 +188,19 @@ where
 }
 
 /// Routes requests of every method to a tower service (a proxy, another framework's app).
+/// Its document lists every method with the path's parameters and any answer (a service has
+/// no types to say more); [`describe`](MethodRouter::describe) adds what it should say.
 pub fn any_service<Svc: RouteService, S>(service: Svc) -> MethodRouter<S> {
     MethodRouter {
         any: Some(Endpoint::Route(Route::from_service(service))),
+        docs: vec![(None, RouteDoc::new(describe_service))],
         ..MethodRouter::default()
     }
 }
+
+/// What a tower service's types say of its operation: nothing (the path's parameters and
+/// "any answer" are added to every operation that says no more).
+fn describe_service(_: &mut Operation) {}
 
 impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
     /// A method router that routes nothing yet.
@@ -211,7 +219,7 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
     {
         let doc = RouteDoc::new(<H as Handler<T, S>>::describe);
         let mut routed = self.on_endpoint(method.clone(), Endpoint::from_handler(handler));
-        routed.docs.push((method, doc));
+        routed.docs.push((Some(method), doc));
         routed
     }
 
@@ -259,29 +267,38 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
         self
     }
 
-    /// Routes requests of `method` to a tower service.
+    /// Routes requests of `method` to a tower service. Its document gives the path's
+    /// parameters and any answer; [`describe`](Self::describe) adds what it should say.
     ///
     /// # Panics
     /// When `method` already has a handler here.
     pub fn on_service<Svc: RouteService>(self, method: Method, service: Svc) -> Self {
-        self.on_endpoint(method, Endpoint::Route(Route::from_service(service)))
+        let mut routed = self.on_endpoint(
+            method.clone(),
+            Endpoint::Route(Route::from_service(service)),
+        );
+        routed
+            .docs
+            .push((Some(method), RouteDoc::new(describe_service)));
+        routed
     }
 
-    /// Routes requests of every method not routed otherwise to `handler`.
+    /// Routes requests of every method not routed otherwise to `handler`. The document
+    /// gives the handler's operation under each of those methods (an operation id set with
+    /// [`describe`](Self::describe) gets the method appended, `proxyGet`, so that ids stay
+    /// unique).
     ///
     /// # Panics
     /// When this method router already has such a handler.
-    pub fn any<H, T>(mut self, handler: H) -> Self
+    pub fn any<H, T>(self, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
-        assert!(
-            self.any.is_none(),
-            "`any` is set twice on one method router"
-        );
-        self.any = Some(Endpoint::from_handler(handler));
-        self
+        let mut routed = self.any_endpoint(Endpoint::from_handler(handler));
+        let doc = RouteDoc::new(<H as Handler<T, S>>::describe);
+        routed.docs.push((None, doc));
+        routed
     }
 
     /// Caps the request body that body extractors read on these routes, overriding the
