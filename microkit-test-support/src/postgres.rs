@@ -27,6 +27,13 @@ impl Postgres {
     /// A running server with trust authentication on loopback, or `None` when PostgreSQL is
     /// not installed and not required.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, |_| {})
+    }
+
+    /// Like [`start`](Self::start), with `configure` run on the data directory after
+    /// `initdb` and before the server starts (to write certificates, `pg_hba.conf`, or lines
+    /// appended to `postgresql.conf`). What it writes is handed to the `postgres` user.
+    pub fn start_with(test: &str, configure: impl FnOnce(&Path)) -> Option<Self> {
         let Some(bin) = find_bin() else {
             assert!(
                 !services_required(),
@@ -67,6 +74,14 @@ impl Postgres {
             "initdb",
             &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"],
         ));
+        configure(&server.dir);
+        if as_postgres {
+            check(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres", &data])
+                    .output(),
+            );
+        }
         server.spawn();
         Some(server)
     }
@@ -74,6 +89,16 @@ impl Postgres {
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The data directory, which also holds the server's Unix socket.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server's TCP port on 127.0.0.1 (and its Unix socket's number).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Starts the server (again) and waits until it accepts connections.

@@ -11,7 +11,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::{Map, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::NoTls;
 
 pub use self::config::PostgresConfig;
 use self::failure::{failure, pool_failure};
@@ -22,6 +21,8 @@ use super::{
 
 mod config;
 mod failure;
+mod sslmode;
+mod tls;
 
 /// The advisory lock that serializes `prepare` across processes (an arbitrary constant:
 /// "microkit" in ASCII).
@@ -55,8 +56,28 @@ const PURGE_EVERY: u32 = 256;
 ///
 /// A [`deadpool_postgres`] pool of `tokio-postgres` connections (16 unless
 /// [`connect_with`](Self::connect_with) says otherwise), each caching its prepared
-/// statements. Connections are plain TCP or Unix sockets (`NoTls`): put the database on a
-/// private network, or terminate TLS in front of it.
+/// statements. Over TCP they use TLS as the URL's `sslmode` says (below); over a Unix
+/// socket, never.
+///
+/// # TLS
+///
+/// rustls, with libpq's meanings of `sslmode` and its default, `prefer`; `sslrootcert=PATH`
+/// names a PEM file of the certificate authorities to trust:
+///
+/// | `sslmode` | TLS | the server's certificate |
+/// |---|---|---|
+/// | `disable` | never | - |
+/// | `prefer` (default) | if the server offers it | not checked, unless `sslrootcert` is given: then as `verify-ca` |
+/// | `require` | always | as `prefer` |
+/// | `verify-ca` | always | chains to `sslrootcert` |
+/// | `verify-full` | always | chains to `sslrootcert` and names the host |
+///
+/// A mode that cannot be met fails [`connect`](Self::connect) (only `prefer` falls back to
+/// plain text, when the server offers no TLS); an unknown mode, `allow`, or a verifying mode
+/// without `sslrootcert` is refused before connecting. An encrypted connection whose
+/// certificate is not checked still resists a man in the middle once the password is
+/// checked with SCRAM: the client binds the exchange to the certificate it saw
+/// (`SCRAM-SHA-256-PLUS`, which PostgreSQL offers over TLS).
 ///
 /// # Outages
 ///
@@ -107,8 +128,8 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
-    /// the `key=value` form), with a pool of up to 16 connections and the default time
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, with
+    /// `?sslmode=verify-full&sslrootcert=ca.pem` for checked TLS, or the `key=value` form), with a pool of up to 16 connections and the default time
     /// limits of [`PostgresConfig`]. Fails if the server cannot be reached now.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_config(url, PostgresConfig::default()).await
@@ -126,7 +147,7 @@ impl PostgresStore {
     /// [`StoreError::Unavailable`] (a 503), and when the server is back the pool opens new
     /// connections, with no restart.
     pub async fn connect_config(url: &str, config: PostgresConfig) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config = url.parse().map_err(StoreError::backend)?;
+        let (mut pg, tls) = tls::parse_connection_string(url)?;
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.create_timeout);
         }
@@ -146,7 +167,7 @@ impl PostgresStore {
         pg.options(&options);
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls,
             ManagerConfig {
                 // Verified: an empty query before reuse, bounded by the recycle timeout,
                 // so a connection left stuck by a timed-out operation (or by a server
