@@ -15,7 +15,7 @@ use support::{
     connect, get as get_path, raw_exchange, read_until_closed, request, send, send_h2, spawn,
     Http1Conn, PATIENCE,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -197,19 +197,11 @@ async fn too_many_header_fields_get_431() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn slow_client_is_cut_off_after_the_header_read_timeout() {
-    let app = Router::new().route("/", get(|| async { "ok" }));
-    let timeout = Duration::from_millis(300);
-    // A long keep-alive timeout, so only the header read timeout can close the connection.
-    let config = config()
-        .header_read_timeout(timeout)
-        .keep_alive_timeout(Duration::from_secs(10));
-    let server = spawn(app, config).await;
-    let (mut reader, mut writer) = connect(server.addr).await.into_split();
-    let started = Instant::now();
-    // One header line every 100 ms: never a complete head, always some progress.
-    let trickle = tokio::spawn(async move {
+/// Sends a request head one header line every 100 ms: never complete, always some progress.
+fn trickle_head(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+) -> tokio::task::JoinHandle<tokio::net::tcp::OwnedWriteHalf> {
+    tokio::spawn(async move {
         let _ = writer
             .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
             .await;
@@ -224,7 +216,44 @@ async fn slow_client_is_cut_off_after_the_header_read_timeout() {
             }
         }
         writer
-    });
+    })
+}
+
+#[tokio::test]
+async fn slow_client_is_cut_off_after_the_header_read_timeout() {
+    a_trickled_head_is_cut_off(false).await;
+}
+
+#[tokio::test]
+async fn a_slow_second_head_on_a_kept_alive_connection_is_cut_off_too() {
+    a_trickled_head_is_cut_off(true).await;
+}
+
+/// A head that never completes closes the connection after the header read timeout, on a
+/// fresh connection or after a first request was answered.
+async fn a_trickled_head_is_cut_off(after_one_request: bool) {
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    let timeout = Duration::from_millis(300);
+    // A long keep-alive timeout, so only the header read timeout can close the connection.
+    let config = config()
+        .header_read_timeout(timeout)
+        .keep_alive_timeout(Duration::from_secs(10));
+    let server = spawn(app, config).await;
+    let (mut reader, mut writer) = connect(server.addr).await.into_split();
+    if after_one_request {
+        writer
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 512];
+        let n = tokio::time::timeout(PATIENCE, reader.read(&mut first))
+            .await
+            .expect("the first answer in time")
+            .unwrap();
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    let started = Instant::now();
+    let trickle = trickle_head(writer);
     let read = read_until_closed(&mut reader, PATIENCE).await;
     let elapsed = started.elapsed();
     trickle.abort();
@@ -268,13 +297,10 @@ async fn idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
         }
         assert!(Instant::now() < deadline, "no response in time");
         let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout(
-            PATIENCE,
-            tokio::io::AsyncReadExt::read(&mut stream, &mut chunk),
-        )
-        .await
-        .expect("a response in time")
-        .unwrap();
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .unwrap();
         assert_ne!(n, 0, "closed before answering");
         buf.extend_from_slice(&chunk[..n]);
     };

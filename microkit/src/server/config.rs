@@ -60,7 +60,9 @@ impl ServerConfig {
     }
 
     /// How long a client may take to send a request's headers (default 10 s); a slower
-    /// client is disconnected, so a trickle of bytes cannot hold a connection forever.
+    /// client is disconnected, so a trickle of bytes cannot hold a connection forever. On an
+    /// HTTP/1.1 connection the wait for the next request is a wait for its head, so this also
+    /// caps the [keep-alive timeout](Self::keep_alive_timeout) there.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -122,7 +124,8 @@ impl ServerConfig {
     }
 
     /// How long a connection may sit idle, with no request in flight, before it is closed
-    /// (default 60 s).
+    /// (default 60 s; on HTTP/1.1 at most the [header read
+    /// timeout](Self::header_read_timeout), 10 s by default).
     pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
         self.keep_alive_timeout = timeout;
         self

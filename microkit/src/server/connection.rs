@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,21 +35,44 @@ pub(super) struct Connection<IO = TcpStream> {
     pub(super) body_limit: usize,
     pub(super) body_pace: Option<BodyPace>,
     pub(super) header_limits: HeaderLimits,
-    pub(super) keep_alive_timeout: Duration,
+    pub(super) timeouts: IdleTimeouts,
     pub(super) shutdown: watch::Receiver<bool>,
     pub(super) permit: OwnedSemaphorePermit,
 }
 
-/// When the connection last finished a request, and how many are running.
+/// How long a connection may wait for the next request head.
+///
+/// The connection keeps this timer itself rather than letting hyper arm its header read
+/// timer, which allocates and registers a fresh timer for every request head (an eighth of a
+/// small request's instructions). Waiting for the next request on an HTTP/1.1 connection is
+/// waiting for its head, so there the header read timeout caps the keep-alive timeout (as it
+/// did under hyper's timer); a slow head on a fresh connection is cut by the same deadline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IdleTimeouts {
+    pub(super) keep_alive: Duration,
+    pub(super) header_read: Duration,
+}
+
+/// When the connection last finished a request, how many are running, and what it served.
 struct Activity {
     started: Instant,
     last_active_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Whether any request head arrived: until one does, hyper's graceful shutdown does not
+    /// close a connection that sent part of one, so the idle timer closes it outright.
+    served: AtomicBool,
+    /// Whether the connection speaks HTTP/2, whose idle wait is not a header read.
+    http2: AtomicBool,
 }
 
 impl Activity {
-    fn idle_deadline(&self, timeout: Duration) -> Instant {
-        self.started + Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed)) + timeout
+    fn idle_deadline(&self, timeouts: IdleTimeouts) -> Instant {
+        let limit = if self.http2.load(Ordering::Relaxed) {
+            timeouts.keep_alive
+        } else {
+            timeouts.keep_alive.min(timeouts.header_read)
+        };
+        self.started + Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed)) + limit
     }
 }
 
@@ -57,8 +80,14 @@ impl Activity {
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn start(activity: &Arc<Activity>) -> Self {
+    fn start(activity: &Arc<Activity>, version: http::Version) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        if !activity.served.load(Ordering::Relaxed) {
+            activity.served.store(true, Ordering::Relaxed);
+            activity
+                .http2
+                .store(version == http::Version::HTTP_2, Ordering::Relaxed);
+        }
         Self(activity.clone())
     }
 }
@@ -151,7 +180,7 @@ impl<IO> Connection<IO> {
             body_limit,
             body_pace,
             header_limits,
-            keep_alive_timeout,
+            timeouts,
             shutdown,
             permit,
         } = self;
@@ -165,7 +194,7 @@ impl<IO> Connection<IO> {
             body_limit,
             body_pace,
             header_limits,
-            keep_alive_timeout,
+            timeouts,
             shutdown,
             permit,
         })
@@ -186,7 +215,7 @@ where
             body_limit,
             body_pace,
             header_limits,
-            keep_alive_timeout,
+            timeouts,
             mut shutdown,
             permit: _permit,
         } = self;
@@ -194,11 +223,13 @@ where
             started: Instant::now(),
             last_active_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
         });
         let requests = activity.clone();
         let custom_limit = (body_limit != DEFAULT_BODY_LIMIT).then_some(BodyLimit(body_limit));
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-            let in_flight = InFlight::start(&requests);
+            let in_flight = InFlight::start(&requests, request.version());
             let mut request = request.map(|body| Body::from_connection(body, body_pace));
             request.extensions_mut().insert(RemoteAddr(remote));
             if let Some(peer) = &peer {
@@ -253,7 +284,7 @@ where
         if closing {
             connection.as_mut().graceful_shutdown();
         }
-        let idle = sleep_until(activity.idle_deadline(keep_alive_timeout));
+        let idle = sleep_until(activity.idle_deadline(timeouts));
         let mut idle = pin!(idle);
         loop {
             tokio::select! {
@@ -268,12 +299,18 @@ where
                     connection.as_mut().graceful_shutdown();
                 }
                 () = idle.as_mut(), if !closing => {
-                    let deadline = activity.idle_deadline(keep_alive_timeout);
+                    let deadline = activity.idle_deadline(timeouts);
                     if activity.in_flight.load(Ordering::Relaxed) == 0 && deadline <= Instant::now() {
+                        if !activity.served.load(Ordering::Relaxed) {
+                            // No request ever started: nothing to finish, and a partial head
+                            // would keep a graceful shutdown waiting.
+                            return;
+                        }
                         closing = true;
                         connection.as_mut().graceful_shutdown();
                     } else {
-                        idle.as_mut().reset(deadline.max(Instant::now() + keep_alive_timeout / 4));
+                        let shortest = timeouts.keep_alive.min(timeouts.header_read);
+                        idle.as_mut().reset(deadline.max(Instant::now() + shortest / 4));
                     }
                 }
             }

@@ -37,7 +37,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use self::config::ServerConfig;
-use self::connection::{Connection, HeaderLimits};
+use self::connection::{Connection, HeaderLimits, IdleTimeouts};
 pub use self::peer::PeerIdentity;
 #[cfg(feature = "tls")]
 pub use self::tls::TlsConfig;
@@ -171,7 +171,10 @@ impl Serve {
                     bytes: config.max_header_bytes,
                     count: config.max_headers,
                 },
-                keep_alive_timeout: config.keep_alive_timeout,
+                timeouts: IdleTimeouts {
+                    keep_alive: config.keep_alive_timeout,
+                    header_read: config.header_read_timeout,
+                },
                 shutdown: shutdown_rx.clone(),
                 permit,
             };
@@ -225,8 +228,9 @@ fn http_builder(config: &ServerConfig) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        // No timer for HTTP/1: the connection times header reads itself (see `IdleTimeouts`),
+        // and hyper would otherwise arm its own header read timer (30 s by default) per request.
+        .header_read_timeout(None)
         // hyper answers past its own limits with a bare 431; give it twice ours, so that the
         // connection (see `HeaderLimits`) answers the usual overflow with a problem body.
         .max_buf_size(config.max_header_bytes.saturating_mul(2));
