@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use microkit::http::StatusCode;
 use serde_json::{json, Value};
-use support::browser::{artifacts_dir, browse, chromium};
+use support::browser::{browse, chromium, screenshot};
 use support::etcd::services_required;
 use support::shop::{id_of, temp_data_dir, wait_healthy, Api, ShopProcess};
 use support::PATIENCE;
@@ -210,20 +210,12 @@ async fn the_gateway_console_shows_every_service_and_instance_in_a_browser() {
         "{products}"
     );
 
-    let screenshot = artifacts_dir().join("console-gateway.png");
-    let _ = std::fs::remove_file(&screenshot);
-    browse(
+    screenshot(
         browser,
         &url,
-        &[
-            budget,
-            "--window-size=1400,1800".to_owned(),
-            format!("--screenshot={}", screenshot.display()),
-        ],
+        &[budget],
+        (1400, 1800),
+        "console-gateway.png",
     )
     .await;
-    let png = std::fs::read(&screenshot).expect("chromium wrote the screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    assert!(png.len() > 20_000, "a page with content, not a blank one");
-    eprintln!("screenshot: {}", screenshot.display());
 }

@@ -8,76 +8,10 @@
 
 use microkit_test_support as support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
-
 use microkit::http::StatusCode;
+use support::browser::{browse, chromium, screenshot};
 use support::etcd::services_required;
 use support::shop::{temp_data_dir, wait_healthy, ShopProcess};
-use tokio::process::Command;
-
-/// How long Chromium may take for one run, page load and rendering included.
-const BROWSER_LIMIT: Duration = Duration::from_secs(90);
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|name| {
-        std::process::Command::new(name)
-            .arg("--version")
-            .output()
-            .is_ok_and(|output| output.status.success())
-    })
-}
-
-/// `target/test-artifacts/`, beside the profile directory the test binary runs from.
-fn artifacts_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let target = exe
-        .ancestors()
-        .find(|dir| dir.file_name().is_some_and(|name| name == "deps"))
-        .and_then(|deps| deps.parent()?.parent())
-        .expect("the test binary lives under target/<profile>/deps")
-        .join("test-artifacts");
-    std::fs::create_dir_all(&target).expect("the artifacts directory");
-    target
-}
-
-/// Runs headless Chromium on `url` with `args`, in a profile of its own, within
-/// [`BROWSER_LIMIT`]; returns what it printed.
-async fn browse(browser: &str, url: &str, args: &[String]) -> String {
-    let profile = tempfile::tempdir().expect("a profile directory");
-    let mut command = Command::new(browser);
-    command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(BROWSER_LIMIT, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("chromium did not finish {url} within {BROWSER_LIMIT:?}"))
-        .expect("chromium runs");
-    assert!(
-        output.status.success(),
-        "chromium failed on {url}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 #[tokio::test]
 async fn the_gateway_docs_render_every_operation_in_a_browser() {
@@ -126,20 +60,5 @@ async fn the_gateway_docs_render_every_operation_in_a_browser() {
         "Redoc reported an error"
     );
 
-    let screenshot = artifacts_dir().join("docs-gateway.png");
-    let _ = std::fs::remove_file(&screenshot);
-    browse(
-        browser,
-        &url,
-        &[
-            budget,
-            "--window-size=1280,2200".to_owned(),
-            format!("--screenshot={}", screenshot.display()),
-        ],
-    )
-    .await;
-    let png = std::fs::read(&screenshot).expect("chromium wrote the screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    assert!(png.len() > 20_000, "a page with content, not a blank one");
-    eprintln!("screenshot: {}", screenshot.display());
+    screenshot(browser, &url, &[budget], (1280, 2200), "docs-gateway.png").await;
 }

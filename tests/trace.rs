@@ -8,6 +8,8 @@ use microkit_test_support as support;
 #[path = "../examples/shop/main.rs"]
 #[allow(dead_code)]
 mod shop;
+#[path = "common/traced_shop.rs"]
+mod traced_shop;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -193,40 +195,17 @@ fn is_hex(text: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
-const CALLER_SPAN: &str = "b7ad6b7169203331";
+use traced_shop::{registration, InProcessShop, CALLER_SPAN, TRACE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_traced_at_the_gateway_reaches_users_then_emails_in_one_trace() {
     recorded();
-    let data = support::shop::temp_data_dir();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.path().display().to_string(),
-    ]
-    .map(str::to_owned);
-    let options = shop::Options::parse(args.into_iter()).expect("valid options");
-    let shop = shop::Shop::start(options).await.expect("the shop starts");
-    let gateway = shop.listeners[0].1;
-    let port_of = |name: &str| {
-        let (_, addr) = shop.listeners.iter().find(|(n, _)| n == name).unwrap();
-        addr.port().to_string()
-    };
-    support::shop::wait_healthy(support::shop::Api { addr: gateway }, support::PATIENCE).await;
+    let shop = InProcessShop::start().await;
+    let gateway = shop.gateway;
+    let port_of = |name: &str| shop.port_of(name);
 
-    let mut request = support::request(
-        Method::POST,
-        "/user/",
-        json!({ "name": "Ada", "email": "ada@example.com" }).to_string(),
-    );
+    let mut request = registration("Ada", "ada@example.com");
     let headers = request.headers_mut();
-    headers.insert("content-type", support::value("application/json"));
-    headers.insert(
-        TRACEPARENT,
-        support::value("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-    );
     headers.insert(TRACESTATE, support::value("congo=t61rcWkgMzE"));
     headers.insert("x-request-id", support::value("registration-7"));
     let reply = support::send(gateway, request).await;
@@ -294,7 +273,7 @@ async fn a_registration_traced_at_the_gateway_reaches_users_then_emails_in_one_t
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.json()["trace_id"], "0af7651916cd43dd8448eb211c80319d");
 
-    shop.stop().await.expect("the shop stops cleanly");
+    shop.shop.stop().await.expect("the shop stops cleanly");
 }
 
 /// Serves `router` behind a request id; its spans are found by the id a test sends.

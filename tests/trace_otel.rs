@@ -11,6 +11,8 @@ use microkit_test_support as support;
 #[path = "../examples/shop/main.rs"]
 #[allow(dead_code)]
 mod shop;
+#[path = "common/traced_shop.rs"]
+mod traced_shop;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use microkit::http::{Method, StatusCode};
+use microkit::http::StatusCode;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -29,7 +31,6 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use serde_json::json;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -137,8 +138,7 @@ fn child<'a>(
     found[0]
 }
 
-const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
-const CALLER_SPAN: &str = "b7ad6b7169203331";
+use traced_shop::{registration, InProcessShop, CALLER_SPAN, TRACE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_reaches_an_otlp_receiver_as_one_trace_with_the_wire_ids() {
@@ -150,34 +150,11 @@ async fn a_registration_reaches_an_otlp_receiver_as_one_trace_with_the_wire_ids(
     let (otel, exporter) = microkit::trace::otel::layer().expect("the exporter is set up");
     tracing_subscriber::registry().with(otel).init();
 
-    let data = support::shop::temp_data_dir();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.path().display().to_string(),
-    ]
-    .map(str::to_owned);
-    let options = shop::Options::parse(args.into_iter()).expect("valid options");
-    let shop = shop::Shop::start(options).await.expect("the shop starts");
-    let gateway = shop.listeners[0].1;
-    let port_of = |name: &str| {
-        let (_, addr) = shop.listeners.iter().find(|(n, _)| n == name).unwrap();
-        addr.port().to_string()
-    };
-    support::shop::wait_healthy(support::shop::Api { addr: gateway }, support::PATIENCE).await;
+    let shop = InProcessShop::start().await;
+    let gateway = shop.gateway;
+    let port_of = |name: &str| shop.port_of(name);
 
-    let mut request = support::request(
-        Method::POST,
-        "/user/",
-        json!({ "name": "Grace", "email": "grace@example.com" }).to_string(),
-    );
-    let headers = request.headers_mut();
-    headers.insert("content-type", support::value("application/json"));
-    headers.insert(
-        "traceparent",
-        support::value("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-    );
+    let request = registration("Grace", "grace@example.com");
     let reply = support::send(gateway, request).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
 
@@ -255,6 +232,6 @@ async fn a_registration_reaches_an_otlp_receiver_as_one_trace_with_the_wire_ids(
     assert!(at_emails.start_time_unix_nano >= attempt.start_time_unix_nano);
     assert!(at_emails.end_time_unix_nano >= at_emails.start_time_unix_nano);
 
-    shop.stop().await.expect("the shop stops cleanly");
+    shop.shop.stop().await.expect("the shop stops cleanly");
     exporter.shutdown().await;
 }

@@ -69,3 +69,26 @@ pub async fn browse(browser: &str, url: &str, args: &[String]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Takes a screenshot of `url` in a `width`x`height` window after `args` (a virtual time
+/// budget, say), keeps it as `target/test-artifacts/<name>`, checks it is a PNG of a page with
+/// content, and returns its path.
+pub async fn screenshot(
+    browser: &str,
+    url: &str,
+    args: &[String],
+    (width, height): (u32, u32),
+    name: &str,
+) -> PathBuf {
+    let path = artifacts_dir().join(name);
+    let _ = std::fs::remove_file(&path);
+    let mut args = args.to_vec();
+    args.push(format!("--window-size={width},{height}"));
+    args.push(format!("--screenshot={}", path.display()));
+    browse(browser, url, &args).await;
+    let png = std::fs::read(&path).expect("chromium wrote the screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    assert!(png.len() > 20_000, "a page with content, not a blank one");
+    eprintln!("screenshot: {}", path.display());
+    path
+}
