@@ -124,7 +124,9 @@ struct Inner {
     pool: Pool,
     config: ClientConfig,
     budget: RetryBudget,
-    balancers: Mutex<HashMap<String, Arc<ServiceBalancer>>>,
+    /// Looked up on every call: hashed with foldhash rather than SipHash, as the names come
+    /// from the program, not from callers.
+    balancers: Mutex<HashMap<String, Arc<ServiceBalancer>, foldhash::fast::RandomState>>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
@@ -189,7 +191,7 @@ impl ServiceClient {
                 pool,
                 budget: RetryBudget::new(config.retry_ratio, config.retry_min_per_second),
                 config,
-                balancers: Mutex::new(HashMap::new()),
+                balancers: Mutex::new(HashMap::default()),
                 observer,
             }),
         };

@@ -70,7 +70,9 @@ pub(crate) struct Pool {
 }
 
 pub(super) struct Shared {
-    idle: Mutex<HashMap<Target, Vec<Idle>>>,
+    /// Looked up twice per request (checkout and return): hashed with foldhash rather than
+    /// SipHash, as the addresses come from the registry, not from callers.
+    idle: Mutex<HashMap<Target, Vec<Idle>, foldhash::fast::RandomState>>,
     idle_timeout: Duration,
     connect_timeout: Duration,
     #[cfg(feature = "tls")]
@@ -140,7 +142,7 @@ impl Pool {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
-                idle: Mutex::new(HashMap::new()),
+                idle: Mutex::new(HashMap::default()),
                 idle_timeout: config.pool_idle_timeout,
                 connect_timeout: config.connect_timeout,
                 #[cfg(feature = "tls")]
