@@ -45,6 +45,23 @@ struct Gadget {
     name: String,
 }
 
+/// Without hooks, a keyed create does not look its key up before it runs: the commit finds it.
+#[derive(Debug, Clone, Serialize, Deserialize, Resource)]
+#[resource(path = "/gizmo", list_path = "/gizmos/")]
+struct Gizmo {
+    #[resource(id)]
+    id: u64,
+    #[resource(unique)]
+    sku: String,
+    #[resource(validate(range(min = 1)))]
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
 /// Makes creates slow, so that a second request can arrive while the first runs.
 struct Slow;
 
@@ -71,7 +88,12 @@ impl App {
                     .router(),
             )
             .merge(
-                ResourceRoutes::<Gadget>::new(store)
+                ResourceRoutes::<Gadget>::new(store.clone())
+                    .idempotency(config)
+                    .router(),
+            )
+            .merge(
+                ResourceRoutes::<Gizmo>::new(store)
                     .idempotency(config)
                     .router(),
             );
@@ -130,6 +152,59 @@ async fn replays_a_create(store: Arc<dyn Store>) {
     assert_eq!(fixed.status, StatusCode::CREATED);
     assert_eq!(fixed.header("idempotent-replayed"), "");
     assert_eq!(app.count("/widgets/").await, 4);
+}
+
+/// The create without hooks, which finds a kept answer at its commit: the same answers.
+async fn replays_a_create_without_hooks(store: Arc<dyn Store>) {
+    let app = App::start(store, IdempotencyConfig::default()).await;
+    let post = |key: &'static str, body: &'static str| {
+        let app = &app;
+        async move { app.send(Method::POST, "/gizmo/", Some(key), body).await }
+    };
+    let first = post("g-1", r#"{"sku":"a"}"#).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert_eq!(first.header("idempotent-replayed"), "");
+    // The replay's write would be a duplicate `sku`: the kept answer, not a 409.
+    let again = post("g-1", r#"{"sku":"a"}"#).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.body, first.body);
+    for header in ["location", "etag", "content-type"] {
+        assert_ne!(first.header(header), "", "{header}");
+        assert_eq!(again.header(header), first.header(header), "{header}");
+    }
+    // The same key with another request, valid or not, is a 422 about the key.
+    for other in [r#"{"sku":"b"}"#, r#"{"sku":"b","count":0}"#, r#"{"sku":7}"#] {
+        let reused = post("g-1", other).await;
+        assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY, "{other}");
+        assert!(
+            reused.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key"),
+            "{other}: {}",
+            reused.text()
+        );
+    }
+    // A request refused before its commit keeps nothing; a duplicate is refused as ever.
+    let refused = post("g-2", r#"{"sku":"c","count":0}"#).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        !refused.text().contains("Idempotency-Key"),
+        "{}",
+        refused.text()
+    );
+    let duplicate = post("g-2", r#"{"sku":"a"}"#).await;
+    assert_eq!(
+        duplicate.status,
+        StatusCode::CONFLICT,
+        "{}",
+        duplicate.text()
+    );
+    let fixed = post("g-2", r#"{"sku":"c"}"#).await;
+    assert_eq!(fixed.status, StatusCode::CREATED);
+    assert_eq!(fixed.header("idempotent-replayed"), "");
+    assert_eq!(app.count("/gizmos/").await, 2);
 }
 
 async fn refuses_a_key_reused_for_another_request(store: Arc<dyn Store>) {
@@ -698,6 +773,7 @@ on_every_store!(
     hand_written_routes_honour_keys,
     scopes_keys_per_caller,
     replays_a_create,
+    replays_a_create_without_hooks,
     refuses_a_key_reused_for_another_request,
     answers_409_while_the_first_runs,
     refuses_bad_keys,

@@ -1,6 +1,6 @@
 //! [`Idempotency`], [`Claim`]: the key of one request, from its arrival to its commit.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use http::request::Parts;
 
@@ -113,6 +113,9 @@ struct Keyed {
     key: String,
     fingerprint: String,
     ttl_ms: i64,
+    /// Whether the store was asked for the key's record before the request ran (see
+    /// [`Idempotency::claim`]).
+    looked_up: bool,
     _running: Running,
 }
 
@@ -157,11 +160,33 @@ impl Idempotency {
     /// the key's first request runs, 422 for a key used with another request), or it runs,
     /// holding the key.
     pub async fn begin(&self, parts: &Parts, body: &[u8]) -> Result<Begin, Problem> {
+        let mut claim = self.claim(parts, body)?;
+        if let Some(keyed) = &mut claim.key {
+            if let Some(kept) = self.store.key_record(&keyed.scope, &keyed.key).await? {
+                return if kept.fingerprint == keyed.fingerprint {
+                    Ok(Begin::Replay(from_record(&kept, true)))
+                } else {
+                    Err(reused())
+                };
+            }
+            keyed.looked_up = true;
+        }
+        Ok(Begin::Run(claim))
+    }
+
+    /// Checks the request's key and marks it running, without asking the store for its
+    /// record: a request that runs to its commit learns there whether the key was kept (the
+    /// commit then changes nothing and the kept answer is replayed, or a 422), and one that
+    /// fails before it asks through [`Claim::unless_kept`]. This saves a store round trip per
+    /// keyed request where running the request again up to its commit is harmless: no side
+    /// effects and no answer that depends on anything but the request and the store's
+    /// transaction (the generated create without hooks).
+    pub(crate) fn claim(&self, parts: &Parts, body: &[u8]) -> Result<Claim, Problem> {
         let Some(key) = key(parts, &self.config)? else {
-            return Ok(Begin::Run(Claim {
+            return Ok(Claim {
                 store: self.store.clone(),
                 key: None,
-            }));
+            });
         };
         let scope = scope(parts);
         let fingerprint = fingerprint_of(parts, body);
@@ -169,24 +194,18 @@ impl Idempotency {
             .in_flight
             .enter(&scope, &key)
             .ok_or_else(still_running)?;
-        if let Some(kept) = self.store.key_record(&scope, &key).await? {
-            return if kept.fingerprint == fingerprint {
-                Ok(Begin::Replay(from_record(&kept, true)))
-            } else {
-                Err(reused())
-            };
-        }
         let ttl_ms = i64::try_from(self.config.key_ttl().as_millis()).unwrap_or(i64::MAX);
-        Ok(Begin::Run(Claim {
+        Ok(Claim {
             store: self.store.clone(),
             key: Some(Keyed {
                 scope,
                 key,
                 fingerprint,
                 ttl_ms,
+                looked_up: false,
                 _running: running,
             }),
-        }))
+        })
     }
 }
 
@@ -218,11 +237,18 @@ impl Claim {
         };
         let fingerprint = keyed.fingerprint.clone();
         let expires_at = now_millis().saturating_add(keyed.ttl_ms);
+        // The answer made inside the transaction comes back through here, so that the first
+        // answer is sent as made rather than rebuilt from the text of its kept record.
+        let made = Arc::new(Mutex::new(None));
+        let answer = made.clone();
         let key = KeyCommit {
             scope: keyed.scope.clone(),
             key: keyed.key.clone(),
             respond: Box::new(move |written| {
-                respond(written).map(|reply| reply.to_record(fingerprint, expires_at))
+                let reply = respond(written)?;
+                let record = reply.to_record(fingerprint, expires_at);
+                *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(reply);
+                Ok(record)
             }),
         };
         match self.store.commit(writes, Some(key)).await {
@@ -230,8 +256,9 @@ impl Claim {
                 let kept = committed
                     .key_record
                     .ok_or_else(|| StoreError::backend("a keyed commit returned no key record"))?;
+                let made = made.lock().unwrap_or_else(PoisonError::into_inner).take();
                 Ok(Outcome {
-                    response: from_record(&kept, false),
+                    response: made.map_or_else(|| from_record(&kept, false), Reply::into_response),
                     written: Some(committed.written),
                 })
             }
@@ -247,6 +274,21 @@ impl Claim {
                 }
             }
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The answer to a request that failed before its commit with `problem`: when the claim
+    /// was made without looking the key up ([`Idempotency::claim`]) and the store keeps an
+    /// answer under it, that answer is replayed (or a 422 for another request), as
+    /// [`Idempotency::begin`] would have answered before running it.
+    pub(crate) async fn unless_kept(self, problem: Problem) -> Result<Response, Problem> {
+        let Some(keyed) = self.key.filter(|keyed| !keyed.looked_up) else {
+            return Err(problem);
+        };
+        match self.store.key_record(&keyed.scope, &keyed.key).await? {
+            Some(kept) if kept.fingerprint == keyed.fingerprint => Ok(from_record(&kept, true)),
+            Some(_) => Err(reused()),
+            None => Err(problem),
         }
     }
 

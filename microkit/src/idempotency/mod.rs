@@ -36,7 +36,9 @@
 //! # Where it applies
 //!
 //! - The endpoints of [`ResourceRoutes`](crate::resource::ResourceRoutes) honour the key on
-//!   create (`POST`) and `PATCH`, on by default.
+//!   create (`POST`) and `PATCH`, on by default. A create without hooks does not look its key
+//!   up before it runs: nothing before its commit has an effect, so the commit itself finds
+//!   a kept answer (and then writes nothing), which saves a store round trip per request.
 //! - A handler written by hand uses [`Idempotency::begin`] and [`Claim::commit`] around its
 //!   writes, so its key record commits with them (example there).
 //! - [`IdempotencyLayer`] wraps any route: its success is kept after the handler answered,

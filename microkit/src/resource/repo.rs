@@ -116,6 +116,12 @@ impl<R: Resource> Repo<R> {
         }
     }
 
+    /// `item` as `record` stored it (a create or replace of a commit): the item with the
+    /// record's id, set in place when the type allows it, read back from the record otherwise.
+    pub fn with_record(&self, item: R, record: Record) -> Result<Stored<R>, StoreError> {
+        with_id(item, record)
+    }
+
     /// A record of this resource (one a commit stored) as a typed item.
     pub fn stored(&self, record: Record) -> Result<Stored<R>, StoreError> {
         Ok(Stored {
@@ -145,17 +151,13 @@ impl<R: Resource> Repo<R> {
 
     /// Stores a new item. The store allocates integer ids; a text id or a UUID the item
     /// carries is kept (the empty text and the nil UUID mean "allocate one").
-    pub async fn create(&self, parent: Option<&str>, mut item: R) -> Result<Stored<R>, StoreError> {
+    pub async fn create(&self, parent: Option<&str>, item: R) -> Result<Stored<R>, StoreError> {
         let (id, data) = to_data(&item)?;
         let record = self
             .store
             .create(&self.collection, parent, ids::chosen(id), data)
             .await?;
-        // The stored record is the item with its new id: set it rather than parse the record.
-        if !item.set_id(&record.id) {
-            item = decode(&record)?;
-        }
-        Ok(Stored { item, record })
+        with_id(item, record)
     }
 
     /// Replaces an item (whose id is `id`, whatever `item` carries), if it is still at
@@ -164,7 +166,7 @@ impl<R: Resource> Repo<R> {
         &self,
         parent: Option<&str>,
         id: &Id,
-        mut item: R,
+        item: R,
         if_version: Option<u64>,
     ) -> Result<Stored<R>, StoreError> {
         let (_, data) = to_data(&item)?;
@@ -172,10 +174,7 @@ impl<R: Resource> Repo<R> {
             .store
             .replace(&self.collection, parent, id, data, if_version)
             .await?;
-        if !item.set_id(&record.id) {
-            item = decode(&record)?;
-        }
-        Ok(Stored { item, record })
+        with_id(item, record)
     }
 
     /// Deletes an item, if it is still at `if_version` when given.
@@ -218,4 +217,12 @@ impl<R: Resource> Repo<R> {
     pub async fn delete_all(&self, parent: Option<&str>) -> Result<u64, StoreError> {
         self.store.delete_all(&self.collection, parent).await
     }
+}
+
+/// The stored record is the item with its id: set it rather than parse the record.
+fn with_id<R: Resource>(mut item: R, record: Record) -> Result<Stored<R>, StoreError> {
+    if !item.set_id(&record.id) {
+        item = decode(&record)?;
+    }
+    Ok(Stored { item, record })
 }

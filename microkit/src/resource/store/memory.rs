@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: records in process memory.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{Map, Number, Value};
@@ -28,15 +29,53 @@ pub struct MemoryStore {
     keys: Mutex<KeyRecords>,
 }
 
-/// The key records, and how many commits ran since expired ones were last dropped.
+/// The key records by scope and key, and when each expires, soonest first.
+///
+/// Expired records are dropped as commits come, from the front of the expiry queue: a commit
+/// pays for the records that expired since the last one, never for a sweep of all of them.
 #[derive(Debug, Default)]
 struct KeyRecords {
-    records: HashMap<(String, String), KeyRecord>,
-    commits_since_purge: u32,
+    by_scope: HashMap<String, HashMap<String, KeyRecord>>,
+    /// `(expires_at, scope, key)` of every record kept; a record replaced since (a newer
+    /// expiry) leaves its old entry here, skipped when it comes up.
+    expiries: BinaryHeap<Reverse<(i64, String, String)>>,
 }
 
-/// How many commits run between two sweeps of expired key records.
-const PURGE_EVERY: u32 = 256;
+impl KeyRecords {
+    /// The unexpired record of `key` in `scope`.
+    fn live(&self, scope: &str, key: &str, now: i64) -> Option<&KeyRecord> {
+        self.by_scope
+            .get(scope)?
+            .get(key)
+            .filter(|record| !record.is_expired(now))
+    }
+
+    fn insert(&mut self, scope: String, key: String, record: KeyRecord) {
+        self.expiries
+            .push(Reverse((record.expires_at, scope.clone(), key.clone())));
+        self.by_scope.entry(scope).or_default().insert(key, record);
+    }
+
+    /// Drops the records expired at `now`.
+    fn purge(&mut self, now: i64) {
+        while let Some(Reverse((expires_at, _, _))) = self.expiries.peek() {
+            if *expires_at > now {
+                return;
+            }
+            let Some(Reverse((expires_at, scope, key))) = self.expiries.pop() else {
+                return;
+            };
+            if let Some(keys) = self.by_scope.get_mut(&scope) {
+                if keys.get(&key).is_some_and(|r| r.expires_at == expires_at) {
+                    keys.remove(&key);
+                    if keys.is_empty() {
+                        self.by_scope.remove(&scope);
+                    }
+                }
+            }
+        }
+    }
+}
 
 impl MemoryStore {
     /// An empty store.
@@ -637,11 +676,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
             let now = now_millis();
-            Ok(lock(&self.keys)
-                .records
-                .get(&(scope.to_owned(), key.to_owned()))
-                .filter(|record| !record.is_expired(now))
-                .cloned())
+            Ok(lock(&self.keys).live(scope, key, now).cloned())
         })
     }
 }
@@ -667,11 +702,7 @@ impl MemoryStore {
         let now = now_millis();
         let mut keys = lock(&self.keys);
         if let Some(key) = &key {
-            let held = keys
-                .records
-                .get(&(key.scope.clone(), key.key.clone()))
-                .is_some_and(|record| !record.is_expired(now));
-            if held {
+            if keys.live(&key.scope, &key.key, now).is_some() {
                 return Err(StoreError::KeyTaken);
             }
         }
@@ -723,13 +754,9 @@ impl MemoryStore {
                 Err(error)
             }
             Ok(key_record) => {
-                keys.commits_since_purge += 1;
-                if keys.commits_since_purge >= PURGE_EVERY {
-                    keys.commits_since_purge = 0;
-                    keys.records.retain(|_, record| !record.is_expired(now));
-                }
+                keys.purge(now);
                 let key_record = key_record.map(|(scope, key, record)| {
-                    keys.records.insert((scope, key), record.clone());
+                    keys.insert(scope, key, record.clone());
                     record
                 });
                 Ok(Committed {
@@ -745,6 +772,36 @@ impl MemoryStore {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn kept(expires_at: i64) -> KeyRecord {
+        KeyRecord {
+            fingerprint: String::new(),
+            status: 201,
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn expired_key_records_are_dropped_and_replaced_ones_kept() {
+        let mut keys = KeyRecords::default();
+        keys.insert("POST /a".into(), "early".into(), kept(10));
+        keys.insert("POST /a".into(), "late".into(), kept(30));
+        keys.insert("POST /b".into(), "renewed".into(), kept(10));
+        // Expired, then kept again: the first record's expiry must not drop the second.
+        keys.insert("POST /b".into(), "renewed".into(), kept(40));
+        assert!(keys.live("POST /a", "early", 9).is_some());
+        assert!(keys.live("POST /a", "early", 10).is_none());
+        keys.purge(20);
+        assert!(!keys.by_scope["POST /a"].contains_key("early"));
+        assert!(keys.live("POST /a", "late", 20).is_some());
+        assert!(keys.live("POST /b", "renewed", 20).is_some());
+        assert_eq!(keys.expiries.len(), 2);
+        keys.purge(40);
+        assert!(keys.by_scope.is_empty());
+        assert!(keys.expiries.is_empty());
+    }
 
     #[test]
     fn numbers_compare_by_value() {

@@ -31,11 +31,14 @@ const PREPARE_LOCK: i64 = 0x6d69_6372_6f6b_6974;
 type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// The table of idempotency key records. Its leading underscore keeps it apart from every
-/// collection (collection names start with a letter).
+/// collection (collection names start with a letter). The index on the expiry lets the
+/// periodic sweep of expired records read only those, not the whole table.
 const KEYS_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_microkit_idempotency\" (\
     scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, \
     headers JSONB NOT NULL, body BYTEA NOT NULL, expires_at BIGINT NOT NULL, \
-    PRIMARY KEY (scope, key));";
+    PRIMARY KEY (scope, key));\
+    CREATE INDEX IF NOT EXISTS \"_microkit_idempotency__expires_at\" \
+    ON \"_microkit_idempotency\" (expires_at);";
 
 /// Claims a key for the transaction: a new row, or an expired one taken over. No row returned:
 /// an unexpired record holds the key (a concurrent claim waits here for the first to end).

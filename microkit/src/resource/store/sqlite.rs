@@ -27,11 +27,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDLE_READERS: usize = 4;
 
 /// The table of idempotency key records. Its leading underscore keeps it apart from every
-/// collection (collection names start with a letter).
+/// collection (collection names start with a letter). The index on the expiry lets the
+/// periodic sweep of expired records read only those, not the whole table.
 const KEYS_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_microkit_idempotency\" (\
     scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, \
     headers TEXT NOT NULL, body BLOB NOT NULL, expires_at INTEGER NOT NULL, \
-    PRIMARY KEY (scope, key)) WITHOUT ROWID;";
+    PRIMARY KEY (scope, key)) WITHOUT ROWID;\
+    CREATE INDEX IF NOT EXISTS \"_microkit_idempotency__expires_at\" \
+    ON \"_microkit_idempotency\" (expires_at);";
 
 /// How many commits run between two sweeps of expired key records.
 const PURGE_EVERY: u32 = 256;
@@ -536,17 +539,23 @@ fn key_held(conn: &Connection, scope: &str, key: &str, now: i64) -> Result<bool,
     .map_err(failure)
 }
 
+/// Keeps `record` under `key`, unless `scope` holds an unexpired record of it (then `false`);
+/// an expired one is replaced. One statement both checks and writes.
 fn insert_key(
     conn: &Connection,
     scope: &str,
     key: &str,
     record: &KeyRecord,
-) -> Result<(), StoreError> {
+    now: i64,
+) -> Result<bool, StoreError> {
     let headers = serde_json::to_string(&record.headers).map_err(StoreError::backend)?;
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO \"_microkit_idempotency\" \
+        "INSERT INTO \"_microkit_idempotency\" AS k \
          (scope, key, fingerprint, status, headers, body, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+         status = excluded.status, headers = excluded.headers, body = excluded.body, \
+         expires_at = excluded.expires_at WHERE k.expires_at <= ?8",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -556,10 +565,11 @@ fn insert_key(
             record.status,
             headers,
             &record.body[..],
-            record.expires_at
+            record.expires_at,
+            now
         ])
     })
-    .map(drop)
+    .map(|changed| changed == 1)
     .map_err(failure)
 }
 
@@ -778,20 +788,30 @@ impl Store for SqliteStore {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(failure)?;
-                if let Some(key) = &key {
-                    if key_held(&tx, &key.scope, &key.key, now)? {
-                        return Err(StoreError::KeyTaken);
-                    }
-                }
+                // The key is checked as it is written, after the writes: a taken key rolls
+                // them back. A write that fails where the key is taken (the first request's
+                // record makes this one a duplicate, say) is that key's replay all the same.
                 let mut written = Vec::with_capacity(planned.len());
                 for (sql, write) in planned {
-                    written.push(apply(&tx, &sql, write)?);
+                    match apply(&tx, &sql, write) {
+                        Ok(record) => written.push(record),
+                        Err(error) => {
+                            return Err(match &key {
+                                Some(key) if key_held(&tx, &key.scope, &key.key, now)? => {
+                                    StoreError::KeyTaken
+                                }
+                                _ => error,
+                            })
+                        }
+                    }
                 }
                 let key_record = match key {
                     None => None,
                     Some(key) => {
                         let record = (key.respond)(&written)?;
-                        insert_key(&tx, &key.scope, &key.key, &record)?;
+                        if !insert_key(&tx, &key.scope, &key.key, &record, now)? {
+                            return Err(StoreError::KeyTaken);
+                        }
                         if inner.commits_since_purge.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY
                             == 0
                         {
