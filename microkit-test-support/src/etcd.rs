@@ -34,12 +34,43 @@ pub struct Etcd {
     peer_port: u16,
     data_dir: PathBuf,
     child: Option<Child>,
+    /// `--cert-file`, `--key-file` and the like: the client port speaks TLS.
+    tls_args: Vec<String>,
 }
 
 impl Etcd {
     /// A running etcd, or `None` when etcd is not installed and not required.
     pub async fn start(test: &str) -> Option<Self> {
         let mut etcd = Self::reserve(test)?;
+        etcd.spawn().await;
+        Some(etcd)
+    }
+
+    /// A running etcd whose client port speaks TLS only, with the certificate and key in
+    /// `cert` and `key` (PEM files); with `client_ca`, clients must present a certificate
+    /// that CA signed (`--client-cert-auth`). `None` when etcd is not installed and not
+    /// required. [`endpoint`](Self::endpoint) is then `https://127.0.0.1:PORT`.
+    pub async fn start_tls(
+        test: &str,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> Option<Self> {
+        let mut etcd = Self::reserve(test)?;
+        let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 path").to_owned();
+        etcd.tls_args = vec![
+            "--cert-file".into(),
+            path(cert),
+            "--key-file".into(),
+            path(key),
+        ];
+        if let Some(ca) = client_ca {
+            etcd.tls_args.extend([
+                "--client-cert-auth".into(),
+                "--trusted-ca-file".into(),
+                path(ca),
+            ]);
+        }
         etcd.spawn().await;
         Some(etcd)
     }
@@ -75,14 +106,20 @@ impl Etcd {
             client_port: client.local_addr().unwrap().port(),
             peer_port: peer.local_addr().unwrap().port(),
             child: None,
+            tls_args: Vec::new(),
         };
         drop((client, peer));
         Some(etcd)
     }
 
-    /// The client URL, `http://127.0.0.1:PORT`.
+    /// The client URL, `http://127.0.0.1:PORT` (`https://` when started with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls_args.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// The URL the shop's `--registry` takes, `etcd://127.0.0.1:PORT`.
@@ -107,12 +144,25 @@ impl Etcd {
             .arg("--initial-cluster")
             .arg(format!("{}={peer_url}", self.name))
             .args(["--logger", "zap", "--log-level", "warn"])
+            .args(&self.tls_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("etcd starts");
         self.child = Some(child);
         let deadline = Instant::now() + ETCD_PATIENCE;
+        if !self.tls_args.is_empty() {
+            // This module speaks no TLS: the port accepting connections is the sign of life
+            // here, and the test's own first call waits for the rest.
+            while tokio::net::TcpStream::connect(("127.0.0.1", self.client_port))
+                .await
+                .is_err()
+            {
+                assert!(Instant::now() < deadline, "etcd did not listen in time");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            return;
+        }
         while post(
             &client_url,
             "/v3/kv/range",

@@ -34,7 +34,7 @@ mod error;
 mod idempotency;
 mod pool;
 mod pooled_body;
-mod probed_io;
+pub(crate) mod probed_io;
 #[cfg(feature = "tls")]
 mod tls;
 

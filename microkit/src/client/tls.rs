@@ -81,7 +81,7 @@ impl ClientTls {
     }
 
     /// Runs the handshake on `stream`, checking the server's certificate against `name`.
-    pub(super) async fn connect(
+    pub(crate) async fn connect(
         &self,
         name: &str,
         stream: TcpStream,

@@ -1,21 +1,23 @@
 //! The HTTP side: POSTs JSON to etcd's v3 gateway with hyper-util's client, failing over
-//! between endpoints, and reads streamed answers line by line.
+//! between endpoints, carrying the auth token when the registry has credentials, and reads
+//! streamed answers line by line.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::auth::{AuthenticateResponse, Credentials};
+use super::connector::Connector;
 use super::wire::GatewayError;
 use crate::discovery::DiscoveryError;
 use crate::BoxError;
@@ -68,33 +70,64 @@ pub(super) struct Client {
     inner: Arc<Inner>,
 }
 
+/// How the client reaches etcd beyond the endpoints: TLS for `https://` ones, credentials.
+#[derive(Clone, Default)]
+pub(super) struct Options {
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<crate::client::ClientTls>,
+    pub(super) credentials: Option<(String, String)>,
+}
+
 struct Inner {
-    http: HttpClient<HttpConnector, Full<Bytes>>,
-    /// `http://host:port`, without a trailing slash.
+    http: HttpClient<Connector, Full<Bytes>>,
+    /// `http://host:port` or `https://host:port`, without a trailing slash.
     endpoints: Vec<String>,
     /// The endpoint that answered last: tried first next time, so a healthy member keeps
     /// being used and a dead one costs one failed connect per failover, not per call.
     current: AtomicUsize,
     timeout: Duration,
+    options: Options,
+    credentials: Option<Credentials>,
 }
 
 impl Client {
     /// A client of `endpoints` (normalized, at least one); connections are made on first use.
-    pub(super) fn new(endpoints: Vec<String>, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
-        connector.set_nodelay(true);
+    pub(super) fn new(endpoints: Vec<String>, timeout: Duration, options: Options) -> Self {
+        let connector = Connector::new(
+            timeout,
+            #[cfg(feature = "tls")]
+            options.tls.clone(),
+        );
         let http = HttpClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
+        let credentials = options
+            .credentials
+            .clone()
+            .map(|(user, password)| Credentials::new(user, password));
         Self {
             inner: Arc::new(Inner {
                 http,
                 endpoints,
                 current: AtomicUsize::new(0),
                 timeout,
+                options,
+                credentials,
             }),
         }
+    }
+
+    /// A new client of the same endpoints with `change` made to the options (before use: it
+    /// shares no connection with this one).
+    pub(super) fn reconfigured(&self, change: impl FnOnce(&mut Options)) -> Self {
+        let mut options = self.inner.options.clone();
+        change(&mut options);
+        Self::new(self.inner.endpoints.clone(), self.inner.timeout, options)
+    }
+
+    /// The user the client authenticates as, if any.
+    pub(super) fn user(&self) -> Option<&str> {
+        self.inner.credentials.as_ref().map(Credentials::user)
     }
 
     pub(super) fn endpoints(&self) -> &[String] {
@@ -139,7 +172,8 @@ impl Client {
         })
     }
 
-    /// Sends to the last endpoint that answered, then to the others in turn.
+    /// Sends `request`, with a token when the client has credentials: a token etcd rejects
+    /// (401: expired, or revoked) is traded for a new one, and the call sent once more.
     async fn send(
         &self,
         path: &str,
@@ -148,13 +182,59 @@ impl Client {
         let body = Bytes::from(
             serde_json::to_vec(request).map_err(|err| EtcdError::Decode(err.to_string()))?,
         );
+        let Some(credentials) = &self.inner.credentials else {
+            return self.send_body(path, &body, None).await;
+        };
+        let token = self.token(credentials).await?;
+        let response = self.send_body(path, &body, Some(&token)).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        credentials.forget(&token);
+        let token = self.token(credentials).await?;
+        self.send_body(path, &body, Some(&token)).await
+    }
+
+    /// The token in use, or a new one from `/v3/auth/authenticate`.
+    async fn token(&self, credentials: &Credentials) -> Result<Arc<str>, EtcdError> {
+        if let Some(token) = credentials.token() {
+            return Ok(token);
+        }
+        let body = Bytes::from(
+            serde_json::to_vec(&credentials.request())
+                .map_err(|err| EtcdError::Decode(err.to_string()))?,
+        );
+        let response = self.send_body("/v3/auth/authenticate", &body, None).await?;
+        let status = response.status();
+        let body = self.read_all(response).await?;
+        if !status.is_success() {
+            return Err(status_error(status, &body));
+        }
+        let answer: AuthenticateResponse = serde_json::from_slice(&body)
+            .map_err(|err| EtcdError::Decode(format!("authenticate: {err}")))?;
+        let token: Arc<str> = Arc::from(answer.token);
+        credentials.keep(token.clone());
+        Ok(token)
+    }
+
+    /// Sends to the last endpoint that answered, then to the others in turn.
+    async fn send_body(
+        &self,
+        path: &str,
+        body: &Bytes,
+        token: Option<&str>,
+    ) -> Result<Response<Incoming>, EtcdError> {
         let inner = &self.inner;
         let start = inner.current.load(Ordering::Relaxed);
         let mut last_error = EtcdError::Timeout;
         for attempt in 0..inner.endpoints.len() {
             let index = (start + attempt) % inner.endpoints.len();
-            let request = Request::post(format!("{}{path}", inner.endpoints[index]))
-                .header(CONTENT_TYPE, "application/json")
+            let mut request = Request::post(format!("{}{path}", inner.endpoints[index]))
+                .header(CONTENT_TYPE, "application/json");
+            if let Some(token) = token {
+                request = request.header(AUTHORIZATION, token);
+            }
+            let request = request
                 .body(Full::new(body.clone()))
                 .map_err(|err| EtcdError::Transport(Box::new(err)))?;
             match tokio::time::timeout(inner.timeout, inner.http.request(request)).await {
@@ -185,7 +265,15 @@ fn status_error(status: StatusCode, body: &[u8]) -> EtcdError {
     } else if !error.error.is_empty() {
         error.error
     } else {
-        format!("HTTP {status}")
+        // Not the gateway's JSON: etcd's HTTP layer answering in plain text (such as its
+        // refusal of a client certificate with a common name once auth is on) says why.
+        let text = String::from_utf8_lossy(body);
+        let text: String = text.trim().chars().take(300).collect();
+        if text.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {text}")
+        }
     };
     EtcdError::Status {
         code: error.code,

@@ -1,25 +1,35 @@
-//! Endpoint spellings: `127.0.0.1:2379`, `http://host:2379`, and `etcd://host:port,host:port`
-//! URLs, all normalized to `http://host:port`.
+//! Endpoint spellings: `127.0.0.1:2379`, `http://host:2379`, `https://host:2379` (feature
+//! `tls`), and `etcd://host:port,host:port` URLs, all normalized to `http://host:port` (or
+//! `https://host:port`).
 
 use crate::discovery::DiscoveryError;
 
 /// The port of etcd's client URL, when a URL names none.
 const DEFAULT_PORT: u16 = 2379;
 
-/// Normalizes one endpoint to `http://host:port`.
+/// Normalizes one endpoint to `http://host:port` or `https://host:port`.
 pub(super) fn normalize(endpoint: &str) -> Result<String, DiscoveryError> {
     let endpoint = endpoint.trim();
-    let rest = match endpoint.split_once("://") {
-        None => endpoint,
-        Some(("http", rest)) => rest,
+    let (scheme, rest) = match endpoint.split_once("://") {
+        None => ("http", endpoint),
+        Some(("http", rest)) => ("http", rest),
+        #[cfg(feature = "tls")]
+        Some(("https", rest)) => ("https", rest),
+        #[cfg(not(feature = "tls"))]
+        Some(("https", _)) => {
+            return Err(DiscoveryError::Config(format!(
+                "etcd endpoint `{endpoint}`: https:// needs microkit's feature `tls`"
+            )))
+        }
         Some((scheme, _)) => {
             return Err(DiscoveryError::Config(format!(
-                "etcd endpoint `{endpoint}`: only http:// is supported, not {scheme}://"
+                "etcd endpoint `{endpoint}`: only http:// and https:// are supported, not \
+                 {scheme}://"
             )))
         }
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
-    host_port(authority, endpoint).map(|authority| format!("http://{authority}"))
+    host_port(authority, endpoint).map(|authority| format!("{scheme}://{authority}"))
 }
 
 /// Parses `etcd://HOST:PORT[,HOST:PORT...]` into normalized endpoints.
@@ -78,7 +88,12 @@ mod tests {
         assert_eq!(normalize("http://etcd:1/").unwrap(), "http://etcd:1");
         assert_eq!(normalize("[::1]:5").unwrap(), "http://[::1]:5");
         assert_eq!(normalize("etcd").unwrap(), "http://etcd:2379");
-        assert!(normalize("https://etcd:1").is_err());
+        assert_eq!(
+            normalize("https://etcd:1").is_ok(),
+            cfg!(feature = "tls"),
+            "https needs the feature"
+        );
+        assert!(normalize("grpc://etcd:1").is_err());
         assert!(normalize("http://etcd:1/v3").is_err());
         assert!(normalize("").is_err());
         assert!(normalize("etcd:x").is_err());

@@ -8,8 +8,12 @@
 //! | `keeper` | one registration's lease, kept alive, and re-registration |
 //! | `watcher` | one watched service's list, mirrored from a prefix watch |
 //! | `endpoints` | endpoint and `etcd://` URL parsing |
+//! | `connector` | connections to members: TCP, or TLS for `https://` endpoints |
+//! | `auth` | user/password authentication and its token |
 
+mod auth;
 mod client;
+mod connector;
 mod endpoints;
 mod keeper;
 mod ops;
@@ -76,9 +80,10 @@ impl EtcdRegistry {
     /// The default key prefix.
     pub const DEFAULT_PREFIX: &'static str = "/microkit/services/";
 
-    /// A registry using the etcd members at `endpoints`: socket addresses, `host:port` or
-    /// `http://host:port` (TLS is not supported). Only the endpoints are checked here;
-    /// connections are made on first use, so a service may start before etcd does.
+    /// A registry using the etcd members at `endpoints`: socket addresses, `host:port`,
+    /// `http://host:port`, or `https://host:port` (feature `tls`, with
+    /// [`with_tls`](Self::with_tls)). Only the endpoints are checked here; connections are
+    /// made on first use, so a service may start before etcd does.
     pub fn connect<E: ToString>(endpoints: &[E]) -> Result<Self, DiscoveryError> {
         let endpoints = endpoints
             .iter()
@@ -97,11 +102,53 @@ impl EtcdRegistry {
 
     fn with_endpoints(endpoints: Vec<String>) -> Self {
         Self {
-            client: Client::new(endpoints, REQUEST_TIMEOUT),
+            client: Client::new(endpoints, REQUEST_TIMEOUT, client::Options::default()),
             ttl: Self::DEFAULT_TTL,
             prefix: Self::DEFAULT_PREFIX.to_owned(),
             watchers: Watchers::default(),
         }
+    }
+
+    /// Speaks TLS to `https://` endpoints (feature `tls`): the member's certificate must chain
+    /// to `tls`'s certificate authorities and name the endpoint's host, and `tls`'s client
+    /// certificate, if any, is presented (etcd's `--client-cert-auth`). With auth on, etcd's
+    /// JSON gateway refuses a client certificate whose subject has a common name (it would
+    /// stand for a user over gRPC and cannot over the gateway): name the client by its SAN
+    /// only, and authenticate with [`with_credentials`](Self::with_credentials).
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use microkit::client::ClientTls;
+    /// use microkit::discovery::EtcdRegistry;
+    ///
+    /// let registry = EtcdRegistry::connect(&["https://10.0.0.1:2379"])?
+    ///     .with_tls(ClientTls::trusting("etcd-ca.pem")?.client_cert("svc.pem", "svc.key")?)
+    ///     .with_credentials("catalog", std::env::var("ETCD_PASSWORD")?);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: crate::client::ClientTls) -> Self {
+        self.client = self.client.reconfigured(|options| options.tls = Some(tls));
+        self.watchers = Watchers::default();
+        self
+    }
+
+    /// Authenticates as `user` with `password` (etcd's auth, enabled with `etcdctl auth
+    /// enable`): the password is traded for a token at the first call and whenever etcd
+    /// rejects the token (it expired), and the token goes with every call. The user needs
+    /// read and write permission on the [`prefix`](Self::prefix). Use it with TLS, or the
+    /// password crosses the network in plain text.
+    pub fn with_credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        let credentials = Some((user.into(), password.into()));
+        self.client = self
+            .client
+            .reconfigured(|options| options.credentials = credentials);
+        self.watchers = Watchers::default();
+        self
     }
 
     /// Sets the lease TTL (whole seconds, rounded up; etcd raises TTLs below its minimum,
@@ -221,6 +268,7 @@ impl std::fmt::Debug for EtcdRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdRegistry")
             .field("endpoints", &self.client.endpoints())
+            .field("user", &self.client.user())
             .field("ttl", &self.ttl)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
