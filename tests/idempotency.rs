@@ -403,89 +403,12 @@ where
     check(Arc::new(store)).await;
 }
 
-/// The admin connection string, or `None` (after saying why) when the tests should skip.
-async fn postgres_admin() -> Option<tokio_postgres::Config> {
-    let url = std::env::var("MICROKIT_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
-    let config: tokio_postgres::Config = url
-        .parse()
-        .expect("MICROKIT_TEST_POSTGRES is not a valid URL");
-    let reachable = tokio::time::timeout(
-        Duration::from_secs(5),
-        config.connect(tokio_postgres::NoTls),
-    )
-    .await;
-    match reachable {
-        Ok(Ok(_)) => Some(config),
-        failure => {
-            let required = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("MICROKIT_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-            let why = match failure {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".into(),
-            };
-            assert!(
-                !required,
-                "PostgreSQL at {url} is required but unreachable: {why}"
-            );
-            eprintln!("SKIPPED: PostgreSQL idempotency tests: no server at {url} ({why}); set MICROKIT_TEST_POSTGRES");
-            None
-        }
-    }
-}
-
-/// `config` as a URL for database `dbname`.
-fn database_url(config: &tokio_postgres::Config, dbname: &str) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    format!("postgres://{user}{password}@{host}:{port}/{dbname}")
-}
-
-/// Runs `check` with the URL of a fresh database, dropped afterwards even when it panics.
-async fn with_postgres_url<F, Fut>(check: F)
-where
-    F: FnOnce(String) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let Some(admin) = postgres_admin().await else {
-        return;
-    };
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let db = format!(
-        "microkit_idem_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE \"{db}\""))
-        .await
-        .unwrap();
-    let outcome = tokio::spawn(check(database_url(&admin, &db))).await;
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
 async fn with_postgres<F, Fut>(check: F)
 where
     F: FnOnce(Arc<dyn Store>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    with_postgres_url(|url| async move {
+    support::database::with_postgres_database("idempotency", |url| async move {
         let store = PostgresStore::connect(&url).await.unwrap();
         check(Arc::new(store)).await;
     })
@@ -970,7 +893,7 @@ mod lost_answer {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_one_record_after_a_lost_answer() {
-        super::with_postgres_url(|url| async move {
+        super::support::database::with_postgres_database("idempotency", |url| async move {
             tokio::time::timeout(
                 Duration::from_secs(60),
                 one_record_after_a_lost_answer(format!("postgres:{url}")),

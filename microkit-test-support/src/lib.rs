@@ -12,6 +12,7 @@
 pub mod browser;
 pub mod certs;
 pub mod cluster;
+pub mod database;
 pub mod etcd;
 pub mod postgres;
 pub mod shop;

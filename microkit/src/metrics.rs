@@ -16,8 +16,11 @@
 //! | `client_attempts_total`, `client_retries_total`, `client_ejections_total` | `service` |
 //! | `client_retry_budget_exhausted_total` | (retries refused for want of budget) |
 //! | `client_instance_in_flight`, `client_instance_latency_ewma_seconds`, `client_instance_ejected` (gauges) | `service`, `address` |
+//! | `db_client_operation_duration_seconds` (histogram) | `db_system_name`, `db_collection_name`, `db_operation_name`, `error_type` (failures only); from a [`MeteredStore`](crate::resource::store::MeteredStore) |
+//! | `db_client_connection_count` (gauge) | `db_client_connection_pool_name`, `db_client_connection_state`: `idle` or `used` |
+//! | `db_client_connection_max`, `db_client_connection_pending_requests` (gauges) | `db_client_connection_pool_name` |
 //!
-//! Durations use OpenTelemetry's advised buckets (5 ms to 10 s). A request is timed from the
+//! Durations use OpenTelemetry's advised buckets (5 ms to 10 s; 1 ms to 10 s for stores). A request is timed from the
 //! moment the service sees it to its response's head.
 //!
 //! Every label takes a bounded set of values whatever clients send, so that a scanner cannot
@@ -34,6 +37,7 @@ mod client;
 mod exposition;
 mod histogram;
 mod server;
+mod store;
 mod window;
 
 use std::future::Future;
@@ -53,6 +57,7 @@ use self::exposition::{Exposition, Kind};
 pub(crate) use self::histogram::unix_seconds;
 use self::server::ProblemSeen;
 pub(crate) use self::server::ServerMetrics;
+pub(crate) use self::store::{Operation as StoreOperation, StoreMetrics, SystemSeries};
 pub(crate) use self::window::{Point, SLOT_SECONDS};
 use crate::client::{CallObserver, CallOutcome, ServiceClient};
 use crate::middleware::X_REQUEST_ID;
@@ -97,6 +102,7 @@ fn labels<'a>(method: &'a Method, matched: Option<&'a MatchedRoute>) -> (&'a str
 pub struct Metrics {
     server: ServerMetrics,
     client: client::ClientMetrics,
+    store: StoreMetrics,
 }
 
 impl Metrics {
@@ -115,6 +121,7 @@ impl Metrics {
         let mut out = Exposition::new(format);
         self.encode_server(&mut out);
         self.encode_client(&mut out);
+        self.store.encode(&mut out);
         out.finish()
     }
 
@@ -140,6 +147,11 @@ impl Metrics {
 
     pub(crate) fn server(&self) -> &ServerMetrics {
         &self.server
+    }
+
+    /// What [`MeteredStore`](crate::resource::store::MeteredStore)s report here.
+    pub(crate) fn store(&self) -> &StoreMetrics {
+        &self.store
     }
 
     /// What every client reporting here knows now.

@@ -43,6 +43,7 @@ mod error;
 mod id;
 mod key_record;
 mod memory;
+mod metered;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod record;
@@ -60,6 +61,7 @@ pub use self::error::StoreError;
 pub use self::id::{Id, IdKind, MAX_TEXT_ID_LEN};
 pub use self::key_record::{epoch_millis, now_millis, KeyRecord};
 pub use self::memory::MemoryStore;
+pub use self::metered::{MeteredStore, PoolStatus};
 pub use self::record::{ListQuery, Page, Record};
 pub use self::write::{Committed, KeyCommit, Respond, Write, Written};
 
@@ -158,6 +160,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, Option<KeyRecord>> {
         let _ = (scope, key);
         Box::pin(async { Ok(None) })
+    }
+
+    /// The database system, as OpenTelemetry's `db.system.name` names it, for metrics:
+    /// `sqlite`, `postgresql` or `memory` for microkit's stores, `other_sql` for others unless
+    /// they say.
+    fn system_name(&self) -> &'static str {
+        metered::system_name_of(std::any::TypeId::of::<Self>())
+    }
+
+    /// The store's connection pool now, for metrics ([`MeteredStore`] reads it at every
+    /// scrape); `None`, the default, for a store without one.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
     }
 }
 

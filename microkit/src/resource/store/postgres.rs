@@ -563,6 +563,16 @@ async fn apply(
 }
 
 impl Store for PostgresStore {
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        })
+    }
+
     fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
         self.guarded(async move {
             // Always run the DDL: an explicit prepare also repairs a dropped index.

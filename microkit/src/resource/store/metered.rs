@@ -1,0 +1,316 @@
+//! [`MeteredStore`]: any [`Store`] with the duration of every operation recorded in
+//! [`Metrics`], and its connection pool (when it has one) read at every scrape.
+
+use std::any::TypeId;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::{
+    Collection, Committed, Id, KeyCommit, KeyRecord, ListQuery, MemoryStore, Page, Record, Store,
+    StoreFuture, Write,
+};
+use crate::metrics::{Metrics, StoreOperation as Operation, SystemSeries};
+
+/// A store's connection pool at one moment, as [`Store::pool_status`] reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool may open.
+    pub max_size: usize,
+    /// The connections open now, idle or in use.
+    pub size: usize,
+    /// The open connections idle now, ready for the next operation.
+    pub idle: usize,
+    /// The operations waiting for a connection now.
+    pub waiting: usize,
+}
+
+/// A [`Store`] whose every operation is timed into [`Metrics`]: the histogram
+/// `db_client_operation_duration_seconds`, labelled by `db_system_name`, `db_collection_name`,
+/// `db_operation_name` (the [`Store`] method: `get`, `list`, `commit`...) and, for a failed
+/// operation, `error_type` (the kind of [`StoreError`](super::StoreError): `not_found`,
+/// `duplicate`, `unavailable`...). A store with a connection pool (PostgreSQL) adds the gauges
+/// `db_client_connection_count` (by `db_client_connection_state`: `idle` or `used`),
+/// `db_client_connection_max` and `db_client_connection_pending_requests`, read from the pool
+/// when metrics are scraped.
+///
+/// Pass the service's metrics, so that its `/metrics` shows its stores:
+///
+/// ```no_run
+/// # async fn run() -> Result<(), microkit::BoxError> {
+/// use std::sync::Arc;
+/// use microkit::metrics::Metrics;
+/// use microkit::resource::store::{MemoryStore, MeteredStore};
+/// use microkit::service::Microservice;
+/// use microkit::Router;
+///
+/// let metrics = Arc::new(Metrics::new());
+/// let store = MeteredStore::wrap(Arc::new(MemoryStore::new()), &metrics);
+/// // ... build the routes on `store` ...
+/// # let _ = store;
+/// Microservice::new("users", Router::new())
+///     .metrics(metrics)
+///     .bind()
+///     .await?
+///     .run(std::future::pending())
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Labels take a bounded set of values: collections come from code, operations and error
+/// types are fixed lists. An operation costs an extra boxed future, a read lock and a few
+/// relaxed atomic adds; a collection's series are made on its first operation, never again.
+/// A store not wrapped costs nothing.
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    series: Arc<SystemSeries>,
+}
+
+impl std::fmt::Debug for MeteredStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredStore")
+            .field("system", &self.inner.system_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeteredStore {
+    /// `store`, recording into `metrics`.
+    pub fn new(store: Arc<dyn Store>, metrics: &Metrics) -> Self {
+        let series = metrics.store().system(store.system_name());
+        if store.pool_status().is_some() {
+            metrics.store().watch_pool(&store);
+        }
+        Self {
+            inner: store,
+            series,
+        }
+    }
+
+    /// `store`, recording into `metrics`, ready to hand to resources.
+    pub fn wrap(store: Arc<dyn Store>, metrics: &Metrics) -> Arc<dyn Store> {
+        Arc::new(Self::new(store, metrics))
+    }
+
+    /// The store measured.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    /// `future`, recording its duration and outcome when it completes.
+    fn timed<'a, T: Send + 'a>(
+        &'a self,
+        operation: Operation,
+        collection: impl AsRef<str> + Send + 'a,
+        future: StoreFuture<'a, T>,
+    ) -> StoreFuture<'a, T> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = future.await;
+            self.series.record(
+                collection.as_ref(),
+                operation,
+                result.as_ref().err(),
+                started.elapsed(),
+            );
+            result
+        })
+    }
+}
+
+/// The collection a commit writes to: OpenTelemetry names it only when there is one, so a
+/// commit across collections (or of a key alone) is labelled with none.
+struct Written(Option<Arc<Collection>>);
+
+impl Written {
+    fn of(writes: &[Write]) -> Self {
+        let mut collections = writes.iter().map(Write::collection);
+        let first = collections.next();
+        let single = first.filter(|first| collections.all(|other| other.name() == first.name()));
+        Self(single.cloned())
+    }
+}
+
+impl AsRef<str> for Written {
+    fn as_ref(&self) -> &str {
+        self.0.as_deref().map_or("", Collection::name)
+    }
+}
+
+impl Store for MeteredStore {
+    fn prepare<'a>(&'a self, collection: &'a Collection) -> StoreFuture<'a, ()> {
+        // Made now, the series cost the first operation nothing.
+        self.series.register(collection.name());
+        let future = self.inner.prepare(collection);
+        self.timed(Operation::Prepare, collection.name(), future)
+    }
+
+    fn create<'a>(
+        &'a self,
+        collection: &'a Collection,
+        parent: Option<&'a str>,
+        id: Option<Id>,
+        data: Map<String, Value>,
+    ) -> StoreFuture<'a, Record> {
+        let future = self.inner.create(collection, parent, id, data);
+        self.timed(Operation::Create, collection.name(), future)
+    }
+
+    fn get<'a>(
+        &'a self,
+        collection: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+    ) -> StoreFuture<'a, Record> {
+        let future = self.inner.get(collection, parent, id);
+        self.timed(Operation::Get, collection.name(), future)
+    }
+
+    fn replace<'a>(
+        &'a self,
+        collection: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+        data: Map<String, Value>,
+        if_version: Option<u64>,
+    ) -> StoreFuture<'a, Record> {
+        let future = self.inner.replace(collection, parent, id, data, if_version);
+        self.timed(Operation::Replace, collection.name(), future)
+    }
+
+    fn delete<'a>(
+        &'a self,
+        collection: &'a Collection,
+        parent: Option<&'a str>,
+        id: &'a Id,
+        if_version: Option<u64>,
+    ) -> StoreFuture<'a, ()> {
+        let future = self.inner.delete(collection, parent, id, if_version);
+        self.timed(Operation::Delete, collection.name(), future)
+    }
+
+    fn list<'a>(
+        &'a self,
+        collection: &'a Collection,
+        query: &'a ListQuery,
+    ) -> StoreFuture<'a, Page> {
+        let future = self.inner.list(collection, query);
+        self.timed(Operation::List, collection.name(), future)
+    }
+
+    fn delete_all<'a>(
+        &'a self,
+        collection: &'a Collection,
+        parent: Option<&'a str>,
+    ) -> StoreFuture<'a, u64> {
+        let future = self.inner.delete_all(collection, parent);
+        self.timed(Operation::DeleteAll, collection.name(), future)
+    }
+
+    fn commit<'a>(
+        &'a self,
+        writes: Vec<Write>,
+        key: Option<KeyCommit>,
+    ) -> StoreFuture<'a, Committed> {
+        let written = Written::of(&writes);
+        let future = self.inner.commit(writes, key);
+        self.timed(Operation::Commit, written, future)
+    }
+
+    fn key_record<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<KeyRecord>> {
+        let future = self.inner.key_record(scope, key);
+        // Key records live in a table of their own, no collection of the application's.
+        self.timed(Operation::KeyRecord, "", future)
+    }
+
+    fn system_name(&self) -> &'static str {
+        self.inner.system_name()
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        self.inner.pool_status()
+    }
+}
+
+/// The `db.system.name` of microkit's own stores, known by type so that each backend need
+/// not repeat it; `other_sql` (OpenTelemetry's catch-all) for any other.
+pub(crate) fn system_name_of(store: TypeId) -> &'static str {
+    #[cfg(feature = "sqlite")]
+    if store == TypeId::of::<super::sqlite::SqliteStore>() {
+        return "sqlite";
+    }
+    #[cfg(feature = "postgres")]
+    if store == TypeId::of::<super::postgres::PostgresStore>() {
+        return "postgresql";
+    }
+    if store == TypeId::of::<MemoryStore>() {
+        return "memory";
+    }
+    "other_sql"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::store::StoreError;
+
+    #[tokio::test]
+    async fn operations_reach_the_metrics_and_results_pass_through() {
+        let metrics = Metrics::new();
+        let store = MeteredStore::new(Arc::new(MemoryStore::new()), &metrics);
+        let users = Collection::new("users");
+        store.prepare(&users).await.unwrap();
+        let created = store.create(&users, None, None, Map::new()).await.unwrap();
+        assert_eq!(store.get(&users, None, &created.id).await.unwrap(), created);
+        let missing = store.get(&users, None, &Id::Int(999)).await;
+        assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+        let text = metrics.encode();
+        let count = |labels: &str| {
+            let line = format!("db_client_operation_duration_seconds_count{{{labels}}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no {line} in {text}"))
+                .to_owned()
+        };
+        let base = "db_system_name=\"memory\",db_collection_name=\"users\"";
+        assert_eq!(count(&format!("{base},db_operation_name=\"create\"")), "1");
+        assert_eq!(count(&format!("{base},db_operation_name=\"get\"")), "1");
+        assert_eq!(
+            count(&format!(
+                "{base},db_operation_name=\"get\",error_type=\"not_found\""
+            )),
+            "1"
+        );
+        // A memory store has no pool.
+        assert!(store.pool_status().is_none());
+        assert!(!text.contains("db_client_connection_count{"), "{text}");
+    }
+
+    #[test]
+    fn a_commit_names_its_collection_only_when_it_has_one() {
+        let one = Arc::new(Collection::new("carts"));
+        let other = Arc::new(Collection::new("intents"));
+        let delete = |collection: &Arc<Collection>| Write::Delete {
+            collection: collection.clone(),
+            parent: None,
+            id: Id::Int(1),
+            if_version: None,
+        };
+        assert_eq!(Written::of(&[delete(&one), delete(&one)]).as_ref(), "carts");
+        assert_eq!(Written::of(&[delete(&one), delete(&other)]).as_ref(), "");
+        assert_eq!(Written::of(&[]).as_ref(), "");
+    }
+
+    #[test]
+    fn microkit_stores_name_their_system() {
+        assert_eq!(MemoryStore::new().system_name(), "memory");
+        let metered = MeteredStore::new(Arc::new(MemoryStore::new()), &Metrics::new());
+        assert_eq!(metered.system_name(), "memory");
+    }
+}
