@@ -1298,6 +1298,21 @@ async fn every_instance_reports_health_and_metrics(shop: Endpoints) {
                 && line.contains("service=\"users\"")),
         "the gateway counts its calls to the services:\n{edge}"
     );
+    // Each service's metrics show its store: the registration's create, and on PostgreSQL
+    // the connection pool.
+    assert!(
+        users.lines().any(
+            |line| line.starts_with("db_client_operation_duration_seconds_count{")
+                && line.contains("db_collection_name=\"user\",db_operation_name=\"create\"}")
+        ),
+        "the registration's create is timed:\n{users}"
+    );
+    if users.contains("db_system_name=\"postgresql\"") {
+        assert!(
+            users.contains("db_client_connection_max{"),
+            "the pool is shown:\n{users}"
+        );
+    }
 }
 
 // Backend-independent cases, once.

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use microkit::client::ServiceClient;
+use microkit::metrics::Metrics;
 use microkit::resource::store::postgres::PostgresStore;
 use microkit::resource::store::sqlite::SqliteStore;
-use microkit::resource::store::Store;
+use microkit::resource::store::{MeteredStore, Store};
 use microkit::BoxError;
 
 use super::options::Options;
@@ -49,11 +50,15 @@ impl Stores {
         Ok(Self { by_service })
     }
 
-    pub(crate) fn get(&self, service: &str) -> Arc<dyn Store> {
-        self.by_service
+    /// `service`'s database, its operations (and PostgreSQL's pool) shown in `metrics`, the
+    /// metrics of the instance that uses it.
+    pub(crate) fn get(&self, service: &str, metrics: &Metrics) -> Arc<dyn Store> {
+        let store = self
+            .by_service
             .get(service)
             .cloned()
-            .expect("a store is opened for every service this process runs")
+            .expect("a store is opened for every service this process runs");
+        MeteredStore::wrap(store, metrics)
     }
 }
 

@@ -166,7 +166,7 @@ impl Shop {
                 };
                 let metrics = Arc::new(Metrics::new());
                 let context = Context {
-                    store: stores.get(service),
+                    store: stores.get(service, &metrics),
                     client: ServiceClient::with_observer(
                         registry.clone(),
                         ClientConfig::default(),
