@@ -19,15 +19,19 @@ const PASSWORD: &str = "tls-secret";
 /// A server that speaks TLS only, the CA that signed its certificate, and another CA.
 struct TlsServer {
     pg: Postgres,
-    /// The CA that signed the server's certificate, as a PEM file.
+    /// The CA that signed the server's certificate (and the clients' it trusts), as PEM.
     ca: PathBuf,
+    /// A client certificate for the user `postgres` (its common name) and its key.
+    client: (PathBuf, PathBuf),
     /// A CA that signed nothing the server holds.
     other_ca: PathBuf,
     _files: tempfile::TempDir,
 }
 
 impl TlsServer {
-    async fn start(test: &str) -> Option<Self> {
+    /// A server whose TCP clients authenticate by `method` in `pg_hba.conf`
+    /// (`scram-sha-256`: a password; `cert`: a client certificate the CA signed).
+    async fn start(test: &str, method: &str) -> Option<Self> {
         let files = tempfile::tempdir().unwrap();
         let authority = certs::authority("microkit postgres test CA");
         let ca = certs::write(files.path(), "ca.pem", &authority.pem);
@@ -37,19 +41,23 @@ impl TlsServer {
             &certs::authority("another CA").pem,
         );
         let (cert, key) = certs::leaf(&authority, "localhost", &["localhost", "127.0.0.1"]);
+        let client = certs::leaf_files(files.path(), &authority, "postgres", &["postgres"]);
+        let ca_pem = authority.pem.clone();
         let pg = Postgres::start_with(test, |data| {
             certs::write(data, "server.crt", &cert);
+            certs::write(data, "ca.crt", &ca_pem);
             let key = certs::write(data, "server.key", &key);
             restrict(&key);
             append(
                 &data.join("postgresql.conf"),
-                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+                 ssl_ca_file = 'ca.crt'\n",
             );
             // The Unix socket (trusted) is how the test sets the password; over TCP, TLS or
             // nothing.
             std::fs::write(
                 data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+                format!("local all all trust\nhostssl all all 127.0.0.1/32 {method}\n"),
             )
             .unwrap();
         })?;
@@ -57,6 +65,7 @@ impl TlsServer {
         Some(Self {
             pg,
             ca,
+            client,
             other_ca,
             _files: files,
         })
@@ -130,7 +139,7 @@ fn describe(error: &StoreError) -> String {
 
 #[tokio::test]
 async fn verify_full_with_the_signing_ca_connects_by_name_and_by_address() {
-    let Some(server) = TlsServer::start("tls-verify-full").await else {
+    let Some(server) = TlsServer::start("tls-verify-full", "scram-sha-256").await else {
         return;
     };
     let ca = server.ca.display();
@@ -148,7 +157,7 @@ async fn verify_full_with_the_signing_ca_connects_by_name_and_by_address() {
 
 #[tokio::test]
 async fn verify_full_refuses_a_certificate_from_another_ca_or_for_another_name() {
-    let Some(server) = TlsServer::start("tls-refused").await else {
+    let Some(server) = TlsServer::start("tls-refused", "scram-sha-256").await else {
         return;
     };
     let other = server.other_ca.display();
@@ -188,7 +197,7 @@ async fn verify_full_refuses_a_certificate_from_another_ca_or_for_another_name()
 
 #[tokio::test]
 async fn require_and_prefer_encrypt_without_a_root_certificate_and_disable_is_refused() {
-    let Some(server) = TlsServer::start("tls-require").await else {
+    let Some(server) = TlsServer::start("tls-require", "scram-sha-256").await else {
         return;
     };
     // The server takes TCP connections over TLS only, so each success here was encrypted.
@@ -254,4 +263,32 @@ async fn settings_that_cannot_be_met_are_refused_before_connecting() {
         let error = connect_error(url).await;
         assert!(error.contains(says), "{url}: {error}");
     }
+}
+
+#[tokio::test]
+async fn a_client_certificate_from_sslcert_and_sslkey_authenticates() {
+    let Some(server) = TlsServer::start("tls-client-cert", "cert").await else {
+        return;
+    };
+    let ca = server.ca.display();
+    let (cert, key) = (server.client.0.display(), server.client.1.display());
+    // No password: the certificate (its common name, `postgres`) is the credential.
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}\
+         &sslcert={cert}&sslkey={key}",
+        server.pg.port()
+    );
+    round_trip(&PostgresStore::connect(&url).await.unwrap()).await;
+
+    let without = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+        server.pg.port()
+    );
+    let error = connect_error(&without).await;
+    assert!(
+        error.contains("requires a valid client certificate"),
+        "{error}"
+    );
+    let error = connect_error(&format!("{without}&sslcert={cert}")).await;
+    assert!(error.contains("sslcert and sslkey go together"), "{error}");
 }

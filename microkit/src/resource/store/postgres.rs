@@ -65,7 +65,9 @@ const PURGE_EVERY: u32 = 256;
 /// # TLS
 ///
 /// rustls, with libpq's meanings of `sslmode` and its default, `prefer`; `sslrootcert=PATH`
-/// names a PEM file of the certificate authorities to trust:
+/// names a PEM file of the certificate authorities to trust, and `sslcert=PATH&sslkey=PATH`
+/// a client certificate and its key for servers that authenticate clients by certificate
+/// (libpq's default files under `~/.postgresql/` are not read):
 ///
 /// | `sslmode` | TLS | the server's certificate |
 /// |---|---|---|

@@ -1,7 +1,8 @@
-//! `sslmode` and `sslrootcert` in a connection string, with libpq's meanings.
+//! `sslmode`, `sslrootcert`, `sslcert` and `sslkey` in a connection string, with libpq's
+//! meanings.
 //!
-//! `tokio-postgres` knows `disable`, `prefer` and `require` and no root certificate, so the
-//! two settings are taken out of the string here (in either form: a `postgres://` URL's
+//! `tokio-postgres` knows `disable`, `prefer` and `require` and no certificate files, so
+//! these settings are taken out of the string here (in either form: a `postgres://` URL's
 //! query, or `key=value` pairs) and the rest is left for `tokio-postgres` to parse.
 
 use std::borrow::Cow;
@@ -32,16 +33,24 @@ pub(super) struct SslSettings {
     pub(super) mode: SslMode,
     /// `sslrootcert`: a PEM file of the certificate authorities to trust.
     pub(super) root_cert: Option<PathBuf>,
+    /// `sslcert`: the client's certificate chain (PEM), for servers that ask for one.
+    pub(super) client_cert: Option<PathBuf>,
+    /// `sslkey`: the client certificate's private key (PEM).
+    pub(super) client_key: Option<PathBuf>,
 }
 
 /// Splits the TLS settings off `url`: what is left is for `tokio-postgres` to parse.
 pub(super) fn split_ssl_settings(url: &str) -> Result<(String, SslSettings), String> {
     let mut mode = None;
     let mut root_cert = None;
+    let mut client_cert = None;
+    let mut client_key = None;
     let mut take = |key: &str, value: Cow<'_, str>| -> Result<bool, String> {
         match key {
             "sslmode" => mode = Some(parse_mode(&value)?),
             "sslrootcert" => root_cert = Some(parse_root_cert(&value)?),
+            "sslcert" => client_cert = Some(parse_file(key, &value)?),
+            "sslkey" => client_key = Some(parse_file(key, &value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -54,6 +63,8 @@ pub(super) fn split_ssl_settings(url: &str) -> Result<(String, SslSettings), Str
     let settings = SslSettings {
         mode: mode.unwrap_or(SslMode::Prefer),
         root_cert,
+        client_cert,
+        client_key,
     };
     Ok((rest, settings))
 }
@@ -82,14 +93,20 @@ fn parse_mode(value: &str) -> Result<SslMode, String> {
 
 fn parse_root_cert(value: &str) -> Result<PathBuf, String> {
     match value {
-        "" => Err("sslrootcert is empty: name the CA certificate's PEM file".to_owned()),
         "system" => Err(
             "sslrootcert=system (the operating system's roots) is not supported: name the CA \
              certificate's PEM file"
                 .to_owned(),
         ),
-        path => Ok(PathBuf::from(path)),
+        path => parse_file("sslrootcert", path),
     }
+}
+
+fn parse_file(key: &str, value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err(format!("{key} is empty: name a PEM file"));
+    }
+    Ok(PathBuf::from(value))
 }
 
 /// The URL form: the query's parameters are `&`-separated, percent-encoded `key=value`s. The
@@ -179,6 +196,7 @@ mod tests {
 
     fn split(url: &str) -> (String, SslMode, Option<PathBuf>) {
         let (rest, settings) = split_ssl_settings(url).unwrap();
+        assert_eq!(settings.client_cert, None);
         (rest, settings.mode, settings.root_cert)
     }
 
@@ -219,6 +237,9 @@ mod tests {
         assert_eq!(mode, SslMode::VerifyCa);
         assert_eq!(root, Some(PathBuf::from("/c a.pem")));
         let parsed: tokio_postgres::Config = rest.parse().unwrap();
+        let (_, settings) = split_ssl_settings("host=db sslcert=c.pem sslkey='k.pem'").unwrap();
+        assert_eq!(settings.client_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(settings.client_key, Some(PathBuf::from("k.pem")));
         assert_eq!(parsed.get_password(), Some(&b"it's a secret"[..]));
     }
 
@@ -229,6 +250,7 @@ mod tests {
             ("postgres://db/app?sslmode=allow", "not supported"),
             ("host=db sslrootcert=system", "not supported"),
             ("host=db sslrootcert=''", "empty"),
+            ("host=db sslkey=''", "sslkey is empty"),
             ("host=db sslmode", "no `=`"),
             ("host='db", "no closing quote"),
         ] {

@@ -14,7 +14,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::Digest;
@@ -86,12 +86,27 @@ impl PostgresTls {
             check_name,
             provider: provider.clone(),
         });
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|err| err.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let config = match (&settings.client_cert, &settings.client_key) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                let chain = read_certs("sslcert", cert)?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|err| format!("sslkey: reading {}: {err}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|err| format!("sslcert and sslkey: {err}"))?
+            }
+            _ => {
+                return Err(
+                    "sslcert and sslkey go together: the client certificate and its key".to_owned(),
+                )
+            }
+        };
         let tls = Self {
             config: Arc::new(config),
         };
@@ -99,26 +114,26 @@ impl PostgresTls {
     }
 }
 
-/// The certificate authorities in a PEM file; a file with none is an error.
+/// The certificate authorities in a PEM file.
 fn read_roots(path: &Path) -> Result<RootCertStore, String> {
-    let unreadable = |err: &dyn std::fmt::Display| {
-        format!(
-            "sslrootcert: reading certificates from {}: {err}",
-            path.display()
-        )
-    };
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|err| unreadable(&err))? {
-        let cert = cert.map_err(|err| unreadable(&err))?;
-        roots.add(cert).map_err(|err| unreadable(&err))?;
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "sslrootcert: {} holds no certificate",
-            path.display()
-        ));
+    for cert in read_certs("sslrootcert", path)? {
+        roots
+            .add(cert)
+            .map_err(|err| format!("sslrootcert: {}: {err}", path.display()))?;
     }
     Ok(roots)
+}
+
+/// The certificates in the PEM file the setting `key` names; a file with none is an error.
+fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|err| format!("{key}: reading certificates from {}: {err}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{key}: {} holds no certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 /// Checks a server's certificate as far as the `sslmode` asks: not at all (encryption
@@ -328,6 +343,8 @@ mod tests {
         SslSettings {
             mode,
             root_cert: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 
@@ -338,11 +355,17 @@ mod tests {
             assert!(error.contains("needs sslrootcert"), "{error}");
         }
         let missing = SslSettings {
-            mode: SslMode::Require,
             root_cert: Some("/nonexistent/ca.pem".into()),
+            ..settings(SslMode::Require)
         };
         let error = PostgresTls::new(&missing).err().unwrap();
         assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+        let half = SslSettings {
+            client_cert: Some("client.pem".into()),
+            ..settings(SslMode::Require)
+        };
+        let error = PostgresTls::new(&half).err().unwrap();
+        assert!(error.contains("go together"), "{error}");
     }
 
     #[test]
