@@ -232,6 +232,14 @@ async fn postgres_operations_and_pool_are_shown() {
             gauge(&text, "db_client_connection_pending_requests", pool),
             0.0
         );
+        // Every operation took a connection from the pool, and the wait was timed.
+        let waits = gauge(&text, "db_client_connection_wait_time_seconds_count", pool);
+        let operations: f64 = text
+            .lines()
+            .filter(|line| line.starts_with("db_client_operation_duration_seconds_count{"))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        assert!(operations >= 9.0 && waits >= operations, "{text}");
     })
     .await;
 }

@@ -19,6 +19,7 @@
 //! | `db_client_operation_duration_seconds` (histogram) | `db_system_name`, `db_collection_name`, `db_operation_name`, `error_type` (failures only); from a [`MeteredStore`](crate::resource::store::MeteredStore) |
 //! | `db_client_connection_count` (gauge) | `db_client_connection_pool_name`, `db_client_connection_state`: `idle` or `used` |
 //! | `db_client_connection_max`, `db_client_connection_pending_requests` (gauges) | `db_client_connection_pool_name` |
+//! | `db_client_connection_wait_time_seconds` (histogram) | `db_client_connection_pool_name` |
 //!
 //! Durations use OpenTelemetry's advised buckets (5 ms to 10 s; 1 ms to 10 s for stores). A request is timed from the
 //! moment the service sees it to its response's head.
@@ -55,9 +56,12 @@ use tower_service::Service;
 pub use self::exposition::Format;
 use self::exposition::{Exposition, Kind};
 pub(crate) use self::histogram::unix_seconds;
+pub(crate) use self::histogram::Histogram;
 use self::server::ProblemSeen;
 pub(crate) use self::server::ServerMetrics;
-pub(crate) use self::store::{Operation as StoreOperation, StoreMetrics, SystemSeries};
+pub(crate) use self::store::{
+    Operation as StoreOperation, StoreMetrics, SystemSeries, DB_DURATION_BOUNDS,
+};
 pub(crate) use self::window::{Point, SLOT_SECONDS};
 use crate::client::{CallObserver, CallOutcome, ServiceClient};
 use crate::middleware::X_REQUEST_ID;

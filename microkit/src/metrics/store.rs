@@ -4,7 +4,8 @@
 //!
 //! Named after OpenTelemetry's database client conventions: `db.client.operation.duration`
 //! (with its advised buckets, 1 ms to 10 s), `db.client.connection.count`,
-//! `db.client.connection.max` and `db.client.connection.pending_requests`.
+//! `db.client.connection.max`, `db.client.connection.pending_requests` and
+//! `db.client.connection.wait_time`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -12,10 +13,11 @@ use std::time::Duration;
 
 use super::exposition::{Exposition, Kind};
 use super::histogram::Histogram;
-use crate::resource::store::{Store, StoreError};
+use crate::resource::store::{PoolStatus, Store, StoreError};
 
 /// OpenTelemetry's advised bucket boundaries for `db.client.operation.duration`, in seconds.
-const DB_DURATION_BOUNDS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+pub(crate) const DB_DURATION_BOUNDS: [f64; 9] =
+    [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
 
 /// A [`Store`] method, as the `db_operation_name` label names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,27 +213,28 @@ impl StoreMetrics {
         };
         // Pools are named by their system, numbered from the second one of a system on, so
         // that two pools never share a series.
-        let mut named = Vec::with_capacity(stores.len());
+        let mut named: Vec<(&str, String, PoolStatus, &Arc<dyn Store>)> =
+            Vec::with_capacity(stores.len());
         for store in &stores {
             let Some(status) = store.pool_status() else {
                 continue;
             };
             let system = store.system_name();
-            let same = named.iter().filter(|(s, _, _)| *s == system).count();
+            let same = named.iter().filter(|(s, ..)| *s == system).count();
             let pool = match same {
                 0 => system.to_owned(),
                 n => format!("{system}_{}", n + 1),
             };
-            named.push((system, pool, status));
+            named.push((system, pool, status, store));
         }
-        type PoolValue = fn(&crate::resource::store::PoolStatus) -> usize;
+        type PoolValue = fn(&PoolStatus) -> usize;
         let name = "db_client_connection_count";
         out.family(
             name,
             Kind::Gauge,
             "Connections open in the pool, by state: idle or used",
         );
-        for (_, pool, status) in &named {
+        for (_, pool, status, _) in &named {
             let states: [(&str, PoolValue); 2] = [
                 ("idle", |s| s.idle),
                 ("used", |s| s.size.saturating_sub(s.idle)),
@@ -258,9 +261,21 @@ impl StoreMetrics {
         ];
         for (name, help, value) in gauges {
             out.family(name, Kind::Gauge, help);
-            for (_, pool, status) in &named {
+            for (_, pool, status, _) in &named {
                 let labels = [("db_client_connection_pool_name", pool.as_str())];
                 out.gauge(name, &labels, value(status) as f64);
+            }
+        }
+        let name = "db_client_connection_wait_time_seconds";
+        out.family(
+            name,
+            Kind::Histogram,
+            "Time operations waited for a connection of the pool, connecting included",
+        );
+        for (_, pool, _, store) in &named {
+            if let Some(waits) = store.pool_waits() {
+                let labels = [("db_client_connection_pool_name", pool.as_str())];
+                out.histogram(name, &labels, &waits.histogram().snapshot());
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::any::TypeId;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -11,7 +11,9 @@ use super::{
     Collection, Committed, Id, KeyCommit, KeyRecord, ListQuery, MemoryStore, Page, Record, Store,
     StoreFuture, Write,
 };
-use crate::metrics::{Metrics, StoreOperation as Operation, SystemSeries};
+use crate::metrics::{
+    Histogram, Metrics, StoreOperation as Operation, SystemSeries, DB_DURATION_BOUNDS,
+};
 
 /// A store's connection pool at one moment, as [`Store::pool_status`] reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,14 +28,37 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+/// How long operations waited for a connection of a store's pool (connecting included, when
+/// the pool opened one for them), as [`Store::pool_waits`] reports it: a histogram, recorded
+/// with a few relaxed atomic adds.
+#[derive(Debug)]
+pub struct PoolWaits(Histogram);
+
+impl Default for PoolWaits {
+    fn default() -> Self {
+        Self(Histogram::new(&DB_DURATION_BOUNDS))
+    }
+}
+
+impl PoolWaits {
+    /// Counts one wait of `waited`.
+    pub fn record(&self, waited: Duration) {
+        self.0.observe(waited, None);
+    }
+
+    pub(crate) fn histogram(&self) -> &Histogram {
+        &self.0
+    }
+}
+
 /// A [`Store`] whose every operation is timed into [`Metrics`]: the histogram
 /// `db_client_operation_duration_seconds`, labelled by `db_system_name`, `db_collection_name`,
 /// `db_operation_name` (the [`Store`] method: `get`, `list`, `commit`...) and, for a failed
 /// operation, `error_type` (the kind of [`StoreError`](super::StoreError): `not_found`,
 /// `duplicate`, `unavailable`...). A store with a connection pool (PostgreSQL) adds the gauges
 /// `db_client_connection_count` (by `db_client_connection_state`: `idle` or `used`),
-/// `db_client_connection_max` and `db_client_connection_pending_requests`, read from the pool
-/// when metrics are scraped.
+/// `db_client_connection_max`, `db_client_connection_pending_requests` and the histogram
+/// `db_client_connection_wait_time_seconds`, read from the pool when metrics are scraped.
 ///
 /// Pass the service's metrics, so that its `/metrics` shows its stores:
 ///
@@ -235,6 +260,10 @@ impl Store for MeteredStore {
 
     fn pool_status(&self) -> Option<PoolStatus> {
         self.inner.pool_status()
+    }
+
+    fn pool_waits(&self) -> Option<&PoolWaits> {
+        self.inner.pool_waits()
     }
 }
 

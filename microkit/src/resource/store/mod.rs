@@ -61,7 +61,7 @@ pub use self::error::StoreError;
 pub use self::id::{Id, IdKind, MAX_TEXT_ID_LEN};
 pub use self::key_record::{epoch_millis, now_millis, KeyRecord};
 pub use self::memory::MemoryStore;
-pub use self::metered::{MeteredStore, PoolStatus};
+pub use self::metered::{MeteredStore, PoolStatus, PoolWaits};
 pub use self::record::{ListQuery, Page, Record};
 pub use self::write::{Committed, KeyCommit, Respond, Write, Written};
 
@@ -172,6 +172,12 @@ pub trait Store: Send + Sync + 'static {
     /// The store's connection pool now, for metrics ([`MeteredStore`] reads it at every
     /// scrape); `None`, the default, for a store without one.
     fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+
+    /// How long operations waited for a connection of the store's pool, for metrics; `None`,
+    /// the default, for a store without one.
+    fn pool_waits(&self) -> Option<&PoolWaits> {
         None
     }
 }

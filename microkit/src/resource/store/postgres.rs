@@ -122,6 +122,8 @@ pub struct PostgresStore {
     commits_since_purge: Arc<AtomicU32>,
     /// The client-side bound of one operation (see [`PostgresConfig::operation_timeout`]).
     operation_timeout: Duration,
+    /// How long operations waited for a connection, for metrics.
+    waits: Arc<super::PoolWaits>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -196,11 +198,15 @@ impl PostgresStore {
             keys_ready: Arc::default(),
             commits_since_purge: Arc::default(),
             operation_timeout: config.operation_timeout(),
+            waits: Arc::default(),
         })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(pool_failure)
+        let started = std::time::Instant::now();
+        let client = self.pool.get().await;
+        self.waits.record(started.elapsed());
+        client.map_err(pool_failure)
     }
 
     /// Bounds a whole operation by the operation timeout: the server's `statement_timeout`
@@ -573,6 +579,10 @@ impl Store for PostgresStore {
             idle: status.available,
             waiting: status.waiting,
         })
+    }
+
+    fn pool_waits(&self) -> Option<&super::PoolWaits> {
+        Some(&self.waits)
     }
 
     fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
