@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use microkit::http::StatusCode;
 use serde_json::{json, Value};
-use support::browser::{browse, chromium, screenshot};
-use support::etcd::services_required;
+use support::browser::{browse, chromium_or_skip, screenshot};
 use support::shop::{id_of, temp_data_dir, wait_healthy, Api, ShopProcess};
 use support::PATIENCE;
 
@@ -76,12 +75,7 @@ fn instances(data: &Value) -> Vec<(String, String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_console_shows_every_service_and_instance_in_a_browser() {
-    let Some(browser) = chromium() else {
-        assert!(
-            !services_required(),
-            "chromium is required (apt-get install chromium)"
-        );
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let data = temp_data_dir();

@@ -9,18 +9,12 @@
 use microkit_test_support as support;
 
 use microkit::http::StatusCode;
-use support::browser::{browse, chromium, screenshot};
-use support::etcd::services_required;
+use support::browser::{browse, chromium_or_skip, screenshot};
 use support::shop::{temp_data_dir, wait_healthy, ShopProcess};
 
 #[tokio::test]
 async fn the_gateway_docs_render_every_operation_in_a_browser() {
-    let Some(browser) = chromium() else {
-        assert!(
-            !services_required(),
-            "chromium is required (apt-get install chromium)"
-        );
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let data = temp_data_dir();

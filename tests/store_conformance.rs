@@ -5,10 +5,10 @@
 //! Without a reachable PostgreSQL server the PostgreSQL tests are skipped with a message,
 //! unless `CI=true` or `MICROKIT_REQUIRE_SERVICES=1`, where they fail.
 
+use microkit_test_support as support;
+
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use microkit::resource::store::postgres::PostgresStore;
 use microkit::resource::store::sqlite::SqliteStore;
@@ -757,97 +757,12 @@ where
     check(Arc::new(store)).await;
 }
 
-/// The admin connection string, or `None` (after saying why) when the tests should skip.
-async fn postgres_admin() -> Option<tokio_postgres::Config> {
-    let url = std::env::var("MICROKIT_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
-    let config: tokio_postgres::Config = url
-        .parse()
-        .expect("MICROKIT_TEST_POSTGRES is not a valid URL");
-    let reachable = tokio::time::timeout(
-        Duration::from_secs(5),
-        config.connect(tokio_postgres::NoTls),
-    )
-    .await;
-    match reachable {
-        Ok(Ok(_)) => Some(config),
-        failure => {
-            let required = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("MICROKIT_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-            let why = match failure {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".into(),
-            };
-            assert!(
-                !required,
-                "PostgreSQL at {url} is required but unreachable: {why}"
-            );
-            eprintln!("SKIPPED: PostgreSQL store tests: no server at {url} ({why}); set MICROKIT_TEST_POSTGRES");
-            None
-        }
-    }
-}
-
-/// `config` as a `key=value` connection string for database `dbname`.
-fn connection_string(config: &tokio_postgres::Config, dbname: &str) -> String {
-    let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
-    let mut s = format!("dbname={}", quote(dbname));
-    if let Some(tokio_postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
-        s += &format!(" host={}", quote(host));
-    }
-    if let Some(port) = config.get_ports().first() {
-        s += &format!(" port={port}");
-    }
-    if let Some(user) = config.get_user() {
-        s += &format!(" user={}", quote(user));
-    }
-    if let Some(password) = config.get_password() {
-        s += &format!(" password={}", quote(&String::from_utf8_lossy(password)));
-    }
-    s
-}
-
-/// Runs `check` against a fresh database, dropped afterwards even when the check panics.
-async fn with_postgres_db<F, Fut>(check: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let Some(admin) = postgres_admin().await else {
-        return;
-    };
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let db = format!(
-        "microkit_test_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE \"{db}\""))
-        .await
-        .unwrap();
-    let outcome = tokio::spawn(check(connection_string(&admin, &db))).await;
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
 async fn with_postgres<F, Fut>(check: F)
 where
     F: FnOnce(Arc<dyn Store>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    with_postgres_db(|url| async move {
+    support::database::with_postgres_database("conformance", |url| async move {
         let store = PostgresStore::connect(&url).await.unwrap();
         check(Arc::new(store)).await;
     })
@@ -980,7 +895,7 @@ async fn sqlite_stores_share_one_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stores_prepare_concurrently() {
     // Several stores (standing for several processes) preparing one collection at once.
-    with_postgres_db(|url| async move {
+    support::database::with_postgres_database("conformance", |url| async move {
         let mut stores = Vec::new();
         for _ in 0..3 {
             stores.push(Arc::new(

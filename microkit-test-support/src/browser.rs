@@ -20,6 +20,20 @@ pub fn chromium() -> Option<&'static str> {
     })
 }
 
+/// The Chromium command for a browser test, or `None` (after saying so) when it is not
+/// installed and the test may skip; panics when CI or `MICROKIT_REQUIRE_SERVICES=1` requires it.
+pub fn chromium_or_skip() -> Option<&'static str> {
+    let browser = chromium();
+    if browser.is_none() {
+        assert!(
+            !crate::etcd::services_required(),
+            "chromium is required (apt-get install chromium)"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+    }
+    browser
+}
+
 /// `target/test-artifacts/`, beside the profile directory the test binary runs from.
 pub fn artifacts_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
