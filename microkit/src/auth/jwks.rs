@@ -7,21 +7,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::Uri;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::Jwk;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::jwks_fetch::{JwksUrl, FETCH_TIMEOUT};
 use super::jwt::VerifyingKey;
 use crate::BoxError;
-
-/// The longest a JWKS document may be (1 MiB); real ones are a few KiB.
-const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
-/// How long a fetch from a URL may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How old a copy may grow before the next token refreshes it (10 min).
 const MAX_AGE: Duration = Duration::from_secs(600);
 /// The default of [`JwtKeys::refetch_interval`](super::JwtKeys::refetch_interval).
@@ -30,7 +22,7 @@ const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 enum Location {
     File(PathBuf),
-    Url(Uri),
+    Url(JwksUrl),
 }
 
 #[derive(Debug)]
@@ -71,15 +63,17 @@ impl JwksCache {
         Ok(cache)
     }
 
-    /// A cache of the document at `url`, fetched when first needed.
+    /// A cache of the document at `url` (`http`, or `https` checked against the operating
+    /// system's certificate authorities), fetched when first needed.
     pub(crate) fn url(url: &str) -> Result<Self, BoxError> {
-        let uri: Uri = url.parse()?;
-        if uri.scheme_str() != Some("http") {
-            return Err(
-                format!("the JWKS URL `{url}` must be http:// (https needs TLS support)").into(),
-            );
-        }
-        Ok(Self::new(Location::Url(uri)))
+        Ok(Self::new(Location::Url(JwksUrl::new(url)?)))
+    }
+
+    /// A cache of the document at the `https` URL `url`, whose certificate must chain to
+    /// `tls`'s certificate authorities.
+    #[cfg(feature = "tls")]
+    pub(crate) fn url_with_tls(url: &str, tls: crate::client::ClientTls) -> Result<Self, BoxError> {
+        Ok(Self::new(Location::Url(JwksUrl::with_tls(url, tls)?)))
     }
 
     pub(crate) fn set_refetch_interval(&self, interval: Duration) {
@@ -151,24 +145,12 @@ impl JwksCache {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || std::fs::read(path)).await??
             }
-            Location::Url(uri) => tokio::time::timeout(FETCH_TIMEOUT, get(uri))
+            Location::Url(url) => tokio::time::timeout(FETCH_TIMEOUT, url.get())
                 .await
                 .map_err(|_| "the JWKS fetch timed out")??,
         };
         parse(&document)
     }
-}
-
-async fn get(uri: &Uri) -> Result<Vec<u8>, BoxError> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-    let response = client.get(uri.clone()).await?;
-    if !response.status().is_success() {
-        return Err(format!("the JWKS URL answered {}", response.status()).into());
-    }
-    let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
-        .collect()
-        .await?;
-    Ok(body.to_bytes().to_vec())
 }
 
 /// The verifying keys of a document; keys this crate cannot use (an unknown `kty`, an

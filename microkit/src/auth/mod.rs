@@ -40,6 +40,7 @@ mod api_key;
 mod challenge;
 mod identity;
 mod jwks;
+mod jwks_fetch;
 mod jwt;
 mod layer;
 mod relay;

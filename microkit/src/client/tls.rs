@@ -43,6 +43,32 @@ impl ClientTls {
         for cert in read_certs(ca_pem.as_ref())? {
             roots.add(cert).map_err(invalid)?;
         }
+        Self::with_roots(roots)
+    }
+
+    /// Trusts the operating system's certificate authorities (on Linux the distribution's
+    /// bundle; `SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured), as a browser does: for
+    /// servers outside the system, such as an identity provider. A system without any is an
+    /// error, rather than a client that trusts nothing and fails later.
+    pub fn platform_roots() -> io::Result<Self> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _unparsable) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map(|err| format!(": {err}"))
+                .unwrap_or_default();
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no platform root certificates found{why}"),
+            ));
+        }
+        Self::with_roots(roots)
+    }
+
+    fn with_roots(roots: RootCertStore) -> io::Result<Self> {
         let roots = Arc::new(roots);
         let config = builder()?
             .with_root_certificates(roots.clone())

@@ -1,0 +1,163 @@
+//! Fetching a JWKS document from its URL: one GET on a connection of its own (fetches are
+//! rare: at first use, for an unknown key id at most once per refetch interval, and when the
+//! copy is ten minutes old), over TLS for `https` URLs (feature `tls`, with the client's
+//! [`ClientTls`](crate::client::ClientTls)), bounded in time and in size.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Request, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::rt::{Read, Write};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::BoxError;
+
+/// The longest a JWKS document may be (1 MiB); real ones are a few KiB.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// How long a fetch may take, from connecting to the last byte of the document.
+pub(super) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a JWKS document is served, and how to reach it.
+#[derive(Debug)]
+pub(super) struct JwksUrl {
+    uri: Uri,
+    host: String,
+    port: u16,
+    /// Set for `https` URLs, and only for them.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::client::ClientTls>,
+}
+
+impl JwksUrl {
+    /// An `http` URL, or an `https` one checked against the operating system's certificate
+    /// authorities (feature `tls`).
+    pub(super) fn new(url: &str) -> Result<Self, BoxError> {
+        let uri = parse(url)?;
+        if uri.scheme_str() == Some("http") {
+            return Self::plain(uri);
+        }
+        #[cfg(feature = "tls")]
+        {
+            let tls = crate::client::ClientTls::platform_roots()
+                .map_err(|err| format!("the JWKS URL `{url}`: {err}"))?;
+            Self::secure(uri, tls)
+        }
+        #[cfg(not(feature = "tls"))]
+        Err(format!("the JWKS URL `{url}` is https: that needs microkit's feature `tls`").into())
+    }
+
+    /// An `https` URL whose server's certificate must chain to `tls`'s certificate
+    /// authorities (and which is shown `tls`'s client certificate, if any).
+    #[cfg(feature = "tls")]
+    pub(super) fn with_tls(url: &str, tls: crate::client::ClientTls) -> Result<Self, BoxError> {
+        let uri = parse(url)?;
+        if uri.scheme_str() != Some("https") {
+            return Err(format!(
+                "the JWKS URL `{url}` is given TLS settings but is not https: the keys would \
+                 travel unprotected"
+            )
+            .into());
+        }
+        Self::secure(uri, tls)
+    }
+
+    #[cfg(feature = "tls")]
+    fn secure(uri: Uri, tls: crate::client::ClientTls) -> Result<Self, BoxError> {
+        let mut url = Self::plain(uri)?;
+        url.tls = Some(tls);
+        Ok(url)
+    }
+
+    /// The URL without TLS (the `https` constructors add it).
+    fn plain(uri: Uri) -> Result<Self, BoxError> {
+        let https = uri.scheme_str() == Some("https");
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("the JWKS URL `{uri}` has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(Self {
+            uri,
+            host,
+            port,
+            #[cfg(feature = "tls")]
+            tls: None,
+        })
+    }
+
+    /// The document: the body of a 2xx answer to a GET (redirects are not followed).
+    pub(super) async fn get(&self) -> Result<Vec<u8>, BoxError> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|err| format!("connecting to {}:{}: {err}", self.host, self.port))?;
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let stream = tls
+                .connect(&self.host, tcp)
+                .await
+                .map_err(|err| format!("TLS with {}: {err}", self.host))?;
+            return self.exchange(TokioIo::new(stream)).await;
+        }
+        self.exchange(TokioIo::new(tcp)).await
+    }
+
+    async fn exchange<T>(&self, io: T) -> Result<Vec<u8>, BoxError>
+    where
+        T: Read + Write + Send + Unpin + 'static,
+    {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+        // Bounded too, so a server that stalls cannot keep the task alive.
+        tokio::spawn(tokio::time::timeout(FETCH_TIMEOUT, connection));
+        let target = self
+            .uri
+            .path_and_query()
+            .map_or("/", |target| target.as_str());
+        let authority = self
+            .uri
+            .authority()
+            .map_or("", |authority| authority.as_str());
+        let request = Request::get(target)
+            .header(header::HOST, authority)
+            .header(header::ACCEPT, "application/jwk-set+json, application/json")
+            .body(Empty::<Bytes>::new())?;
+        let response = sender.send_request(request).await?;
+        if !response.status().is_success() {
+            return Err(format!("the JWKS URL answered {}", response.status()).into());
+        }
+        let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
+            .collect()
+            .await
+            .map_err(|err| format!("reading the JWKS document: {err}"))?;
+        Ok(body.to_bytes().to_vec())
+    }
+}
+
+fn parse(url: &str) -> Result<Uri, BoxError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|err| format!("the JWKS URL `{url}`: {err}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => Ok(uri),
+        _ => Err(format!("the JWKS URL `{url}` must be http:// or https://").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_up_front() {
+        assert!(JwksUrl::new("ftp://idp.example/jwks").is_err());
+        assert!(JwksUrl::new("/jwks.json").is_err());
+        let url = JwksUrl::new("http://127.0.0.1/keys?v=1").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("127.0.0.1", 80));
+        let url = JwksUrl::new("http://[::1]:8080/keys").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("::1", 8080));
+    }
+}
