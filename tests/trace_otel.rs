@@ -8,20 +8,18 @@
 
 use microkit_test_support as support;
 
+#[path = "common/otlp_receiver.rs"]
+mod otlp_receiver;
 #[path = "../examples/shop/main.rs"]
 #[allow(dead_code)]
 mod shop;
 #[path = "common/traced_shop.rs"]
 mod traced_shop;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use microkit::http::StatusCode;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -40,63 +38,30 @@ type Received = Arc<Mutex<Vec<(String, Span)>>>;
 /// An OTLP/HTTP receiver: `POST /v1/traces` with `application/x-protobuf`, as a collector
 /// takes it. Anything else is a 400 (and fails the test through the exporter's log).
 async fn receiver() -> (SocketAddr, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let received = Received::default();
     let store = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let store = store.clone();
-            let service = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let protobuf = request
-                            .headers()
-                            .get("content-type")
-                            .is_some_and(|value| value == "application/x-protobuf");
-                        let right_place = request.method() == hyper::Method::POST
-                            && request.uri().path() == "/v1/traces";
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let decoded = ExportTraceServiceRequest::decode(body);
-                        let (status, answer) = match decoded {
-                            Ok(export) if protobuf && right_place => {
-                                let mut store = store.lock().unwrap();
-                                for resource in export.resource_spans {
-                                    let service = resource
-                                        .resource
-                                        .map(|resource| text(&resource.attributes, "service.name"))
-                                        .unwrap_or_default();
-                                    for scope in resource.scope_spans {
-                                        for span in scope.spans {
-                                            store.push((service.clone(), span));
-                                        }
-                                    }
-                                }
-                                let answer = ExportTraceServiceResponse::default().encode_to_vec();
-                                (200, answer)
+    let addr =
+        otlp_receiver::start(
+            move |head, body| match ExportTraceServiceRequest::decode(body) {
+                Ok(export) if otlp_receiver::is_export(&head, "/v1/traces") => {
+                    let mut store = store.lock().unwrap();
+                    for resource in export.resource_spans {
+                        let service = resource
+                            .resource
+                            .map(|resource| text(&resource.attributes, "service.name"))
+                            .unwrap_or_default();
+                        for scope in resource.scope_spans {
+                            for span in scope.spans {
+                                store.push((service.clone(), span));
                             }
-                            _ => (400, Vec::new()),
-                        };
-                        let response = hyper::Response::builder()
-                            .status(status)
-                            .header("content-type", "application/x-protobuf")
-                            .body(Full::new(Bytes::from(answer)))
-                            .unwrap();
-                        Ok::<_, Infallible>(response)
+                        }
                     }
-                },
-            );
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+                    (200, ExportTraceServiceResponse::default().encode_to_vec())
+                }
+                _ => (400, Vec::new()),
+            },
+        )
+        .await;
     (addr, received)
 }
 

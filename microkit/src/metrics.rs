@@ -16,10 +16,13 @@
 //! | `client_attempts_total`, `client_retries_total`, `client_ejections_total` | `service` |
 //! | `client_retry_budget_exhausted_total` | (retries refused for want of budget) |
 //! | `client_instance_in_flight`, `client_instance_latency_ewma_seconds`, `client_instance_ejected` (gauges) | `service`, `address` |
-//! | `db_client_operation_duration_seconds` (histogram) | `db_system_name`, `db_collection_name`, `db_operation_name`, `error_type` (failures only); from a [`MeteredStore`](crate::resource::store::MeteredStore) |
+//! | `db_client_operation_duration_seconds` (histogram) | `db_system_name`, `db_collection_name`, `db_operation_name`, `error_type` (failures only; `cancelled` for an operation dropped midway); from a [`MeteredStore`](crate::resource::store::MeteredStore) |
 //! | `db_client_connection_count` (gauge) | `db_client_connection_pool_name`, `db_client_connection_state`: `idle` or `used` |
 //! | `db_client_connection_max`, `db_client_connection_pending_requests` (gauges) | `db_client_connection_pool_name` |
 //! | `db_client_connection_wait_time_seconds` (histogram) | `db_client_connection_pool_name` |
+//!
+//! With the `otel` feature, `metrics::otel::export` pushes the same metrics over OTLP/HTTP,
+//! under OpenTelemetry's names and attributes where its conventions have them.
 //!
 //! Durations use OpenTelemetry's advised buckets (5 ms to 10 s; 1 ms to 10 s for stores). A request is timed from the
 //! moment the service sees it to its response's head.
@@ -37,7 +40,10 @@
 mod client;
 mod exposition;
 mod histogram;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod server;
+mod sink;
 mod store;
 mod window;
 
@@ -46,21 +52,23 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Method, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use self::exposition::Exposition;
 pub use self::exposition::Format;
-use self::exposition::{Exposition, Kind};
 pub(crate) use self::histogram::unix_seconds;
 pub(crate) use self::histogram::Histogram;
 use self::server::ProblemSeen;
 pub(crate) use self::server::ServerMetrics;
+use self::sink::{Family, Kind, OtelName, Sink};
 pub(crate) use self::store::{
-    Operation as StoreOperation, StoreMetrics, SystemSeries, DB_DURATION_BOUNDS,
+    ErrorType as StoreErrorType, Operation as StoreOperation, StoreMetrics, SystemSeries,
+    DB_DURATION_BOUNDS,
 };
 pub(crate) use self::window::{Point, SLOT_SECONDS};
 use crate::client::{CallObserver, CallOutcome, ServiceClient};
@@ -102,11 +110,24 @@ fn labels<'a>(method: &'a Method, matched: Option<&'a MatchedRoute>) -> (&'a str
 }
 
 /// The metrics of one service, shared by its server layer and its client.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     server: ServerMetrics,
     client: client::ClientMetrics,
     store: StoreMetrics,
+    /// Where every cumulative count starts (OTLP sends it with each point).
+    created: SystemTime,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            server: ServerMetrics::default(),
+            client: client::ClientMetrics::default(),
+            store: StoreMetrics::default(),
+            created: SystemTime::now(),
+        }
+    }
 }
 
 impl Metrics {
@@ -123,9 +144,7 @@ impl Metrics {
     /// The metrics in `format`.
     pub fn encode_as(&self, format: Format) -> String {
         let mut out = Exposition::new(format);
-        self.encode_server(&mut out);
-        self.encode_client(&mut out);
-        self.store.encode(&mut out);
+        self.write_to(&mut out);
         out.finish()
     }
 
@@ -147,6 +166,12 @@ impl Metrics {
             HeaderValue::from_static(format.content_type()),
         );
         response
+    }
+
+    /// When these metrics started counting.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) fn created(&self) -> SystemTime {
+        self.created
     }
 
     pub(crate) fn server(&self) -> &ServerMetrics {
@@ -223,24 +248,26 @@ impl Metrics {
         }
     }
 
-    fn encode_server(&self, out: &mut Exposition) {
+    /// Writes every metric to `out`: the one walk behind the text formats and OTLP.
+    pub(crate) fn write_to(&self, out: &mut dyn Sink) {
+        self.write_server(out);
+        self.write_client(out);
+        self.store.write_to(out);
+    }
+
+    fn write_server(&self, out: &mut dyn Sink) {
         let series = self.server.request_series();
-        let name = "http_server_request_duration_seconds";
-        out.family(name, Kind::Histogram, "Duration of HTTP server requests");
+        out.family(&REQUEST_DURATION);
         for one in &series {
             let status = one.status.to_string();
             let labels = [
-                ("http_request_method", one.method.as_str()),
-                ("http_route", one.route.as_str()),
-                ("http_response_status_code", status.as_str()),
+                ("http.request.method", one.method.as_str()),
+                ("http.route", one.route.as_str()),
+                ("http.response.status_code", status.as_str()),
             ];
-            out.histogram(name, &labels, &one.histogram);
+            out.histogram(&labels, &one.histogram);
         }
-        out.family(
-            "http_requests",
-            Kind::Counter,
-            "Requests served, by route and status",
-        );
+        out.family(&REQUESTS);
         for one in &series {
             let status = one.status.to_string();
             let labels = [
@@ -248,46 +275,29 @@ impl Metrics {
                 ("route", one.route.as_str()),
                 ("status", status.as_str()),
             ];
-            out.counter("http_requests", &labels, one.histogram.count);
+            out.counter(&labels, one.histogram.count);
         }
         let gauges = [
-            (
-                "http_server_active_requests",
-                "Requests being answered now",
-                &self.server.in_flight,
-            ),
-            (
-                "http_server_open_connections",
-                "Client connections open now",
-                &self.server.open_connections,
-            ),
+            (&ACTIVE_REQUESTS, &self.server.in_flight),
+            (&OPEN_CONNECTIONS, &self.server.open_connections),
         ];
-        for (name, help, gauge) in gauges {
-            out.family(name, Kind::Gauge, help);
-            out.gauge(name, &[], gauge.load(Ordering::Relaxed) as f64);
+        for (family, gauge) in gauges {
+            out.family(family);
+            out.gauge(&[], gauge.load(Ordering::Relaxed) as f64);
         }
-        let name = "http_server_rejections";
-        out.family(
-            name,
-            Kind::Counter,
-            "Requests refused at a limit: a body too large (413) or too slow (408)",
-        );
+        out.family(&REJECTIONS);
         let rejections = [
             ("body_limit", &self.server.body_limit_rejections),
             ("timeout", &self.server.timeout_rejections),
         ];
         for (reason, count) in rejections {
-            out.counter(name, &[("reason", reason)], count.load(Ordering::Relaxed));
+            out.counter(&[("reason", reason)], count.load(Ordering::Relaxed));
         }
     }
 
-    fn encode_client(&self, out: &mut Exposition) {
+    fn write_client(&self, out: &mut dyn Sink) {
         let calls = self.client.calls();
-        out.family(
-            "client_calls",
-            Kind::Counter,
-            "Calls to other services, by outcome",
-        );
+        out.family(&CLIENT_CALLS);
         for series in &calls {
             for (outcome, count) in client::OUTCOMES.iter().zip(series.outcomes) {
                 if count > 0 {
@@ -295,80 +305,40 @@ impl Metrics {
                         ("service", series.service.as_str()),
                         ("outcome", outcome.as_str()),
                     ];
-                    out.counter("client_calls", &labels, count);
+                    out.counter(&labels, count);
                 }
             }
         }
-        let name = "client_call_duration_seconds";
-        out.family(
-            name,
-            Kind::Histogram,
-            "Time for a call to another service, retries included",
-        );
+        out.family(&CLIENT_CALL_DURATION);
         for series in &calls {
-            out.histogram(
-                name,
-                &[("service", series.service.as_str())],
-                &series.duration,
-            );
+            out.histogram(&[("service", series.service.as_str())], &series.duration);
         }
 
         let stats = self.client.stats();
         let services = merge_services(&stats);
         type ServiceValue = fn(&crate::client::ServiceStats) -> u64;
-        let counters: [(&str, &str, ServiceValue); 3] = [
-            (
-                "client_attempts",
-                "Attempts sent, first tries and retries",
-                |s| s.attempts,
-            ),
-            ("client_retries", "Attempts that were retries", |s| {
-                s.retries
-            }),
-            (
-                "client_ejections",
-                "Instances ejected after consecutive failures",
-                |s| s.ejections,
-            ),
+        let counters: [(&Family, ServiceValue); 3] = [
+            (&CLIENT_ATTEMPTS, |s| s.attempts),
+            (&CLIENT_RETRIES, |s| s.retries),
+            (&CLIENT_EJECTIONS, |s| s.ejections),
         ];
-        for (name, help, value) in counters {
-            out.family(name, Kind::Counter, help);
+        for (family, value) in counters {
+            out.family(family);
             for service in &services {
-                out.counter(
-                    name,
-                    &[("service", service.service.as_str())],
-                    value(service),
-                );
+                out.counter(&[("service", service.service.as_str())], value(service));
             }
         }
-        let name = "client_retry_budget_exhausted";
-        out.family(
-            name,
-            Kind::Counter,
-            "Retries refused because the retry budget was spent",
-        );
-        out.counter(name, &[], stats.iter().map(|s| s.budget_exhausted).sum());
+        out.family(&CLIENT_BUDGET_EXHAUSTED);
+        out.counter(&[], stats.iter().map(|s| s.budget_exhausted).sum());
 
         type InstanceValue = fn(&crate::client::InstanceStats) -> f64;
-        let gauges: [(&str, &str, InstanceValue); 3] = [
-            (
-                "client_instance_in_flight",
-                "Attempts in flight to the instance",
-                |i| i.in_flight as f64,
-            ),
-            (
-                "client_instance_latency_ewma_seconds",
-                "The instance's peak-EWMA latency, as the balancer sees it",
-                |i| i.ewma.as_secs_f64(),
-            ),
-            (
-                "client_instance_ejected",
-                "1 while the instance is ejected",
-                |i| f64::from(u8::from(i.ejected)),
-            ),
+        let gauges: [(&Family, InstanceValue); 3] = [
+            (&CLIENT_INSTANCE_IN_FLIGHT, |i| i.in_flight as f64),
+            (&CLIENT_INSTANCE_LATENCY, |i| i.ewma.as_secs_f64()),
+            (&CLIENT_INSTANCE_EJECTED, |i| f64::from(u8::from(i.ejected))),
         ];
-        for (name, help, value) in gauges {
-            out.family(name, Kind::Gauge, help);
+        for (family, value) in gauges {
+            out.family(family);
             for service in &services {
                 for instance in &service.instances {
                     let address = instance.instance.addr.to_string();
@@ -376,12 +346,100 @@ impl Metrics {
                         ("service", service.service.as_str()),
                         ("address", address.as_str()),
                     ];
-                    out.gauge(name, &labels, value(instance));
+                    out.gauge(&labels, value(instance));
                 }
             }
         }
     }
 }
+
+const REQUEST_DURATION: Family = Family::new(
+    "http_server_request_duration_seconds",
+    Kind::Histogram,
+    "s",
+    "Duration of HTTP server requests",
+)
+.otel(OtelName::Convention("http.server.request.duration"));
+const REQUESTS: Family = Family::new(
+    "http_requests",
+    Kind::Counter,
+    "{request}",
+    "Requests served, by route and status",
+)
+.otel(OtelName::Omitted);
+const ACTIVE_REQUESTS: Family = Family::new(
+    "http_server_active_requests",
+    Kind::UpDown,
+    "{request}",
+    "Requests being answered now",
+)
+.otel(OtelName::Convention("http.server.active_requests"));
+const OPEN_CONNECTIONS: Family = Family::new(
+    "http_server_open_connections",
+    Kind::UpDown,
+    "{connection}",
+    "Client connections open now",
+);
+const REJECTIONS: Family = Family::new(
+    "http_server_rejections",
+    Kind::Counter,
+    "{request}",
+    "Requests refused at a limit: a body too large (413) or too slow (408)",
+);
+const CLIENT_CALLS: Family = Family::new(
+    "client_calls",
+    Kind::Counter,
+    "{call}",
+    "Calls to other services, by outcome",
+);
+const CLIENT_CALL_DURATION: Family = Family::new(
+    "client_call_duration_seconds",
+    Kind::Histogram,
+    "s",
+    "Time for a call to another service, retries included",
+);
+const CLIENT_ATTEMPTS: Family = Family::new(
+    "client_attempts",
+    Kind::Counter,
+    "{attempt}",
+    "Attempts sent, first tries and retries",
+);
+const CLIENT_RETRIES: Family = Family::new(
+    "client_retries",
+    Kind::Counter,
+    "{attempt}",
+    "Attempts that were retries",
+);
+const CLIENT_EJECTIONS: Family = Family::new(
+    "client_ejections",
+    Kind::Counter,
+    "{ejection}",
+    "Instances ejected after consecutive failures",
+);
+const CLIENT_BUDGET_EXHAUSTED: Family = Family::new(
+    "client_retry_budget_exhausted",
+    Kind::Counter,
+    "{retry}",
+    "Retries refused because the retry budget was spent",
+);
+const CLIENT_INSTANCE_IN_FLIGHT: Family = Family::new(
+    "client_instance_in_flight",
+    Kind::UpDown,
+    "{attempt}",
+    "Attempts in flight to the instance",
+);
+const CLIENT_INSTANCE_LATENCY: Family = Family::new(
+    "client_instance_latency_ewma_seconds",
+    Kind::Gauge,
+    "s",
+    "The instance's peak-EWMA latency, as the balancer sees it",
+);
+const CLIENT_INSTANCE_EJECTED: Family = Family::new(
+    "client_instance_ejected",
+    Kind::Gauge,
+    "1",
+    "1 while the instance is ejected",
+);
 
 /// One entry per service across clients, counters summed, each instance once.
 pub(crate) fn merge_services(

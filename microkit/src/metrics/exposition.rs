@@ -7,6 +7,7 @@ use http::header::ACCEPT;
 use http::HeaderMap;
 
 use super::histogram::HistogramSnapshot;
+use super::sink::{Family, Kind, Labels, Sink};
 
 /// `Content-Type` of Prometheus' text format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -66,18 +67,12 @@ impl Format {
     }
 }
 
-/// The kind of a metric family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
 /// Text being written in one format.
 pub(crate) struct Exposition {
     format: Format,
     text: String,
+    /// The family the samples being written belong to.
+    family: &'static str,
 }
 
 impl Exposition {
@@ -85,14 +80,16 @@ impl Exposition {
         Self {
             format,
             text: String::with_capacity(16 * 1024),
+            family: "",
         }
     }
+}
 
-    /// Starts a family. A counter's `name` omits `_total`, which its samples carry.
-    pub(crate) fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let (kind_name, suffix) = match kind {
+impl Sink for Exposition {
+    fn family(&mut self, family: &Family) {
+        let (kind_name, suffix) = match family.kind {
             Kind::Counter => ("counter", "_total"),
-            Kind::Gauge => ("gauge", ""),
+            Kind::Gauge | Kind::UpDown => ("gauge", ""),
             Kind::Histogram => ("histogram", ""),
         };
         // OpenMetrics names the family; Prometheus' format names the sample.
@@ -100,28 +97,22 @@ impl Exposition {
             Format::OpenMetrics => "",
             Format::Prometheus => suffix,
         };
+        let (name, help) = (family.name, family.help);
         let _ = writeln!(self.text, "# HELP {name}{suffix} {help}");
         let _ = writeln!(self.text, "# TYPE {name}{suffix} {kind_name}");
+        self.family = name;
     }
 
-    /// A counter sample of the family `name`.
-    pub(crate) fn counter(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        self.sample(name, "_total", labels, None, Value::Int(value));
+    fn counter(&mut self, labels: &Labels<'_>, value: u64) {
+        self.sample("_total", labels, None, Value::Int(value));
     }
 
-    /// A gauge sample.
-    pub(crate) fn gauge(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.sample(name, "", labels, None, Value::Float(value));
+    fn gauge(&mut self, labels: &Labels<'_>, value: f64) {
+        self.sample("", labels, None, Value::Float(value));
     }
 
-    /// The samples of one histogram series: buckets (with exemplars in OpenMetrics), count
-    /// and sum.
-    pub(crate) fn histogram(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        snapshot: &HistogramSnapshot,
-    ) {
+    /// Buckets (with exemplars in OpenMetrics), count and sum.
+    fn histogram(&mut self, labels: &Labels<'_>, snapshot: &HistogramSnapshot) {
         for (index, &(bound, count)) in snapshot.buckets.iter().enumerate() {
             let le = format_bound(bound);
             let exemplar = match self.format {
@@ -134,13 +125,7 @@ impl Exposition {
                     exemplar.trace_id, exemplar.value, exemplar.timestamp
                 )
             });
-            self.sample(
-                name,
-                "_bucket",
-                labels,
-                Some(("le", &le)),
-                Value::Int(count),
-            );
+            self.sample("_bucket", labels, Some(("le", &le)), Value::Int(count));
             if let Some(exemplar) = exemplar {
                 // Replace the newline the sample ended with.
                 self.text.pop();
@@ -148,19 +133,20 @@ impl Exposition {
                 self.text.push('\n');
             }
         }
-        self.sample(name, "_count", labels, None, Value::Int(snapshot.count));
-        self.sample(name, "_sum", labels, None, Value::Float(snapshot.sum));
+        self.sample("_count", labels, None, Value::Int(snapshot.count));
+        self.sample("_sum", labels, None, Value::Float(snapshot.sum));
     }
+}
 
+impl Exposition {
     fn sample(
         &mut self,
-        name: &str,
         suffix: &str,
-        labels: &[(&str, &str)],
+        labels: &Labels<'_>,
         extra: Option<(&str, &str)>,
         value: Value,
     ) {
-        self.text.push_str(name);
+        self.text.push_str(self.family);
         self.text.push_str(suffix);
         let mut all = labels.iter().copied().chain(extra).peekable();
         if all.peek().is_some() {
@@ -169,7 +155,9 @@ impl Exposition {
                 if index > 0 {
                     self.text.push(',');
                 }
-                self.text.push_str(label);
+                // OpenTelemetry's attribute names, as its Prometheus exporter writes them.
+                self.text
+                    .extend(label.chars().map(|c| if c == '.' { '_' } else { c }));
                 self.text.push_str("=\"");
                 escape_into(&mut self.text, value);
                 self.text.push('"');
@@ -269,14 +257,20 @@ mod tests {
             Some(TraceId::from_bytes([0xab; 16]).unwrap()),
         );
         let mut out = Exposition::new(format);
-        out.family("requests", Kind::Counter, "Requests");
-        out.counter("requests", &[("route", "/a\"b\\c\nd")], 3);
-        out.family("duration_seconds", Kind::Histogram, "Durations");
-        out.histogram(
+        out.family(&Family::new(
+            "requests",
+            Kind::Counter,
+            "{request}",
+            "Requests",
+        ));
+        out.counter(&[("url.route", "/a\"b\\c\nd")], 3);
+        out.family(&Family::new(
             "duration_seconds",
-            &[("route", "/x")],
-            &histogram.snapshot(),
-        );
+            Kind::Histogram,
+            "s",
+            "Durations",
+        ));
+        out.histogram(&[("route", "/x")], &histogram.snapshot());
         out.finish()
     }
 
@@ -285,7 +279,7 @@ mod tests {
         let text = sample_text(Format::Prometheus);
         assert!(text.contains("# TYPE requests_total counter\n"), "{text}");
         assert!(
-            text.contains("requests_total{route=\"/a\\\"b\\\\c\\nd\"} 3\n"),
+            text.contains("requests_total{url_route=\"/a\\\"b\\\\c\\nd\"} 3\n"),
             "{text}"
         );
         assert!(

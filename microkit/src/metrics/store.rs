@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
-use super::exposition::{Exposition, Kind};
 use super::histogram::Histogram;
+use super::sink::{Family, Kind, OtelName, Sink};
 use crate::resource::store::{PoolStatus, Store, StoreError};
 
 /// OpenTelemetry's advised bucket boundaries for `db.client.operation.duration`, in seconds.
@@ -61,8 +61,8 @@ impl Operation {
     }
 }
 
-/// The `error_type` label of each failure, in the order of [`error_index`].
-const ERROR_TYPES: [&str; 9] = [
+/// The `error_type` label of each failure, in the order of [`ErrorType`]'s indexes.
+const ERROR_TYPES: [&str; 10] = [
     "not_found",
     "duplicate",
     "version_mismatch",
@@ -72,21 +72,32 @@ const ERROR_TYPES: [&str; 9] = [
     "unavailable",
     "incompatible",
     "key_taken",
+    "cancelled",
 ];
 
-/// Where `error`'s series is in [`ERROR_TYPES`]: one per kind of failure, never its text, so
-/// that the label stays a bounded set.
-fn error_index(error: &StoreError) -> usize {
-    match error {
-        StoreError::NotFound => 0,
-        StoreError::Duplicate { .. } => 1,
-        StoreError::VersionMismatch { .. } => 2,
-        StoreError::InvalidId(_) => 3,
-        StoreError::InvalidFilter(_) => 4,
-        StoreError::Backend(_) => 5,
-        StoreError::Unavailable(_) => 6,
-        StoreError::Incompatible(_) => 7,
-        StoreError::KeyTaken => 8,
+/// How an operation failed: its series' place in [`ERROR_TYPES`], one per kind of failure,
+/// never its text, so that the label stays a bounded set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ErrorType(usize);
+
+impl ErrorType {
+    /// The operation's future was dropped before it completed: its caller went away, or a
+    /// deadline cut it off. Counted, so that the histogram does not hide the slowest
+    /// operations, the ones nobody waited for.
+    pub(crate) const CANCELLED: Self = Self(9);
+
+    pub(crate) fn of(error: &StoreError) -> Self {
+        Self(match error {
+            StoreError::NotFound => 0,
+            StoreError::Duplicate { .. } => 1,
+            StoreError::VersionMismatch { .. } => 2,
+            StoreError::InvalidId(_) => 3,
+            StoreError::InvalidFilter(_) => 4,
+            StoreError::Backend(_) => 5,
+            StoreError::Unavailable(_) => 6,
+            StoreError::Incompatible(_) => 7,
+            StoreError::KeyTaken => 8,
+        })
     }
 }
 
@@ -159,19 +170,18 @@ impl StoreMetrics {
         }
     }
 
-    pub(crate) fn encode(&self, out: &mut Exposition) {
-        self.encode_operations(out);
-        self.encode_pools(out);
+    pub(crate) fn write_to(&self, out: &mut dyn Sink) {
+        self.write_operations(out);
+        self.write_pools(out);
     }
 
-    fn encode_operations(&self, out: &mut Exposition) {
+    fn write_operations(&self, out: &mut dyn Sink) {
         let systems = self
             .systems
             .lock()
             .expect("store systems lock poisoned")
             .clone();
-        let name = "db_client_operation_duration_seconds";
-        out.family(name, Kind::Histogram, "Duration of store operations");
+        out.family(&OPERATION_DURATION);
         for system in &systems {
             let collections = system
                 .collections
@@ -183,21 +193,21 @@ impl StoreMetrics {
                 let series = &collections[collection];
                 for (operation, one) in Operation::ALL.iter().zip(&series.operations) {
                     let mut labels = vec![
-                        ("db_system_name", system.system),
-                        ("db_collection_name", collection),
-                        ("db_operation_name", operation.name()),
+                        ("db.system.name", system.system),
+                        ("db.collection.name", collection),
+                        ("db.operation.name", operation.name()),
                     ];
                     // A series with no operation yet stays out, so that a collection does not
                     // add nine empty histograms the moment it is seen.
                     let succeeded = one.succeeded.snapshot();
                     if succeeded.count > 0 {
-                        out.histogram(name, &labels, &succeeded);
+                        out.histogram(&labels, &succeeded);
                     }
-                    labels.push(("error_type", ""));
+                    labels.push(("error.type", ""));
                     for (error_type, failed) in ERROR_TYPES.iter().zip(&one.failed) {
                         if let Some(failed) = failed.get() {
                             labels[3].1 = *error_type;
-                            out.histogram(name, &labels, &failed.snapshot());
+                            out.histogram(&labels, &failed.snapshot());
                         }
                     }
                 }
@@ -205,7 +215,7 @@ impl StoreMetrics {
         }
     }
 
-    fn encode_pools(&self, out: &mut Exposition) {
+    fn write_pools(&self, out: &mut dyn Sink) {
         let stores: Vec<Arc<dyn Store>> = {
             let mut pools = self.pools.lock().expect("store pools lock poisoned");
             pools.retain(|store| store.strong_count() > 0);
@@ -228,12 +238,7 @@ impl StoreMetrics {
             named.push((system, pool, status, store));
         }
         type PoolValue = fn(&PoolStatus) -> usize;
-        let name = "db_client_connection_count";
-        out.family(
-            name,
-            Kind::Gauge,
-            "Connections open in the pool, by state: idle or used",
-        );
+        out.family(&CONNECTION_COUNT);
         for (_, pool, status, _) in &named {
             let states: [(&str, PoolValue); 2] = [
                 ("idle", |s| s.idle),
@@ -241,45 +246,70 @@ impl StoreMetrics {
             ];
             for (state, value) in states {
                 let labels = [
-                    ("db_client_connection_pool_name", pool.as_str()),
-                    ("db_client_connection_state", state),
+                    ("db.client.connection.pool.name", pool.as_str()),
+                    ("db.client.connection.state", state),
                 ];
-                out.gauge(name, &labels, value(status) as f64);
+                out.gauge(&labels, value(status) as f64);
             }
         }
-        let gauges: [(&str, &str, PoolValue); 2] = [
-            (
-                "db_client_connection_max",
-                "The most connections the pool may open",
-                |s| s.max_size,
-            ),
-            (
-                "db_client_connection_pending_requests",
-                "Operations waiting for a connection of the pool",
-                |s| s.waiting,
-            ),
+        let gauges: [(&Family, PoolValue); 2] = [
+            (&CONNECTION_MAX, |s| s.max_size),
+            (&PENDING_REQUESTS, |s| s.waiting),
         ];
-        for (name, help, value) in gauges {
-            out.family(name, Kind::Gauge, help);
+        for (family, value) in gauges {
+            out.family(family);
             for (_, pool, status, _) in &named {
-                let labels = [("db_client_connection_pool_name", pool.as_str())];
-                out.gauge(name, &labels, value(status) as f64);
+                let labels = [("db.client.connection.pool.name", pool.as_str())];
+                out.gauge(&labels, value(status) as f64);
             }
         }
-        let name = "db_client_connection_wait_time_seconds";
-        out.family(
-            name,
-            Kind::Histogram,
-            "Time operations waited for a connection of the pool, connecting included",
-        );
+        out.family(&WAIT_TIME);
         for (_, pool, _, store) in &named {
             if let Some(waits) = store.pool_waits() {
-                let labels = [("db_client_connection_pool_name", pool.as_str())];
-                out.histogram(name, &labels, &waits.histogram().snapshot());
+                let labels = [("db.client.connection.pool.name", pool.as_str())];
+                out.histogram(&labels, &waits.histogram().snapshot());
             }
         }
     }
 }
+
+const OPERATION_DURATION: Family = Family::new(
+    "db_client_operation_duration_seconds",
+    Kind::Histogram,
+    "s",
+    "Duration of store operations",
+)
+.otel(OtelName::Convention("db.client.operation.duration"));
+const CONNECTION_COUNT: Family = Family::new(
+    "db_client_connection_count",
+    Kind::UpDown,
+    "{connection}",
+    "Connections open in the pool, by state: idle or used",
+)
+.otel(OtelName::Convention("db.client.connection.count"));
+const CONNECTION_MAX: Family = Family::new(
+    "db_client_connection_max",
+    Kind::UpDown,
+    "{connection}",
+    "The most connections the pool may open",
+)
+.otel(OtelName::Convention("db.client.connection.max"));
+const PENDING_REQUESTS: Family = Family::new(
+    "db_client_connection_pending_requests",
+    Kind::UpDown,
+    "{request}",
+    "Operations waiting for a connection of the pool",
+)
+.otel(OtelName::Convention(
+    "db.client.connection.pending_requests",
+));
+const WAIT_TIME: Family = Family::new(
+    "db_client_connection_wait_time_seconds",
+    Kind::Histogram,
+    "s",
+    "Time operations waited for a connection of the pool, connecting included",
+)
+.otel(OtelName::Convention("db.client.connection.wait_time"));
 
 impl SystemSeries {
     /// Makes the series of `collection` now, so that its first operation finds them.
@@ -304,7 +334,7 @@ impl SystemSeries {
         &self,
         collection: &str,
         operation: Operation,
-        error: Option<&StoreError>,
+        failure: Option<ErrorType>,
         elapsed: Duration,
     ) {
         let trace_id = crate::trace::current_trace_id();
@@ -314,10 +344,11 @@ impl SystemSeries {
                 if let Some(series) = collections.get(collection) {
                     // `ALL` lists the operations in declaration order.
                     let one = &series.operations[operation as usize];
-                    let histogram = match error {
+                    let histogram = match failure {
                         None => &one.succeeded,
-                        Some(error) => one.failed[error_index(error)]
-                            .get_or_init(|| Histogram::new(&DB_DURATION_BOUNDS)),
+                        Some(ErrorType(index)) => {
+                            one.failed[index].get_or_init(|| Histogram::new(&DB_DURATION_BOUNDS))
+                        }
                     };
                     histogram.observe(elapsed, trace_id);
                     return;
@@ -331,10 +362,11 @@ impl SystemSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::exposition::Exposition;
 
     fn encoded(metrics: &StoreMetrics) -> String {
         let mut out = Exposition::new(super::super::Format::Prometheus);
-        metrics.encode(&mut out);
+        metrics.write_to(&mut out);
         out.finish()
     }
 
@@ -345,7 +377,8 @@ mod tests {
         let millis = Duration::from_millis(2);
         sqlite.record("users", Operation::Create, None, millis);
         sqlite.record("users", Operation::Create, None, millis);
-        sqlite.record("users", Operation::Get, Some(&StoreError::NotFound), millis);
+        let not_found = Some(ErrorType::of(&StoreError::NotFound));
+        sqlite.record("users", Operation::Get, not_found, millis);
         sqlite.record("", Operation::KeyRecord, None, millis);
         let text = encoded(&metrics);
         assert!(

@@ -12,7 +12,8 @@ use super::{
     StoreFuture, Write,
 };
 use crate::metrics::{
-    Histogram, Metrics, StoreOperation as Operation, SystemSeries, DB_DURATION_BOUNDS,
+    Histogram, Metrics, StoreErrorType as ErrorType, StoreOperation as Operation, SystemSeries,
+    DB_DURATION_BOUNDS,
 };
 
 /// A store's connection pool at one moment, as [`Store::pool_status`] reports it.
@@ -55,7 +56,8 @@ impl PoolWaits {
 /// `db_client_operation_duration_seconds`, labelled by `db_system_name`, `db_collection_name`,
 /// `db_operation_name` (the [`Store`] method: `get`, `list`, `commit`...) and, for a failed
 /// operation, `error_type` (the kind of [`StoreError`](super::StoreError): `not_found`,
-/// `duplicate`, `unavailable`...). A store with a connection pool (PostgreSQL) adds the gauges
+/// `duplicate`, `unavailable`...; `cancelled` for an operation dropped before it completed,
+/// because its caller went away or a deadline passed). A store with a connection pool (PostgreSQL) adds the gauges
 /// `db_client_connection_count` (by `db_client_connection_state`: `idle` or `used`),
 /// `db_client_connection_max`, `db_client_connection_pending_requests` and the histogram
 /// `db_client_connection_wait_time_seconds`, read from the pool when metrics are scraped.
@@ -124,7 +126,8 @@ impl MeteredStore {
         &self.inner
     }
 
-    /// `future`, recording its duration and outcome when it completes.
+    /// `future`, recording its duration and outcome when it completes, or as `cancelled` when
+    /// it is dropped once started and before it completes.
     fn timed<'a, T: Send + 'a>(
         &'a self,
         operation: Operation,
@@ -132,16 +135,48 @@ impl MeteredStore {
         future: StoreFuture<'a, T>,
     ) -> StoreFuture<'a, T> {
         Box::pin(async move {
-            let started = Instant::now();
-            let result = future.await;
-            self.series.record(
-                collection.as_ref(),
+            let timing = Timing {
+                series: &self.series,
                 operation,
-                result.as_ref().err(),
-                started.elapsed(),
-            );
+                collection,
+                started: Instant::now(),
+                finished: false,
+            };
+            let result = future.await;
+            timing.finish(result.as_ref().err().map(ErrorType::of));
             result
         })
+    }
+}
+
+/// One operation being timed: recorded once, when it finishes or when it is dropped unfinished.
+struct Timing<'a, C: AsRef<str>> {
+    series: &'a SystemSeries,
+    operation: Operation,
+    collection: C,
+    started: Instant,
+    finished: bool,
+}
+
+impl<C: AsRef<str>> Timing<'_, C> {
+    fn finish(mut self, failure: Option<ErrorType>) {
+        self.finished = true;
+        self.record(failure);
+    }
+
+    fn record(&self, failure: Option<ErrorType>) {
+        let collection = self.collection.as_ref();
+        let elapsed = self.started.elapsed();
+        self.series
+            .record(collection, self.operation, failure, elapsed);
+    }
+}
+
+impl<C: AsRef<str>> Drop for Timing<'_, C> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record(Some(ErrorType::CANCELLED));
+        }
     }
 }
 
@@ -319,6 +354,39 @@ mod tests {
         // A memory store has no pool.
         assert!(store.pool_status().is_none());
         assert!(!text.contains("db_client_connection_count{"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_operation_dropped_midway_counts_as_cancelled() {
+        let metrics = Metrics::new();
+        let store = MeteredStore::new(Arc::new(MemoryStore::new()), &metrics);
+        // An operation that never completes, cut off by a deadline, as a request's would be.
+        let stuck: StoreFuture<'_, Record> = Box::pin(std::future::pending());
+        let cut = tokio::time::timeout(
+            Duration::from_millis(20),
+            store.timed(Operation::Get, "users", stuck),
+        )
+        .await;
+        assert!(cut.is_err());
+        // One dropped before it was ever polled never started: nothing to count.
+        let unstarted: StoreFuture<'_, Record> = Box::pin(std::future::pending());
+        drop(store.timed(Operation::Get, "users", unstarted));
+        let users = Collection::new("users");
+        store.get(&users, None, &Id::Int(1)).await.unwrap_err();
+        let text = metrics.encode();
+        let base =
+            "db_system_name=\"memory\",db_collection_name=\"users\",db_operation_name=\"get\"";
+        let cancelled = format!(
+            "db_client_operation_duration_seconds_count{{{base},error_type=\"cancelled\"}} 1\n"
+        );
+        assert!(text.contains(&cancelled), "{text}");
+        // It waited at least the deadline: the 1 ms bucket does not hold it.
+        let fast = format!(
+            "db_client_operation_duration_seconds_bucket{{{base},error_type=\"cancelled\",le=\"0.001\"}} 0\n"
+        );
+        assert!(text.contains(&fast), "{text}");
+        // A completed failure is still its own kind.
+        assert!(text.contains("error_type=\"not_found\"} 1\n"), "{text}");
     }
 
     #[test]

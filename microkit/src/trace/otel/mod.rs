@@ -56,6 +56,12 @@ impl fmt::Display for OtelError {
 
 impl std::error::Error for OtelError {}
 
+impl OtelError {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+}
+
 /// The layer exporting spans, configured from the environment, and the handle of its
 /// exporting task (on the current tokio runtime, so call this from within one).
 pub fn layer() -> Result<(OtelLayer, Exporter), OtelError> {
