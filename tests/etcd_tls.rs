@@ -32,6 +32,12 @@ const PREFIX: &str = "/microkit-tls/";
 const USER: &str = "catalog";
 const PASSWORD: &str = "catalog-secret";
 const ROOT_PASSWORD: &str = "root-secret";
+/// The shop's user, whose password needs percent-encoding in a URL.
+const SHOP_USER: &str = "shop";
+const SHOP_PASSWORD: &str = "p@ss:w/rd?#,%é";
+const SHOP_PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%3F%23%2C%25%C3%A9";
+/// Where the shop registers (`EtcdRegistry::DEFAULT_PREFIX`).
+const SHOP_PREFIX: &str = "/microkit/services/";
 
 /// An etcd with TLS, client certificates and auth on, and the files a client needs.
 struct SecureEtcd {
@@ -95,8 +101,8 @@ impl SecureEtcd {
             assert!(Instant::now() < deadline, "etcd did not answer: {error}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let prefix_end = {
-            let mut end = PREFIX.as_bytes().to_vec();
+        let prefix_end = |prefix: &str| {
+            let mut end = prefix.as_bytes().to_vec();
             *end.last_mut().unwrap() += 1;
             end
         };
@@ -110,8 +116,24 @@ impl SecureEtcd {
             (
                 "/v3/auth/role/grant",
                 json!({"name": "services", "perm": {
-                    "permType": "READWRITE", "key": base64(PREFIX), "range_end": base64(prefix_end)
+                    "permType": "READWRITE", "key": base64(PREFIX), "range_end": base64(prefix_end(PREFIX))
                 }}),
+            ),
+            ("/v3/auth/role/add", json!({"name": "shop"})),
+            (
+                "/v3/auth/role/grant",
+                json!({"name": "shop", "perm": {
+                    "permType": "READWRITE", "key": base64(SHOP_PREFIX),
+                    "range_end": base64(prefix_end(SHOP_PREFIX))
+                }}),
+            ),
+            (
+                "/v3/auth/user/add",
+                json!({"name": SHOP_USER, "password": SHOP_PASSWORD}),
+            ),
+            (
+                "/v3/auth/user/grant",
+                json!({"user": SHOP_USER, "role": "shop"}),
             ),
             (
                 "/v3/auth/user/add",
@@ -140,6 +162,24 @@ impl SecureEtcd {
             .with_tls(tls)
             .with_prefix(PREFIX)
             .with_ttl(Duration::from_secs(2))
+    }
+
+    /// The registry URL of this etcd: `etcds://` with `userinfo` and the query.
+    fn url(&self, userinfo: &str, query: &str) -> String {
+        format!(
+            "etcds://{userinfo}127.0.0.1:{}?{query}",
+            self.etcd.client_port()
+        )
+    }
+
+    /// The query naming the CA and the client certificate.
+    fn tls_query(&self) -> String {
+        format!(
+            "cacert={}&cert={}&key={}",
+            self.ca.display(),
+            self.client_cert.display(),
+            self.client_key.display()
+        )
     }
 
     /// A root token, for the administrator's calls once auth is on.
@@ -381,4 +421,132 @@ async fn tls_without_the_right_ca_or_client_certificate_is_refused() {
         .with_credentials(USER, PASSWORD);
     let error = register_error(&plain).await;
     assert!(error.contains("etcd"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_url_carries_tls_and_credentials() {
+    let Some(server) = SecureEtcd::start("tls-url").await else {
+        return;
+    };
+    let credentials = format!("{SHOP_USER}:{SHOP_PASSWORD_ENCODED}@");
+    let url = server.url(&credentials, &server.tls_query());
+    let registry = EtcdRegistry::from_url(&url).unwrap();
+    let shown = format!("{registry:?}");
+    assert!(
+        shown.contains("shop") && !shown.contains("p@ss") && !shown.contains("%40"),
+        "{shown}"
+    );
+    let registration = registry.register(instance(7101)).await.unwrap();
+    assert_eq!(ports(&registry.resolve("catalog").await.unwrap()), [7101]);
+    let watch = registry.watch("catalog").await.unwrap();
+    assert_eq!(ports(&watch.borrow()), [7101]);
+    registration.deregister().await;
+    assert!(registry.resolve("catalog").await.unwrap().is_empty());
+
+    // Each piece the URL leaves out or gets wrong is refused, saying why.
+    let wrong_password = server.url(&format!("{SHOP_USER}:p%40ss@"), &server.tls_query());
+    let error = register_error(&EtcdRegistry::from_url(&wrong_password).unwrap()).await;
+    assert!(error.contains("authentication failed"), "{error}");
+    // Not percent-encoded, the password makes no sense as a URL: refused, and not shown.
+    let unencoded = server.url(
+        &format!("{SHOP_USER}:{SHOP_PASSWORD}@"),
+        &server.tls_query(),
+    );
+    let error = EtcdRegistry::from_url(&unencoded).unwrap_err().to_string();
+    assert!(
+        !error.contains("ss:w") && !error.contains("rd?") && !error.contains(",%"),
+        "{error}"
+    );
+    let anonymous = server.url("", &server.tls_query());
+    let error = register_error(&EtcdRegistry::from_url(&anonymous).unwrap()).await;
+    assert!(error.contains("permission denied"), "{error}");
+    let no_client_cert = server.url(&credentials, &format!("cacert={}", server.ca.display()));
+    let error = register_error(&EtcdRegistry::from_url(&no_client_cert).unwrap()).await;
+    assert!(error.contains("etcd is unreachable"), "{error}");
+    let other_ca = format!(
+        "cacert={}&cert={}&key={}",
+        server.other_ca.display(),
+        server.client_cert.display(),
+        server.client_key.display()
+    );
+    let error =
+        register_error(&EtcdRegistry::from_url(&server.url(&credentials, &other_ca)).unwrap())
+            .await;
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    // Without cacert the system's CAs are used, and they do not know the test CA.
+    let system_cas = format!(
+        "cert={}&key={}",
+        server.client_cert.display(),
+        server.client_key.display()
+    );
+    match EtcdRegistry::from_url(&server.url(&credentials, &system_cas)) {
+        Ok(registry) => {
+            let error = register_error(&registry).await;
+            assert!(error.contains("UnknownIssuer"), "{error}");
+        }
+        Err(error) => assert!(
+            error.to_string().contains("no platform root certificates"),
+            "{error}"
+        ),
+    }
+    // A file that is not there fails at once, naming it; the password is never shown.
+    let missing = server.url(&credentials, "cacert=/nonexistent/ca.pem");
+    let error = EtcdRegistry::from_url(&missing).unwrap_err().to_string();
+    assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+    let error = EtcdRegistry::from_url(&format!("{url}&colour=blue"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("colour") && !error.contains(SHOP_PASSWORD_ENCODED),
+        "{error}"
+    );
+    // Plain etcd:// to the TLS port gets nowhere.
+    let plain = format!(
+        "etcd://{credentials}127.0.0.1:{}",
+        server.etcd.client_port()
+    );
+    let error = register_error(&EtcdRegistry::from_url(&plain).unwrap()).await;
+    assert!(error.contains("etcd"), "{error}");
+}
+
+/// The shop, all services and the gateway in one process, registered in an etcd with TLS,
+/// client certificates and auth, reached through `--registry etcds://...`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_registers_through_an_etcds_url() {
+    use support::shop::{id_of, temp_data_dir, wait_healthy, ShopProcess};
+
+    let Some(server) = SecureEtcd::start("tls-shop").await else {
+        return;
+    };
+    let url = server.url(
+        &format!("{SHOP_USER}:{SHOP_PASSWORD_ENCODED}@"),
+        &server.tls_query(),
+    );
+    let data = temp_data_dir();
+    let dir = data.path().display().to_string();
+    let args = [
+        "--registry",
+        &url,
+        "--data-dir",
+        &dir,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let shop = ShopProcess::start(&args, 7).await;
+    let api = shop.api("gateway");
+    wait_healthy(api, PATIENCE).await;
+    let product = api
+        .create("/product/", json!({"name": "Lamp", "price_cents": 1999}))
+        .await;
+    let fetched = api.fetch(&format!("/product/{}", id_of(&product))).await;
+    assert_eq!(fetched["name"], "Lamp");
+
+    // The instances are in etcd, under the shop's prefix, as the shop's user.
+    let registry = EtcdRegistry::from_url(&url).unwrap();
+    let catalog = registry.resolve("catalog").await.unwrap();
+    assert_eq!(
+        ports(&catalog),
+        [shop.addr("catalog").port()],
+        "the catalog the shop registered"
+    );
 }

@@ -6,6 +6,9 @@
 //!     [--replicas N] [--only NAME] [--registry memory|etcd://HOST:PORT] [--email-rate N]
 //! ```
 //!
+//! `--registry etcds://USER:PASSWORD@HOST:PORT?cacert=ca.pem&cert=c.pem&key=c.key` reaches an
+//! etcd with TLS and auth (see `--help` and `EtcdRegistry::from_url`).
+//!
 //! On start it prints one line per listener (`gateway http://ADDR`, then `<service>
 //! http://ADDR` per instance). SIGINT or SIGTERM deregisters every instance, drains in-flight
 //! requests, and exits 0.

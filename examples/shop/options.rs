@@ -30,7 +30,14 @@ usage: shop [--listen ADDR] [--data-dir DIR] [--database-url postgres://...] [--
             [--only users|emails|catalog|cart|payments|stats|gateway]
             [--registry memory|etcd://HOST:PORT] [--email-rate N]
             [--auth-jwks FILE | --auth-secret SECRET] [--relay-secret SECRET]
-            [--tls-cert FILE --tls-key FILE]";
+            [--tls-cert FILE --tls-key FILE]
+
+--registry etcd[s]://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][?cacert=F&cert=F&key=F]
+    etcd://  plain HTTP to the etcd members; etcds:// TLS, the members' certificates
+             checked against cacert (PEM; the system's CAs without it)
+    cert, key  a client certificate for etcd's --client-cert-auth (PEM, together)
+    USER:PASSWORD@  etcd's auth; percent-encode @ : / ? # , % in them (%40 %3A ...)
+    example: etcds://catalog:s3cr%40t@10.0.0.1,10.0.0.2?cacert=ca.pem&cert=c.pem&key=c.key";
 
     pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut options = Options {
@@ -86,10 +93,14 @@ usage: shop [--listen ADDR] [--data-dir DIR] [--database-url postgres://...] [--
                     options.only = Some(value);
                 }
                 "--registry" => {
-                    if value != "memory" && !value.starts_with("etcd://") {
-                        return Err(format!(
-                            "--registry: `{value}` is neither `memory` nor etcd://HOST:PORT"
-                        ));
+                    if value != "memory"
+                        && !value.starts_with("etcd://")
+                        && !value.starts_with("etcds://")
+                    {
+                        return Err(
+                            "--registry: expected `memory`, etcd://HOST:PORT or etcds://..."
+                                .to_owned(),
+                        );
                     }
                     options.registry = value;
                 }

@@ -1,6 +1,6 @@
 //! Endpoint spellings: `127.0.0.1:2379`, `http://host:2379`, `https://host:2379` (feature
-//! `tls`), and `etcd://host:port,host:port` URLs, all normalized to `http://host:port` (or
-//! `https://host:port`).
+//! `tls`), all normalized to `http://host:port` (or `https://host:port`); the hosts of
+//! registry URLs (`url`) too.
 
 use crate::discovery::DiscoveryError;
 
@@ -32,27 +32,8 @@ pub(super) fn normalize(endpoint: &str) -> Result<String, DiscoveryError> {
     host_port(authority, endpoint).map(|authority| format!("{scheme}://{authority}"))
 }
 
-/// Parses `etcd://HOST:PORT[,HOST:PORT...]` into normalized endpoints.
-pub(super) fn parse_url(url: &str) -> Result<Vec<String>, DiscoveryError> {
-    let list = url
-        .trim()
-        .strip_prefix("etcd://")
-        .ok_or_else(|| DiscoveryError::Config(format!("`{url}` is not an etcd:// URL")))?;
-    let list = list.strip_suffix('/').unwrap_or(list);
-    let endpoints = list
-        .split(',')
-        .map(str::trim)
-        .filter(|hp| !hp.is_empty())
-        .map(|hp| host_port(hp, url).map(|authority| format!("http://{authority}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if endpoints.is_empty() {
-        return Err(DiscoveryError::Config(format!("`{url}` names no host")));
-    }
-    Ok(endpoints)
-}
-
 /// Checks `host[:port]` (IPv6 hosts bracketed), adding etcd's default port when missing.
-fn host_port(authority: &str, context: &str) -> Result<String, DiscoveryError> {
+pub(super) fn host_port(authority: &str, context: &str) -> Result<String, DiscoveryError> {
     let invalid = |why: &str| DiscoveryError::Config(format!("etcd endpoint `{context}`: {why}"));
     if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
         return Err(invalid("expected host:port"));
@@ -97,16 +78,5 @@ mod tests {
         assert!(normalize("http://etcd:1/v3").is_err());
         assert!(normalize("").is_err());
         assert!(normalize("etcd:x").is_err());
-    }
-
-    #[test]
-    fn parses_urls() {
-        assert_eq!(
-            parse_url("etcd://10.0.0.1:2379,10.0.0.2:2380").unwrap(),
-            ["http://10.0.0.1:2379", "http://10.0.0.2:2380"]
-        );
-        assert!(parse_url("http://10.0.0.1:2379").is_err());
-        assert!(parse_url("etcd://").is_err());
-        assert!(parse_url("etcd://a:1,b:").is_err());
     }
 }

@@ -1,0 +1,271 @@
+//! The registry URL: a cluster's endpoints, the credentials and the TLS files in one string,
+//! for a command line or an environment variable.
+//!
+//! ```text
+//! etcd[s]://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][/][?cacert=PATH&cert=PATH&key=PATH]
+//! ```
+//!
+//! `etcds` speaks TLS to every member; the query names files as etcdctl's flags of the same
+//! names do. User, password and query values are percent-decoded (`%40` for `@`, `%3A` for
+//! `:`...). The password never appears in an error.
+
+use std::path::PathBuf;
+
+use percent_encoding::percent_decode_str;
+
+use super::endpoints::host_port;
+use crate::discovery::DiscoveryError;
+
+/// What a registry URL says.
+#[derive(Debug, PartialEq)]
+pub(super) struct EtcdUrl {
+    /// `http://host:port`, or `https://host:port` for `etcds`.
+    pub(super) endpoints: Vec<String>,
+    pub(super) credentials: Option<(String, String)>,
+    /// Present for `etcds`, and only for it.
+    pub(super) tls: Option<TlsFiles>,
+}
+
+/// The TLS files an `etcds` URL names (etcdctl's `--cacert`, `--cert` and `--key`).
+#[derive(Debug, Default, PartialEq)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+pub(super) struct TlsFiles {
+    /// The CA that signed the members' certificates; without it, the operating system's.
+    pub(super) cacert: Option<PathBuf>,
+    /// The client certificate and its key, for etcd's `--client-cert-auth`.
+    pub(super) client: Option<(PathBuf, PathBuf)>,
+}
+
+impl EtcdUrl {
+    pub(super) fn parse(url: &str) -> Result<Self, DiscoveryError> {
+        let url = url.trim();
+        let shown = redacted(url);
+        let invalid = |why: String| DiscoveryError::Config(format!("etcd URL `{shown}`: {why}"));
+        let (secure, rest) = if let Some(rest) = url.strip_prefix("etcd://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("etcds://") {
+            (true, rest)
+        } else {
+            return Err(invalid("expected etcd:// or etcds://".into()));
+        };
+        #[cfg(not(feature = "tls"))]
+        if secure {
+            return Err(invalid("etcds:// needs microkit's feature `tls`".into()));
+        }
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (userinfo, hosts) = match rest.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, rest),
+        };
+        let credentials = userinfo
+            .map(|userinfo| credentials(userinfo).map_err(invalid))
+            .transpose()?;
+        let files = tls_files(query).map_err(invalid)?;
+        let tls = match (secure, files) {
+            (true, files) => Some(files),
+            (false, files) if files == TlsFiles::default() => None,
+            (false, _) => {
+                return Err(invalid(
+                    "cacert, cert and key are TLS settings: use etcds://".into(),
+                ))
+            }
+        };
+        let scheme = if secure { "https" } else { "http" };
+        let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+        let endpoints = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|hp| !hp.is_empty())
+            .map(|hp| host_port(hp, &shown).map(|authority| format!("{scheme}://{authority}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(invalid("names no host".into()));
+        }
+        Ok(Self {
+            endpoints,
+            credentials,
+            tls,
+        })
+    }
+}
+
+/// `USER:PASSWORD`, percent-decoded.
+fn credentials(userinfo: &str) -> Result<(String, String), String> {
+    let (user, password) = userinfo
+        .split_once(':')
+        .ok_or("a user needs a password: USER:PASSWORD@")?;
+    let user = decode(user, "the user")?;
+    if user.is_empty() {
+        return Err("the user is empty".into());
+    }
+    Ok((user, decode(password, "the password")?))
+}
+
+fn tls_files(query: &str) -> Result<TlsFiles, String> {
+    let (mut cacert, mut cert, mut key) = (None, None, None);
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot =
+            match name {
+                "cacert" => &mut cacert,
+                "cert" => &mut cert,
+                "key" => &mut key,
+                // Named only when it looks like a name: a password that was not percent-encoded
+                // may have spilled into the query.
+                _ if name.len() <= 32
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    return Err(format!(
+                        "unknown parameter `{name}` (known: cacert, cert, key)"
+                    ))
+                }
+                _ => return Err(
+                    "an unknown parameter (known: cacert, cert, key; percent-encode `?` and `#` \
+                     in a password)"
+                        .into(),
+                ),
+            };
+        let value = decode(value, name)?;
+        if value.is_empty() {
+            return Err(format!("`{name}` needs a file"));
+        }
+        if slot.replace(PathBuf::from(value)).is_some() {
+            return Err(format!("`{name}` is given twice"));
+        }
+    }
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("`cert` and `key` go together".into()),
+    };
+    Ok(TlsFiles { cacert, client })
+}
+
+fn decode(text: &str, what: &str) -> Result<String, String> {
+    percent_decode_str(text)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| format!("{what} is not UTF-8 once percent-decoded"))
+}
+
+/// `url` with its password, if any, replaced by `***`: what errors and logs show. Everything
+/// up to the last `@` counts as the user information, so that a password whose `@`, `?` or
+/// `#` was not percent-encoded is hidden too (a query path with an `@` is hidden with it).
+pub(super) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<EtcdUrl, String> {
+        EtcdUrl::parse(url).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn plain_urls_list_endpoints() {
+        let url = parse("etcd://10.0.0.1:2379,10.0.0.2:2380/").unwrap();
+        assert_eq!(
+            url.endpoints,
+            ["http://10.0.0.1:2379", "http://10.0.0.2:2380"]
+        );
+        assert_eq!((url.credentials, url.tls), (None, None));
+        assert_eq!(
+            parse("etcd://etcd").unwrap().endpoints,
+            ["http://etcd:2379"]
+        );
+        for bad in [
+            "http://10.0.0.1:2379",
+            "etcd://",
+            "etcd://a:1,b:",
+            "etcd://a:1?x=1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded_and_never_shown() {
+        let url = parse("etcd://shop%40eu:p%40ss%3Aw%2Fd%3F%2C@a:1,b:2").unwrap();
+        assert_eq!(
+            url.credentials,
+            Some(("shop@eu".to_owned(), "p@ss:w/d?,".to_owned()))
+        );
+        assert_eq!(url.endpoints, ["http://a:1", "http://b:2"]);
+        let error = parse("etcd://shop:hunter2@a:x").unwrap_err();
+        assert!(
+            !error.contains("hunter2") && error.contains("shop:***@a:x"),
+            "{error}"
+        );
+        let error = parse("etcd://shop:hunter2@a:1?what=1").unwrap_err();
+        assert!(
+            !error.contains("hunter2") && error.contains("what"),
+            "{error}"
+        );
+        assert!(
+            parse("etcd://shop@a:1").is_err(),
+            "a user without a password"
+        );
+        assert!(
+            parse("etcd://:pw@a:1").is_err(),
+            "a password without a user"
+        );
+        assert!(parse("etcd://u:%ff@a:1").is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn tls_files_need_etcds() {
+        assert!(parse("etcd://a:1?cacert=ca.pem")
+            .unwrap_err()
+            .contains("etcds://"));
+        assert!(
+            parse("etcds://a:1?cert=c.pem").is_err(),
+            "a cert without its key"
+        );
+        assert!(parse("etcds://a:1?cacert=a&cacert=b").is_err());
+        assert!(parse("etcds://a:1?cacert=").is_err());
+        if cfg!(feature = "tls") {
+            let url =
+                parse("etcds://u:p@a:1,b?cacert=%2Fetc%2Fca.pem&cert=c.pem&key=c.key").unwrap();
+            assert_eq!(url.endpoints, ["https://a:1", "https://b:2379"]);
+            let files = url.tls.unwrap();
+            assert_eq!(files.cacert, Some(PathBuf::from("/etc/ca.pem")));
+            assert_eq!(
+                files.client,
+                Some((PathBuf::from("c.pem"), PathBuf::from("c.key")))
+            );
+            assert_eq!(parse("etcds://a").unwrap().tls, Some(TlsFiles::default()));
+        } else {
+            assert!(parse("etcds://a").unwrap_err().contains("feature `tls`"));
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_everything_but_the_password() {
+        assert_eq!(
+            redacted("etcds://u:secret@a:1?cacert=x"),
+            "etcds://u:***@a:1?cacert=x"
+        );
+        assert_eq!(redacted("etcd://a:1"), "etcd://a:1");
+        assert_eq!(redacted("etcd://a:1?key=k"), "etcd://a:1?key=k");
+        // Unencoded, the password still does not show, whatever the parse makes of it.
+        let url = "etcds://u:p@ss?w#rd@a:1?cacert=x";
+        assert_eq!(redacted(url), "etcds://u:***@a:1?cacert=x");
+        let error = parse(url).unwrap_err();
+        assert!(
+            !error.contains("ss?w") && !error.contains("w#rd"),
+            "{error}"
+        );
+    }
+}
