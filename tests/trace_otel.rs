@@ -1,7 +1,8 @@
 //! The `otel` feature end to end: the shop runs in this process with the OTLP layer
 //! installed, configured only by `OTEL_*` variables, and exports to a real OTLP/HTTP receiver
 //! on 127.0.0.1 (a hyper server decoding the protobuf export). A registration traced at the
-//! gateway arrives there as one trace, every span with the ids that went over the wire.
+//! gateway arrives there as one trace, every span with the ids that went over the wire; the
+//! shop's metrics exporter then sends every service's metrics there, each under its own name.
 //!
 //! `cargo test --features otel --test trace_otel`
 #![cfg(feature = "otel")]
@@ -21,11 +22,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use microkit::http::StatusCode;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{metric, Metric};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -34,35 +39,47 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// What the receiver got: each export's service name and spans.
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
+/// The metrics exports the receiver got.
+type MetricExports = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
 
-/// An OTLP/HTTP receiver: `POST /v1/traces` with `application/x-protobuf`, as a collector
-/// takes it. Anything else is a 400 (and fails the test through the exporter's log).
-async fn receiver() -> (SocketAddr, Received) {
+/// An OTLP/HTTP receiver: `POST /v1/traces` and `/v1/metrics` with `application/x-protobuf`,
+/// as a collector takes them. Anything else is a 400 (and fails the test through the
+/// exporter's log).
+async fn receiver() -> (SocketAddr, Received, MetricExports) {
     let received = Received::default();
-    let store = received.clone();
-    let addr =
-        otlp_receiver::start(
-            move |head, body| match ExportTraceServiceRequest::decode(body) {
-                Ok(export) if otlp_receiver::is_export(&head, "/v1/traces") => {
-                    let mut store = store.lock().unwrap();
-                    for resource in export.resource_spans {
-                        let service = resource
-                            .resource
-                            .map(|resource| text(&resource.attributes, "service.name"))
-                            .unwrap_or_default();
-                        for scope in resource.scope_spans {
-                            for span in scope.spans {
-                                store.push((service.clone(), span));
-                            }
+    let metric_exports = MetricExports::default();
+    let (spans, metrics) = (received.clone(), metric_exports.clone());
+    let addr = otlp_receiver::start(move |head, body| {
+        if otlp_receiver::is_export(&head, "/v1/metrics") {
+            return match ExportMetricsServiceRequest::decode(body) {
+                Ok(export) => {
+                    metrics.lock().unwrap().push(export);
+                    (200, ExportMetricsServiceResponse::default().encode_to_vec())
+                }
+                Err(_) => (400, Vec::new()),
+            };
+        }
+        match ExportTraceServiceRequest::decode(body) {
+            Ok(export) if otlp_receiver::is_export(&head, "/v1/traces") => {
+                let mut store = spans.lock().unwrap();
+                for resource in export.resource_spans {
+                    let service = resource
+                        .resource
+                        .map(|resource| text(&resource.attributes, "service.name"))
+                        .unwrap_or_default();
+                    for scope in resource.scope_spans {
+                        for span in scope.spans {
+                            store.push((service.clone(), span));
                         }
                     }
-                    (200, ExportTraceServiceResponse::default().encode_to_vec())
                 }
-                _ => (400, Vec::new()),
-            },
-        )
-        .await;
-    (addr, received)
+                (200, ExportTraceServiceResponse::default().encode_to_vec())
+            }
+            _ => (400, Vec::new()),
+        }
+    })
+    .await;
+    (addr, received, metric_exports)
 }
 
 /// A string attribute, or `""`.
@@ -107,7 +124,7 @@ use traced_shop::{registration, InProcessShop, CALLER_SPAN, TRACE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_reaches_an_otlp_receiver_as_one_trace_with_the_wire_ids() {
-    let (collector, received) = receiver().await;
+    let (collector, received, metric_exports) = receiver().await;
     // Before any other thread of this test binary reads the environment.
     std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"));
     std::env::set_var("OTEL_SERVICE_NAME", "shop-under-test");
@@ -197,6 +214,72 @@ async fn a_registration_reaches_an_otlp_receiver_as_one_trace_with_the_wire_ids(
     assert!(at_emails.start_time_unix_nano >= attempt.start_time_unix_nano);
     assert!(at_emails.end_time_unix_nano >= at_emails.start_time_unix_nano);
 
+    // The shop's metrics exporter: every service's metrics, each under its own name.
+    let metrics = shop::telemetry::metrics_exporter(&shop.shop.metrics)
+        .expect("the metrics exporter is set up")
+        .expect("a collector is named");
+    metrics.flush().await;
+    let export = metric_exports
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("a metrics export");
+    let of = |service: &str| {
+        let found = export.resource_metrics.iter().find(|resource| {
+            let attributes = &resource.resource.as_ref().unwrap().attributes;
+            text(attributes, "service.name") == service
+        });
+        let resource = found.unwrap_or_else(|| panic!("no metrics of {service}"));
+        let attributes = &resource.resource.as_ref().unwrap().attributes;
+        let instance = text(attributes, "service.instance.id");
+        let metrics: Vec<Metric> = resource
+            .scope_metrics
+            .iter()
+            .flat_map(|scope| scope.metrics.clone())
+            .collect();
+        (instance, metrics)
+    };
+    let points = |metrics: &[Metric], name: &str| -> Vec<Vec<KeyValue>> {
+        let metric = metrics.iter().find(|metric| metric.name == name);
+        match metric.and_then(|metric| metric.data.as_ref()) {
+            Some(metric::Data::Histogram(histogram)) => histogram
+                .data_points
+                .iter()
+                .map(|point| point.attributes.clone())
+                .collect(),
+            Some(metric::Data::Sum(sum)) => sum
+                .data_points
+                .iter()
+                .map(|point| point.attributes.clone())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    for service in ["gateway", "users", "emails"] {
+        let (instance, metrics) = of(service);
+        assert!(
+            instance.ends_with(&format!(":{}", port_of(service))),
+            "{instance}"
+        );
+        let served = points(&metrics, "http.server.request.duration");
+        let posted = served
+            .iter()
+            .any(|attributes| text(attributes, "http.request.method") == "POST");
+        assert!(posted, "{service}: {served:?}");
+    }
+    let (_, users) = of("users");
+    let created = points(&users, "db.client.operation.duration")
+        .iter()
+        .any(|attributes| text(attributes, "db.operation.name") == "create");
+    assert!(created, "users' store: {users:?}");
+    let (_, gateway) = of("gateway");
+    let called = points(&gateway, "client_calls").iter().any(|attributes| {
+        text(attributes, "service") == "users" && text(attributes, "outcome") == "success"
+    });
+    assert!(called, "the gateway's calls: {gateway:?}");
+
     shop.shop.stop().await.expect("the shop stops cleanly");
+    metrics.shutdown().await;
     exporter.shutdown().await;
 }

@@ -25,7 +25,7 @@ mod gateway;
 mod options;
 mod payments;
 mod stats;
-mod telemetry;
+pub(crate) mod telemetry;
 mod users;
 
 use std::future::IntoFuture;
@@ -75,8 +75,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), BoxError> {
-    let telemetry = telemetry::init()?;
+    let mut telemetry = telemetry::init()?;
     let mut shop = Shop::start(options).await?;
+    telemetry.export_metrics(&shop.metrics)?;
     let mut stdout = std::io::stdout().lock();
     for (name, addr) in &shop.listeners {
         let scheme = match (name.as_str(), &shop.edge_scheme) {
@@ -100,6 +101,8 @@ async fn run(options: Options) -> Result<(), BoxError> {
 pub(crate) struct Shop {
     /// `gateway` first, then each service instance.
     pub(crate) listeners: Vec<(String, SocketAddr)>,
+    /// The metrics of each listener, by name and address.
+    pub(crate) metrics: Vec<(String, SocketAddr, Arc<Metrics>)>,
     /// `https` when the gateway serves TLS.
     edge_scheme: Option<&'static str>,
     /// Stops the gateway, which stops first: what it has in flight still reaches the services.
@@ -133,6 +136,7 @@ impl Shop {
         };
         let mut shop = Shop {
             listeners: Vec::new(),
+            metrics: Vec::new(),
             edge_scheme: options.tls.as_ref().map(|_| "https"),
             edge_shutdown,
             edge: JoinSet::new(),
@@ -147,8 +151,10 @@ impl Shop {
                 metrics.clone(),
             );
             let listener = TcpListener::bind(options.listen).await?;
-            shop.listeners
-                .push(("gateway".to_owned(), listener.local_addr()?));
+            let addr = listener.local_addr()?;
+            shop.listeners.push(("gateway".to_owned(), addr));
+            shop.metrics
+                .push(("gateway".to_owned(), addr, metrics.clone()));
             let router = gateway::router(client, metrics.clone(), access.as_ref());
             let server = microkit::serve(listener, router).metrics(metrics);
             let server = match &options.tls {
@@ -168,6 +174,7 @@ impl Shop {
                     SocketAddr::from(([127, 0, 0, 1], 0))
                 };
                 let metrics = Arc::new(Metrics::new());
+                let metered = metrics.clone();
                 let context = Context {
                     store: stores.get(service, &metrics),
                     client: ServiceClient::with_observer(
@@ -193,6 +200,8 @@ impl Shop {
                     .await?;
                 shop.listeners
                     .push((service.to_owned(), bound.local_addr()));
+                shop.metrics
+                    .push((service.to_owned(), bound.local_addr(), metered));
                 shop.tasks.spawn(bound.run(stopped()));
             }
         }
