@@ -150,6 +150,24 @@ async fn an_internal_route_admits_only_services_with_a_signed_token() {
     }
 }
 
+/// The emails service, its `GET /emails/` behind `layer`, served (over `tls` if given) and
+/// registered in `registry`.
+async fn emails_service(
+    registry: &Arc<MemoryRegistry>,
+    layer: RequireService,
+    tls: Option<TlsConfig>,
+) {
+    let router: Router = Router::new()
+        .route("/emails/", get(|| async { "the outbox" }))
+        .layer(layer);
+    let mut service = Microservice::new("emails", router).registry(registry.clone());
+    if let Some(tls) = tls {
+        service = service.tls(tls);
+    }
+    let service = service.bind().await.unwrap().register().await.unwrap();
+    tokio::spawn(service.run(std::future::pending()));
+}
+
 #[tokio::test]
 async fn an_internal_route_admits_a_services_mutual_tls_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,19 +179,7 @@ async fn an_internal_route_admits_a_services_mutual_tls_certificate() {
         .client_ca(&ca_pem)
         .unwrap();
     let registry = Arc::new(MemoryRegistry::new());
-    let router: Router = Router::new()
-        .route("/emails/", get(|| async { "the outbox" }))
-        .layer(RequireService::new(["cart"]));
-    let service = Microservice::new("emails", router)
-        .registry(registry.clone())
-        .tls(tls)
-        .bind()
-        .await
-        .unwrap()
-        .register()
-        .await
-        .unwrap();
-    tokio::spawn(service.run(std::future::pending()));
+    emails_service(&registry, RequireService::new(["cart"]), Some(tls)).await;
 
     for (caller, status) in [("cart", StatusCode::OK), ("stats", StatusCode::FORBIDDEN)] {
         let (cert, key) = leaf_files(dir.path(), &ca, caller, &[caller]);
@@ -187,5 +193,72 @@ async fn an_internal_route_admits_a_services_mutual_tls_certificate() {
             .unwrap();
         let response = client.send("emails", request).await.unwrap();
         assert_eq!(response.status(), status, "called by {caller}");
+    }
+}
+
+/// A client configured once with its service's name and tokens signs every call: the
+/// internal route admits it with nothing added by hand, and refuses the same call from a
+/// client that does not sign, signs as another service or with another secret.
+#[tokio::test]
+async fn a_client_with_service_tokens_signs_every_call() {
+    let tokens = ServiceTokens::new(b"a secret the services share, 32+ bytes");
+    let registry = Arc::new(MemoryRegistry::new());
+    let layer = RequireService::new(["cart"])
+        .tokens(tokens.clone())
+        .addressed_to("emails");
+    emails_service(&registry, layer, None).await;
+
+    let get_emails = |client: ServiceClient, forged: Option<String>| async move {
+        let mut request = microkit::http::Request::get("/emails/");
+        if let Some(token) = forged {
+            request = request.header(X_MICROKIT_SERVICE, token);
+        }
+        let request = request.body(microkit::Body::empty()).unwrap();
+        let response = client.send("emails", request).await.unwrap();
+        response.status()
+    };
+    let client = |config: ClientConfig| ServiceClient::with_config(registry.clone(), config);
+
+    let cart = client(ClientConfig::default().service_tokens("cart", tokens.clone()));
+    for _ in 0..3 {
+        assert_eq!(get_emails(cart.clone(), None).await, StatusCode::OK);
+    }
+    // A token the caller put on the request is replaced by the client's own.
+    let garbage = Some("not.a.token".to_owned());
+    assert_eq!(get_emails(cart.clone(), garbage).await, StatusCode::OK);
+
+    let (_, for_payments) = tokens.header_for("cart", "payments").unwrap();
+    let replayed = Some(for_payments.to_str().unwrap().to_owned());
+    let (_, unaddressed) = tokens.header("cart").unwrap();
+    let unaddressed = Some(unaddressed.to_str().unwrap().to_owned());
+    let other_secret = ServiceTokens::new(b"someone else's secret, 32+ bytes!");
+    for (what, caller, forged) in [
+        ("no tokens", client(ClientConfig::default()), None),
+        (
+            "a token addressed to another service",
+            client(ClientConfig::default()),
+            replayed,
+        ),
+        (
+            "a token addressed to no service",
+            client(ClientConfig::default()),
+            unaddressed,
+        ),
+        (
+            "signed as a service not admitted",
+            client(ClientConfig::default().service_tokens("stats", tokens.clone())),
+            None,
+        ),
+        (
+            "signed with another secret",
+            client(ClientConfig::default().service_tokens("cart", other_secret)),
+            None,
+        ),
+    ] {
+        assert_eq!(
+            get_emails(caller, forged).await,
+            StatusCode::FORBIDDEN,
+            "{what}"
+        );
     }
 }

@@ -37,6 +37,7 @@
 //! [`trust_relay`](Authenticate::trust_relay) it (see the relay's docs).
 
 mod api_key;
+mod caller;
 mod challenge;
 mod identity;
 mod jwks;
@@ -48,6 +49,7 @@ mod requirement;
 mod service;
 
 pub use self::api_key::ApiKeys;
+pub(crate) use self::caller::CallerTokens;
 pub use self::challenge::AuthError;
 pub use self::identity::{Identity, Scheme};
 pub use self::jwt::{JwtKeys, JwtVerifier};

@@ -11,7 +11,8 @@
 //! let emails: Router = Router::new()
 //!     .route("/emails/", get(|| async { "[]" }))
 //!     .layer(RequireService::new(["cart", "payments"]).tokens(tokens.clone()));
-//! // The cart service, calling it: one header on the request.
+//! // The cart service, calling it: its client signs every call (see
+//! // `ClientConfig::service_tokens`), or one header by hand.
 //! let (name, value) = tokens.header("cart").unwrap();
 //! ```
 //!
@@ -30,6 +31,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::jwt::{JwtKeys, JwtVerifier};
+use super::Identity;
 use crate::gateway::GATEWAY_MARK;
 use crate::response::IntoResponse;
 use crate::{BoxError, Problem, Request, Response};
@@ -71,16 +73,48 @@ impl ServiceTokens {
 
     /// The header a call from `service` carries: [`X_MICROKIT_SERVICE`] and a fresh token.
     pub fn header(&self, service: &str) -> Result<(HeaderName, HeaderValue), BoxError> {
+        self.sign(service, json!(AUDIENCE))
+    }
+
+    /// The header a call from `caller` to `callee` carries: a fresh token addressed to
+    /// `callee` too, which a [`RequireService::addressed_to`] route of another service
+    /// refuses (a token one service received cannot be replayed to a third).
+    /// [`ClientConfig::service_tokens`](crate::client::ClientConfig::service_tokens) signs
+    /// every call this way.
+    pub fn header_for(
+        &self,
+        caller: &str,
+        callee: &str,
+    ) -> Result<(HeaderName, HeaderValue), BoxError> {
+        self.sign(caller, json!([AUDIENCE, callee]))
+    }
+
+    fn sign(
+        &self,
+        caller: &str,
+        audience: serde_json::Value,
+    ) -> Result<(HeaderName, HeaderValue), BoxError> {
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = json!({ "sub": service, "iss": ISSUER, "aud": AUDIENCE,
+        let claims = json!({ "sub": caller, "iss": ISSUER, "aud": audience,
                              "iat": now, "exp": now + TTL.as_secs() });
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing)?;
         Ok((X_MICROKIT_SERVICE, HeaderValue::try_from(token)?))
     }
 
-    /// The service a token was signed for.
-    async fn verify(&self, token: &str) -> Result<String, String> {
-        Ok(self.verifier.verify(token).await?.subject().to_owned())
+    /// What a valid token says: its subject is the calling service.
+    pub(super) async fn verify_token(&self, token: &str) -> Result<Identity, String> {
+        self.verifier.verify(token).await
+    }
+}
+
+/// Whether `identity`'s token is addressed to `service` (its `aud` names it).
+pub(super) fn addressed_to(identity: &Identity, service: &str) -> bool {
+    match identity.claim("aud") {
+        Some(serde_json::Value::String(audience)) => audience == service,
+        Some(serde_json::Value::Array(audiences)) => {
+            audiences.iter().any(|audience| audience == service)
+        }
+        _ => false,
     }
 }
 
@@ -93,6 +127,7 @@ impl ServiceTokens {
 pub struct RequireService {
     allowed: Arc<[String]>,
     tokens: Option<ServiceTokens>,
+    addressed_to: Option<Arc<str>>,
 }
 
 impl RequireService {
@@ -102,12 +137,21 @@ impl RequireService {
         Self {
             allowed: services.into_iter().map(Into::into).collect(),
             tokens: None,
+            addressed_to: None,
         }
     }
 
     /// Also admits callers presenting a service token these tokens verify.
     pub fn tokens(mut self, tokens: ServiceTokens) -> Self {
         self.tokens = Some(tokens);
+        self
+    }
+
+    /// Admits only service tokens addressed to `service`, this service's name (as a client
+    /// with [`ClientConfig::service_tokens`](crate::client::ClientConfig::service_tokens)
+    /// signs them): a token another service received from a caller cannot be replayed here.
+    pub fn addressed_to(mut self, service: impl Into<String>) -> Self {
+        self.addressed_to = Some(service.into().into());
         self
     }
 
@@ -130,8 +174,14 @@ impl RequireService {
             }
         }
         let tokens = self.tokens.as_ref()?;
-        let service = tokens.verify(proof.token.as_deref()?).await.ok()?;
-        self.allows(&service).then_some(service)
+        let identity = tokens.verify_token(proof.token.as_deref()?).await.ok()?;
+        if let Some(own) = &self.addressed_to {
+            if !addressed_to(&identity, own) {
+                return None;
+            }
+        }
+        let service = identity.subject();
+        self.allows(service).then(|| service.to_owned())
     }
 }
 

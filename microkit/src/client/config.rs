@@ -56,6 +56,8 @@ pub struct ClientConfig {
     pub(crate) pool_idle_timeout: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::ClientTls>,
+    #[cfg(feature = "auth")]
+    pub(crate) service_tokens: Option<crate::auth::CallerTokens>,
 }
 
 impl Default for ClientConfig {
@@ -77,6 +79,8 @@ impl Default for ClientConfig {
             pool_idle_timeout: Duration::from_secs(50),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "auth")]
+            service_tokens: None,
         }
     }
 }
@@ -148,6 +152,33 @@ impl ClientConfig {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: super::ClientTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Signs every call as the service `caller` (feature `auth`): each request carries a
+    /// service token from `tokens`, addressed to the service called and good for 60 s (one
+    /// is signed per callee every 30 s), replacing any the request had. Internal routes
+    /// behind [`RequireService`](crate::auth::RequireService) with the same tokens admit
+    /// the calls, with nothing added by hand.
+    ///
+    /// ```
+    /// use microkit::auth::ServiceTokens;
+    /// use microkit::client::{ClientConfig, ServiceClient};
+    /// use microkit::discovery::MemoryRegistry;
+    ///
+    /// let tokens = ServiceTokens::new(b"a secret shared by the services, 32+ bytes");
+    /// let client = ServiceClient::with_config(
+    ///     MemoryRegistry::new(),
+    ///     ClientConfig::default().service_tokens("cart", tokens),
+    /// );
+    /// ```
+    #[cfg(feature = "auth")]
+    pub fn service_tokens(
+        mut self,
+        caller: impl Into<String>,
+        tokens: crate::auth::ServiceTokens,
+    ) -> Self {
+        self.service_tokens = Some(crate::auth::CallerTokens::new(caller.into(), tokens));
         self
     }
 }

@@ -245,6 +245,8 @@ impl ServiceClient {
     /// of `service`, and returns the answer whatever its status. Errors are what kept an
     /// answer from arriving.
     pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
+        #[cfg(feature = "auth")]
+        let request = self.signed(service, request);
         let started = Instant::now();
         let call = CallTrace::start(service, request.method(), request.uri().path());
         let result = self
@@ -266,6 +268,16 @@ impl ServiceClient {
             observer.observe(service, outcome, started.elapsed());
         }
         result
+    }
+
+    /// `request` with this client's service token for `service`, if it signs its calls
+    /// ([`ClientConfig::service_tokens`]).
+    #[cfg(feature = "auth")]
+    fn signed(&self, service: &str, mut request: Request) -> Request {
+        if let Some(tokens) = &self.inner.config.service_tokens {
+            tokens.stamp(service, request.headers_mut());
+        }
+        request
     }
 
     async fn send_inner(
