@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
 use http::header::{
     HeaderName, HeaderValue, CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
@@ -56,14 +57,10 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// headers most backends read, appending to what earlier proxies wrote.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>) {
     let host = headers.get(HOST).cloned();
-    // One buffer per header, written in place and copied once into its value: this runs on
-    // every request.
     let mut forwarded = Vec::with_capacity(64);
     if let Some(client) = client {
         let mut ip = Vec::with_capacity(15);
         push_ip(&mut ip, client.ip());
-        // RFC 7239 §6: `for="1.2.3.4:5678"`, or `for="[::1]:1234"` for IPv6; an address holds
-        // no character that needs escaping.
         forwarded.extend_from_slice(b"for=\"");
         match client {
             SocketAddr::V4(_) => forwarded.extend_from_slice(&ip),
@@ -76,21 +73,20 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>)
         forwarded.push(b':');
         forwarded.extend_from_slice(itoa::Buffer::new().format(client.port()).as_bytes());
         forwarded.extend_from_slice(b"\";");
-        append(headers, X_FORWARDED_FOR, &ip);
+        append(headers, X_FORWARDED_FOR, ip);
     }
     forwarded.extend_from_slice(b"proto=http");
     if let Some(host) = host.as_ref().and_then(|host| host.to_str().ok()) {
         forwarded.extend_from_slice(b";host=");
         push_quoted(&mut forwarded, host);
     }
-    append(headers, FORWARDED, &forwarded);
+    append(headers, FORWARDED, forwarded);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
     }
 }
 
-/// Writes `ip` as text; IPv4, the usual case, without the formatting machinery.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(ip) => {
@@ -122,15 +118,15 @@ fn push_quoted(out: &mut Vec<u8>, value: &str) {
 }
 
 /// Sets `name` to `value`, after what earlier proxies wrote there.
-fn append(headers: &mut HeaderMap, name: HeaderName, value: &[u8]) {
-    let combined = match headers.get(&name).map(HeaderValue::as_bytes) {
-        Some(earlier) if !earlier.is_empty() => {
-            HeaderValue::from_bytes(&[earlier, b", ", value].concat())
+fn append(headers: &mut HeaderMap, name: HeaderName, mut value: Vec<u8>) {
+    if let Some(earlier) = headers.get(&name).map(HeaderValue::as_bytes) {
+        if !earlier.is_empty() {
+            value.splice(0..0, earlier.iter().copied().chain(*b", "));
         }
-        _ => HeaderValue::from_bytes(value),
-    };
-    if let Ok(combined) = combined {
-        headers.insert(name, combined);
+    }
+    // The buffer becomes the value's storage: validated, not copied.
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
+        headers.insert(name, value);
     }
 }
 
