@@ -6,7 +6,6 @@
 
 use microkit_test_support as support;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +13,6 @@ use std::time::Duration;
 use microkit::auth::{Identity, Scheme};
 use microkit::http::{Method, StatusCode};
 use microkit::idempotency::{Begin, Idempotency, IdempotencyConfig, IdempotencyLayer};
-use microkit::resource::store::postgres::PostgresStore;
-use microkit::resource::store::sqlite::SqliteStore;
 use microkit::resource::store::{
     now_millis, Collection, Id, KeyCommit, KeyRecord, ListQuery, MemoryStore, Store, StoreError,
     Write,
@@ -385,65 +382,6 @@ async fn can_be_turned_off(store: Arc<dyn Store>) {
     assert_eq!(app.count("/gadgets/").await, 2);
 }
 
-async fn with_memory<F, Fut>(check: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    check(Arc::new(MemoryStore::new())).await;
-}
-
-async fn with_sqlite<F, Fut>(check: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("keys.db")).unwrap();
-    check(Arc::new(store)).await;
-}
-
-async fn with_postgres<F, Fut>(check: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    support::database::with_postgres_database("idempotency", |url| async move {
-        let store = PostgresStore::connect(&url).await.unwrap();
-        check(Arc::new(store)).await;
-    })
-    .await;
-}
-
-macro_rules! on_every_store {
-    ($($check:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::with_memory(super::$check).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::with_sqlite(super::$check).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::with_postgres(super::$check).await;
-                }
-            )*
-        }
-    };
-}
-
 /// `Store::commit`: writes across collections and the key record, all or nothing.
 async fn commits_all_or_nothing(store: Arc<dyn Store>) {
     let things = Arc::new(Collection::new("things").unique("sku"));
@@ -691,7 +629,8 @@ async fn scopes_keys_per_caller(store: Arc<dyn Store>) {
     assert_eq!(app.count("/widgets/").await, 2);
 }
 
-on_every_store!(
+support::on_every_store!(
+    "idempotency";
     commits_all_or_nothing,
     hand_written_routes_honour_keys,
     scopes_keys_per_caller,

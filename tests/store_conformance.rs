@@ -7,14 +7,11 @@
 
 use microkit_test_support as support;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use microkit::resource::store::postgres::PostgresStore;
 use microkit::resource::store::sqlite::SqliteStore;
-use microkit::resource::store::{
-    Collection, Id, IdKind, ListQuery, MemoryStore, Record, Store, StoreError,
-};
+use microkit::resource::store::{Collection, Id, IdKind, ListQuery, Record, Store, StoreError};
 use serde_json::{json, Map, Value};
 
 type Data = Map<String, Value>;
@@ -739,66 +736,8 @@ async fn concurrent_prepares(store: Arc<dyn Store>) {
 // The backends.
 // ---------------------------------------------------------------------------------------------
 
-async fn with_memory<F, Fut>(check: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    check(Arc::new(MemoryStore::new())).await;
-}
-
-async fn with_sqlite<F, Fut>(check: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
-    check(Arc::new(store)).await;
-}
-
-async fn with_postgres<F, Fut>(check: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    support::database::with_postgres_database("conformance", |url| async move {
-        let store = PostgresStore::connect(&url).await.unwrap();
-        check(Arc::new(store)).await;
-    })
-    .await;
-}
-
-macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::with_memory(super::$check).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::with_sqlite(super::$check).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::with_postgres(super::$check).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+support::on_every_store!(
+    "conformance";
     round_trip,
     integer_ids_increase_and_are_never_reused,
     uuid_ids,

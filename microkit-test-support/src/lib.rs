@@ -16,6 +16,7 @@ pub mod database;
 pub mod etcd;
 pub mod postgres;
 pub mod shop;
+pub mod stores;
 
 use std::io;
 use std::net::SocketAddr;
