@@ -639,19 +639,19 @@ async fn bad_ids(store: Arc<dyn Store>) {
     );
 }
 
-async fn concurrent_writes_lose_nothing(store: Arc<dyn Store>) {
-    let c = Collection::new("events").unique("key");
-    store.prepare(&c).await.unwrap();
-    let tasks: Vec<_> = (0..40)
+/// Creates `count` records at once, `{field: i}` for each `i`, spread over `stores` in turn;
+/// returns the distinct ids they got, sorted.
+async fn create_concurrently(
+    stores: &[Arc<dyn Store>],
+    c: &Collection,
+    field: &str,
+    count: usize,
+) -> Vec<Id> {
+    let tasks: Vec<_> = (0..count)
         .map(|i| {
-            let (store, c) = (store.clone(), c.clone());
-            tokio::spawn(async move {
-                store
-                    .create(&c, None, None, data(json!({"key": i})))
-                    .await
-                    .unwrap()
-                    .id
-            })
+            let (store, c) = (stores[i % stores.len()].clone(), c.clone());
+            let record = data(json!({ field: i }));
+            tokio::spawn(async move { store.create(&c, None, None, record).await.unwrap().id })
         })
         .collect();
     let mut created = Vec::new();
@@ -660,6 +660,13 @@ async fn concurrent_writes_lose_nothing(store: Arc<dyn Store>) {
     }
     created.sort();
     created.dedup();
+    created
+}
+
+async fn concurrent_writes_lose_nothing(store: Arc<dyn Store>) {
+    let c = Collection::new("events").unique("key");
+    store.prepare(&c).await.unwrap();
+    let created = create_concurrently(std::slice::from_ref(&store), &c, "key", 40).await;
     assert_eq!(created.len(), 40, "distinct ids");
     let page = store.list(&c, &ListQuery::default()).await.unwrap();
     assert_eq!((ids(&page.items), page.total), (created.clone(), 40));
@@ -798,24 +805,7 @@ async fn sqlite_stores_share_one_file() {
         .map(|_| Arc::new(SqliteStore::open(&path).unwrap()) as Arc<dyn Store>)
         .collect();
     let c = Collection::new("orders").unique("number");
-    let tasks: Vec<_> = (0..30)
-        .map(|i| {
-            let (store, c) = (stores[i % 2].clone(), c.clone());
-            tokio::spawn(async move {
-                store
-                    .create(&c, None, None, data(json!({"number": i})))
-                    .await
-                    .unwrap()
-                    .id
-            })
-        })
-        .collect();
-    let mut created = Vec::new();
-    for task in tasks {
-        created.push(task.await.unwrap());
-    }
-    created.sort();
-    created.dedup();
+    let created = create_concurrently(&stores, &c, "number", 30).await;
     assert_eq!(created.len(), 30);
     for store in &stores {
         assert_eq!(
