@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use microkit::http::{Method, StatusCode};
 use microkit::metrics::Metrics;
 use microkit::resource::store::sqlite::SqliteStore;
@@ -47,13 +49,14 @@ struct Widget {
 static ENVIRONMENT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Every `OTEL_*` variable a test here sets, cleared before the next one sets its own.
-const VARIABLES: [&str; 6] = [
+const VARIABLES: [&str; 7] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
     "OTEL_METRIC_EXPORT_INTERVAL",
     "OTEL_METRICS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
 ];
 
 fn set_environment(vars: &[(&str, String)]) {
@@ -65,17 +68,19 @@ fn set_environment(vars: &[(&str, String)]) {
     }
 }
 
-/// What the receiver got: every export it took, and how many requests of any kind came.
+/// What the receiver got: every export it took, how many requests of any kind came, and how
+/// many of them were gzip-compressed.
 #[derive(Default)]
 struct Received {
     exports: Mutex<Vec<ExportMetricsServiceRequest>>,
     requests: AtomicUsize,
+    gzipped: AtomicUsize,
 }
 
-/// An OTLP/HTTP receiver: `POST /v1/metrics` with `application/x-protobuf` and the header
-/// `x-api-key: secret`. It refuses the first export with a 503, as a collector starting up
-/// would, and anything else with a 400.
-async fn receiver() -> (SocketAddr, Arc<Received>) {
+/// An OTLP/HTTP receiver: `POST /v1/metrics` with `application/x-protobuf` (gzip-compressed
+/// when it says so) and the header `x-api-key: secret`. With `refuse_first`, it refuses the
+/// first export with a 503, as a collector starting up would; anything else is a 400.
+async fn receiver(refuse_first: bool) -> (SocketAddr, Arc<Received>) {
     let received = Arc::new(Received::default());
     let store = received.clone();
     let addr = otlp_receiver::start(move |head, body| {
@@ -85,8 +90,23 @@ async fn receiver() -> (SocketAddr, Arc<Received>) {
             .get("x-api-key")
             .is_some_and(|value| value == "secret");
         let wanted = keyed && otlp_receiver::is_export(&head, "/v1/metrics");
+        let gzipped = head
+            .headers
+            .get("content-encoding")
+            .is_some_and(|value| value == "gzip");
+        let body = if gzipped {
+            store.gzipped.fetch_add(1, Ordering::SeqCst);
+            let mut plain = Vec::new();
+            let mut decoder = flate2::read::GzDecoder::new(&body[..]);
+            match std::io::Read::read_to_end(&mut decoder, &mut plain) {
+                Ok(_) => Bytes::from(plain),
+                Err(_) => return (400, Vec::new()),
+            }
+        } else {
+            body
+        };
         match ExportMetricsServiceRequest::decode(body) {
-            Ok(_) if first => (503, Vec::new()),
+            Ok(_) if first && refuse_first => (503, Vec::new()),
             Ok(export) if wanted => {
                 store.exports.lock().unwrap().push(export);
                 (200, ExportMetricsServiceResponse::default().encode_to_vec())
@@ -212,7 +232,7 @@ fn point<'a>(points: &'a [HistogramDataPoint], wanted: &[(&str, &str)]) -> &'a H
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_requests_reach_an_otlp_receiver_under_the_conventions_names() {
     let _environment = ENVIRONMENT.lock().await;
-    let (collector, received) = receiver().await;
+    let (collector, received) = receiver(true).await;
     set_environment(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
         (
@@ -334,7 +354,7 @@ async fn real_requests_reach_an_otlp_receiver_under_the_conventions_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switched_off_nothing_is_sent() {
     let _environment = ENVIRONMENT.lock().await;
-    let (collector, received) = receiver().await;
+    let (collector, received) = receiver(false).await;
     set_environment(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
         ("OTEL_METRIC_EXPORT_INTERVAL", "50".into()),
@@ -371,5 +391,34 @@ async fn an_unreachable_collector_costs_the_service_nothing() {
         "a refused connection ends the export at once"
     );
     service.traffic().await;
+    exporter.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_exports_arrive_whole() {
+    let _environment = ENVIRONMENT.lock().await;
+    let (collector, received) = receiver(false).await;
+    set_environment(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            "x-api-key=secret".into(),
+        ),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
+    ]);
+    let service = Service::start().await;
+    let exporter = microkit::metrics::otel::export(service.metrics.clone()).expect("set up");
+    service.traffic().await;
+    exporter.flush().await;
+    assert_eq!(received.gzipped.load(Ordering::SeqCst), 1);
+    let export = received
+        .exports
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("the export taken");
+    let duration = metric(&export, "http.server.request.duration").unwrap();
+    let served: u64 = histogram_points(duration).iter().map(|p| p.count).sum();
+    assert_eq!(served, 6);
     exporter.shutdown().await;
 }

@@ -16,6 +16,8 @@ pub(crate) struct Config {
     pub(crate) headers: HeaderMap,
     /// The longest one export may take before it is given up.
     pub(crate) timeout: Duration,
+    /// Whether exports are sent gzip-compressed.
+    pub(crate) gzip: bool,
     /// The time between two exports.
     pub(crate) interval: Duration,
 }
@@ -69,6 +71,19 @@ impl Config {
             "OTEL_EXPORTER_OTLP_HEADERS",
         );
         let headers = headers.as_deref().map(parse_headers).transpose()?;
+        let compression = either(
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        );
+        let gzip = match compression.as_deref().map(str::trim) {
+            None | Some("none") => false,
+            Some("gzip") => true,
+            Some(other) => {
+                return Err(OtelError::new(format!(
+                    "OTLP compression `{other}`: `gzip` and `none` are known"
+                )))
+            }
+        };
         let millis = |name: &str, default: u64| match var(name) {
             None => Ok(default),
             Some(value) => value
@@ -91,6 +106,7 @@ impl Config {
             endpoint: parse_endpoint(&endpoint)?,
             headers: headers.unwrap_or_default(),
             timeout: Duration::from_millis(request_timeout.min(export_timeout)),
+            gzip,
             interval: Duration::from_millis(millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000)?),
         }))
     }
@@ -151,6 +167,7 @@ mod tests {
         assert_eq!(config.interval, Duration::from_secs(60));
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert!(config.headers.is_empty());
+        assert!(!config.gzip);
     }
 
     #[test]
@@ -178,6 +195,7 @@ mod tests {
             ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
             ("OTEL_METRIC_EXPORT_TIMEOUT", "2000"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
         ])
         .unwrap()
         .unwrap();
@@ -186,6 +204,7 @@ mod tests {
         assert!(!config.headers.contains_key("x-general"));
         assert_eq!(config.interval, Duration::from_millis(250));
         assert_eq!(config.timeout, Duration::from_millis(2000));
+        assert!(config.gzip);
     }
 
     #[test]
@@ -224,5 +243,6 @@ mod tests {
         );
         refused(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], "http/protobuf");
         refused(&[("OTEL_METRICS_EXPORTER", "prometheus")], "otlp");
+        refused(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")], "gzip");
     }
 }

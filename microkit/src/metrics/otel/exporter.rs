@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, USER_AGENT};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, Request};
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_http::HttpClient;
@@ -124,8 +124,11 @@ impl Task {
                 .map(|(metrics, resource)| resource_metrics(metrics, resource.clone()))
                 .collect(),
         };
-        let body = Bytes::from(request.encode_to_vec());
-        let mut post = Request::new(body);
+        let mut body = request.encode_to_vec();
+        if self.config.gzip {
+            body = gzip(&body);
+        }
+        let mut post = Request::new(Bytes::from(body));
         *post.method_mut() = Method::POST;
         *post.uri_mut() = self.config.endpoint.clone();
         let headers = post.headers_mut();
@@ -134,6 +137,9 @@ impl Task {
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         );
+        if self.config.gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         headers.insert(
             USER_AGENT,
             HeaderValue::from_static(concat!("microkit/", env!("CARGO_PKG_VERSION"))),
@@ -168,4 +174,12 @@ impl Task {
             );
         }
     }
+}
+
+/// `bytes` gzip-compressed (writing to memory cannot fail).
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
 }

@@ -33,7 +33,8 @@
 //! What is read from the environment: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used as it is),
 //! or `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4318`, metrics go to its
 //! `/v1/metrics`); `OTEL_EXPORTER_OTLP[_METRICS]_HEADERS` (`key=value,...`, values
-//! percent-encoded) and `_TIMEOUT` (milliseconds, default 10 000);
+//! percent-encoded), `_TIMEOUT` (milliseconds, default 10 000) and `_COMPRESSION` (`gzip` or
+//! `none`, the default);
 //! `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds, default 60 000) and
 //! `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 000); `OTEL_SERVICE_NAME` and
 //! `OTEL_RESOURCE_ATTRIBUTES` for the resource, as the span exporter reads them.
