@@ -18,6 +18,9 @@ pub(crate) struct Config {
     pub(crate) timeout: Duration,
     /// Whether exports are sent gzip-compressed.
     pub(crate) gzip: bool,
+    /// The environment prefers delta temporality, which is not sent: every point is
+    /// cumulative (a preference, so it is said in the log rather than refused).
+    pub(crate) delta_preferred: bool,
     /// The time between two exports.
     pub(crate) interval: Duration,
 }
@@ -84,6 +87,23 @@ impl Config {
                 )))
             }
         };
+        let temporality = var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE");
+        let delta_preferred = match temporality.as_deref().map(str::trim) {
+            None => false,
+            Some(known) if known.eq_ignore_ascii_case("cumulative") => false,
+            Some(known)
+                if known.eq_ignore_ascii_case("delta")
+                    || known.eq_ignore_ascii_case("lowmemory") =>
+            {
+                true
+            }
+            Some(other) => {
+                return Err(OtelError::new(format!(
+                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE={other}: \
+                     `cumulative`, `delta` and `lowmemory` are known"
+                )))
+            }
+        };
         let millis = |name: &str, default: u64| match var(name) {
             None => Ok(default),
             Some(value) => value
@@ -107,6 +127,7 @@ impl Config {
             headers: headers.unwrap_or_default(),
             timeout: Duration::from_millis(request_timeout.min(export_timeout)),
             gzip,
+            delta_preferred,
             interval: Duration::from_millis(millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000)?),
         }))
     }
@@ -168,6 +189,9 @@ mod tests {
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert!(config.headers.is_empty());
         assert!(!config.gzip);
+        assert!(!config.delta_preferred);
+        let delta = [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta")];
+        assert!(read(&delta).unwrap().unwrap().delta_preferred);
     }
 
     #[test]
@@ -244,5 +268,12 @@ mod tests {
         refused(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], "http/protobuf");
         refused(&[("OTEL_METRICS_EXPORTER", "prometheus")], "otlp");
         refused(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")], "gzip");
+        refused(
+            &[(
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                "sometimes",
+            )],
+            "cumulative",
+        );
     }
 }

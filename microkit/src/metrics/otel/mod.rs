@@ -36,7 +36,9 @@
 //! percent-encoded), `_TIMEOUT` (milliseconds, default 10 000) and `_COMPRESSION` (`gzip` or
 //! `none`, the default);
 //! `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds, default 60 000) and
-//! `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 000); `OTEL_SERVICE_NAME` and
+//! `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 000);
+//! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (points are always cumulative: a
+//! preference for delta is logged, not met); `OTEL_SERVICE_NAME` and
 //! `OTEL_RESOURCE_ATTRIBUTES` for the resource, as the span exporter reads them.
 //! `OTEL_SDK_DISABLED=true` or `OTEL_METRICS_EXPORTER=none` switch it off. A setting that
 //! cannot be met (an `https` endpoint, the `grpc` protocol, a malformed header or number) is
@@ -103,6 +105,12 @@ pub fn export_each(
     };
     tokio::runtime::Handle::try_current()
         .map_err(|_| OtelError::new("it needs a tokio runtime to send from"))?;
+    if config.delta_preferred {
+        tracing::warn!(
+            target: "microkit::otel",
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks for delta: metrics are sent cumulative"
+        );
+    }
     // The SDK's detectors: OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, the SDK's own.
     let detected = opentelemetry_sdk::Resource::builder().build();
     let detected = ResourceAttributesWithSchema::from(&detected).attributes.0;
