@@ -57,10 +57,14 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// headers most backends read, appending to what earlier proxies wrote.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>) {
     let host = headers.get(HOST).cloned();
+    // One buffer per header, written in place and handed to its value without a copy: this
+    // runs on every request.
     let mut forwarded = Vec::with_capacity(64);
     if let Some(client) = client {
         let mut ip = Vec::with_capacity(15);
         push_ip(&mut ip, client.ip());
+        // RFC 7239 §6: `for="1.2.3.4:5678"`, or `for="[::1]:1234"` for IPv6; an address holds
+        // no character that needs escaping.
         forwarded.extend_from_slice(b"for=\"");
         match client {
             SocketAddr::V4(_) => forwarded.extend_from_slice(&ip),
@@ -87,6 +91,7 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>)
     }
 }
 
+/// Writes `ip` as text; IPv4, the usual case, without the formatting machinery.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(ip) => {
