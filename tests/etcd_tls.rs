@@ -443,6 +443,29 @@ async fn the_registry_url_carries_tls_and_credentials() {
     registration.deregister().await;
     assert!(registry.resolve("catalog").await.unwrap().is_empty());
 
+    // The password in a file instead (as a secret is mounted, with a trailing newline).
+    let secrets = support::shop::temp_data_dir();
+    let password_file = secrets.path().join("etcd-password");
+    std::fs::write(&password_file, format!("{SHOP_PASSWORD}\n")).unwrap();
+    let from_file = server.url(
+        &format!("{SHOP_USER}@"),
+        &format!(
+            "{}&password_file={}",
+            server.tls_query(),
+            password_file.display()
+        ),
+    );
+    let registration = EtcdRegistry::from_url(&from_file)
+        .unwrap()
+        .register(instance(7102))
+        .await
+        .unwrap();
+    assert_eq!(ports(&registry.resolve("catalog").await.unwrap()), [7102]);
+    registration.deregister().await;
+    std::fs::write(&password_file, "not the password\n").unwrap();
+    let error = register_error(&EtcdRegistry::from_url(&from_file).unwrap()).await;
+    assert!(error.contains("authentication failed"), "{error}");
+
     // Each piece the URL leaves out or gets wrong is refused, saying why.
     let wrong_password = server.url(&format!("{SHOP_USER}:p%40ss@"), &server.tls_query());
     let error = register_error(&EtcdRegistry::from_url(&wrong_password).unwrap()).await;
@@ -518,10 +541,8 @@ async fn the_shop_registers_through_an_etcds_url() {
     let Some(server) = SecureEtcd::start("tls-shop").await else {
         return;
     };
-    let url = server.url(
-        &format!("{SHOP_USER}:{SHOP_PASSWORD_ENCODED}@"),
-        &server.tls_query(),
-    );
+    // The password in the environment, so that it is not in the process list.
+    let url = server.url(&format!("{SHOP_USER}@"), &server.tls_query());
     let data = temp_data_dir();
     let dir = data.path().display().to_string();
     let args = [
@@ -532,7 +553,8 @@ async fn the_shop_registers_through_an_etcds_url() {
         "--listen",
         "127.0.0.1:0",
     ];
-    let shop = ShopProcess::start(&args, 7).await;
+    let password = [(EtcdRegistry::PASSWORD_VARIABLE, SHOP_PASSWORD)];
+    let shop = ShopProcess::start_with_env(&args, &password, 7).await;
     let api = shop.api("gateway");
     wait_healthy(api, PATIENCE).await;
     let product = api
@@ -542,6 +564,10 @@ async fn the_shop_registers_through_an_etcds_url() {
     assert_eq!(fetched["name"], "Lamp");
 
     // The instances are in etcd, under the shop's prefix, as the shop's user.
+    let url = server.url(
+        &format!("{SHOP_USER}:{SHOP_PASSWORD_ENCODED}@"),
+        &server.tls_query(),
+    );
     let registry = EtcdRegistry::from_url(&url).unwrap();
     let catalog = registry.resolve("catalog").await.unwrap();
     assert_eq!(

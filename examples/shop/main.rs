@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `--registry etcds://USER:PASSWORD@HOST:PORT?cacert=ca.pem&cert=c.pem&key=c.key` reaches an
-//! etcd with TLS and auth (see `--help` and `EtcdRegistry::from_url`).
+//! etcd with TLS and auth (see `--help` and `EtcdRegistry::from_url`); `etcds://USER@...`
+//! alone takes the password from `?password_file=F` or `$MICROKIT_REGISTRY_PASSWORD`.
 //!
 //! On start it prints one line per listener (`gateway http://ADDR`, then `<service>
 //! http://ADDR` per instance). SIGINT or SIGTERM deregisters every instance, drains in-flight

@@ -32,11 +32,13 @@ usage: shop [--listen ADDR] [--data-dir DIR] [--database-url postgres://...] [--
             [--auth-jwks FILE | --auth-secret SECRET] [--relay-secret SECRET]
             [--tls-cert FILE --tls-key FILE]
 
---registry etcd[s]://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][?cacert=F&cert=F&key=F]
+--registry etcd[s]://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...][?cacert=F&cert=F&key=F&password_file=F]
     etcd://  plain HTTP to the etcd members; etcds:// TLS, the members' certificates
              checked against cacert (PEM; the system's CAs without it)
     cert, key  a client certificate for etcd's --client-cert-auth (PEM, together)
     USER:PASSWORD@  etcd's auth; percent-encode @ : / ? # , % in them (%40 %3A ...)
+    USER@  the password kept out of the process list: read from password_file (one
+           trailing newline dropped), or else from $MICROKIT_REGISTRY_PASSWORD
     example: etcds://catalog:s3cr%40t@10.0.0.1,10.0.0.2?cacert=ca.pem&cert=c.pem&key=c.key";
 
     pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {

@@ -97,11 +97,15 @@ impl EtcdRegistry {
         Ok(Self::with_endpoints(endpoints))
     }
 
+    /// The environment variable [`from_url`](Self::from_url) reads the password from when
+    /// the URL names a user and neither a password nor a `password_file`.
+    pub const PASSWORD_VARIABLE: &'static str = url::PASSWORD_VARIABLE;
+
     /// A registry from a URL that says everything [`connect`](Self::connect),
     /// [`with_tls`](Self::with_tls) and [`with_credentials`](Self::with_credentials) would:
     ///
     /// ```text
-    /// etcd[s]://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][?cacert=PATH&cert=PATH&key=PATH]
+    /// etcd[s]://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...][?cacert=PATH&cert=PATH&key=PATH&password_file=PATH]
     /// ```
     ///
     /// - `etcd://` speaks plain HTTP to the members; `etcds://` TLS (feature `tls`), checking
@@ -112,6 +116,9 @@ impl EtcdRegistry {
     /// - `USER:PASSWORD@` authenticates (etcd's auth); both are percent-decoded, so a
     ///   password holding `@`, `:`, `/`, `?`, `#`, `,` or `%` spells them `%40`, `%3A`, `%2F`,
     ///   `%3F`, `%23`, `%2C`, `%25`. The password never appears in an error or in `Debug`.
+    /// - `USER@` alone keeps the password out of the process list: it is read from the file
+    ///   `password_file` names (one trailing newline dropped), or else from the environment
+    ///   variable [`PASSWORD_VARIABLE`](Self::PASSWORD_VARIABLE) (`MICROKIT_REGISTRY_PASSWORD`).
     /// - The port is 2379 when left out. A file that cannot be read fails here.
     ///
     /// ```no_run

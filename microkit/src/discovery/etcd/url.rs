@@ -2,12 +2,16 @@
 //! for a command line or an environment variable.
 //!
 //! ```text
-//! etcd[s]://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][/][?cacert=PATH&cert=PATH&key=PATH]
+//! etcd[s]://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...][/][?cacert=PATH&cert=PATH&key=PATH&password_file=PATH]
 //! ```
 //!
 //! `etcds` speaks TLS to every member; the query names files as etcdctl's flags of the same
 //! names do. User, password and query values are percent-decoded (`%40` for `@`, `%3A` for
 //! `:`...). The password never appears in an error.
+//!
+//! A password in a command line shows in the process list, so `USER@` without one takes it
+//! from the file `password_file` names (read here, one trailing newline dropped), or else
+//! from the environment variable `MICROKIT_REGISTRY_PASSWORD`.
 
 use std::path::PathBuf;
 
@@ -15,6 +19,10 @@ use percent_encoding::percent_decode_str;
 
 use super::endpoints::host_port;
 use crate::discovery::DiscoveryError;
+
+/// The environment variable that holds the password of a registry URL that names a user
+/// and neither a password nor a `password_file`.
+pub(super) const PASSWORD_VARIABLE: &str = "MICROKIT_REGISTRY_PASSWORD";
 
 /// What a registry URL says.
 #[derive(Debug, PartialEq)]
@@ -37,7 +45,16 @@ pub(super) struct TlsFiles {
 }
 
 impl EtcdUrl {
+    /// Parses `url`, taking a password it leaves out from [`PASSWORD_VARIABLE`].
     pub(super) fn parse(url: &str) -> Result<Self, DiscoveryError> {
+        Self::parse_with(url, || std::env::var(PASSWORD_VARIABLE).ok())
+    }
+
+    /// Parses `url`; `variable` gives the password variable's value, if it is set.
+    fn parse_with(
+        url: &str,
+        variable: impl FnOnce() -> Option<String>,
+    ) -> Result<Self, DiscoveryError> {
         let url = url.trim();
         let shown = redacted(url);
         let invalid = |why: String| DiscoveryError::Config(format!("etcd URL `{shown}`: {why}"));
@@ -57,10 +74,17 @@ impl EtcdUrl {
             Some((userinfo, hosts)) => (Some(userinfo), hosts),
             None => (None, rest),
         };
-        let credentials = userinfo
-            .map(|userinfo| credentials(userinfo).map_err(invalid))
-            .transpose()?;
-        let files = tls_files(query).map_err(invalid)?;
+        let query = Query::parse(query).map_err(invalid)?;
+        let credentials = match userinfo {
+            Some(userinfo) => Some(
+                credentials(userinfo, query.password_file.as_deref(), variable).map_err(invalid)?,
+            ),
+            None if query.password_file.is_some() => {
+                return Err(invalid("`password_file` needs a user: USER@".into()))
+            }
+            None => None,
+        };
+        let files = query.tls;
         let tls = match (secure, files) {
             (true, files) => Some(files),
             (false, files) if files == TlsFiles::default() => None,
@@ -89,56 +113,101 @@ impl EtcdUrl {
     }
 }
 
-/// `USER:PASSWORD`, percent-decoded.
-fn credentials(userinfo: &str) -> Result<(String, String), String> {
-    let (user, password) = userinfo
-        .split_once(':')
-        .ok_or("a user needs a password: USER:PASSWORD@")?;
+/// `USER:PASSWORD`, percent-decoded; or `USER` with the password from `password_file`, or
+/// else from the variable.
+fn credentials(
+    userinfo: &str,
+    password_file: Option<&std::path::Path>,
+    variable: impl FnOnce() -> Option<String>,
+) -> Result<(String, String), String> {
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
     let user = decode(user, "the user")?;
     if user.is_empty() {
         return Err("the user is empty".into());
     }
-    Ok((user, decode(password, "the password")?))
+    let password = match (password, password_file) {
+        (Some(_), Some(_)) => {
+            return Err("the password is given twice: in the URL and in `password_file`".into())
+        }
+        (Some(password), None) => decode(password, "the password")?,
+        (None, Some(file)) => password_from_file(file)?,
+        (None, None) => variable()
+            .filter(|password| !password.is_empty())
+            .ok_or(format!(
+                "a user needs a password: USER:PASSWORD@, `password_file=PATH` or the \
+             environment variable {PASSWORD_VARIABLE}"
+            ))?,
+    };
+    Ok((user, password))
 }
 
-fn tls_files(query: &str) -> Result<TlsFiles, String> {
-    let (mut cacert, mut cert, mut key) = (None, None, None);
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot =
-            match name {
+/// The file's content without one trailing newline (as `echo` and editors leave one).
+fn password_from_file(file: &std::path::Path) -> Result<String, String> {
+    let shown = file.display();
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| format!("`password_file` {shown} cannot be read: {err}"))?;
+    let password = text
+        .strip_suffix('\n')
+        .map(|text| text.strip_suffix('\r').unwrap_or(text))
+        .unwrap_or(&text);
+    if password.is_empty() {
+        return Err(format!("`password_file` {shown} is empty"));
+    }
+    Ok(password.to_owned())
+}
+
+/// What the query says: the TLS files and where the password is.
+struct Query {
+    tls: TlsFiles,
+    password_file: Option<PathBuf>,
+}
+
+impl Query {
+    fn parse(query: &str) -> Result<Self, String> {
+        let (mut cacert, mut cert, mut key, mut password_file) = (None, None, None, None);
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match name {
                 "cacert" => &mut cacert,
                 "cert" => &mut cert,
                 "key" => &mut key,
+                "password_file" => &mut password_file,
                 // Named only when it looks like a name: a password that was not percent-encoded
                 // may have spilled into the query.
                 _ if name.len() <= 32
                     && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
                 {
                     return Err(format!(
-                        "unknown parameter `{name}` (known: cacert, cert, key)"
+                        "unknown parameter `{name}` (known: cacert, cert, key, password_file)"
                     ))
                 }
                 _ => return Err(
-                    "an unknown parameter (known: cacert, cert, key; percent-encode `?` and `#` \
-                     in a password)"
+                    "an unknown parameter (known: cacert, cert, key, password_file; percent-encode \
+                     `?` and `#` in a password)"
                         .into(),
                 ),
             };
-        let value = decode(value, name)?;
-        if value.is_empty() {
-            return Err(format!("`{name}` needs a file"));
+            let value = decode(value, name)?;
+            if value.is_empty() {
+                return Err(format!("`{name}` needs a file"));
+            }
+            if slot.replace(PathBuf::from(value)).is_some() {
+                return Err(format!("`{name}` is given twice"));
+            }
         }
-        if slot.replace(PathBuf::from(value)).is_some() {
-            return Err(format!("`{name}` is given twice"));
-        }
+        let client = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("`cert` and `key` go together".into()),
+        };
+        Ok(Self {
+            tls: TlsFiles { cacert, client },
+            password_file,
+        })
     }
-    let client = match (cert, key) {
-        (Some(cert), Some(key)) => Some((cert, key)),
-        (None, None) => None,
-        _ => return Err("`cert` and `key` go together".into()),
-    };
-    Ok(TlsFiles { cacert, client })
 }
 
 fn decode(text: &str, what: &str) -> Result<String, String> {
@@ -169,8 +238,51 @@ pub(super) fn redacted(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Parses with the password variable unset.
     fn parse(url: &str) -> Result<EtcdUrl, String> {
-        EtcdUrl::parse(url).map_err(|err| err.to_string())
+        EtcdUrl::parse_with(url, || None).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn a_user_alone_takes_the_password_from_a_file_or_else_the_variable() {
+        let dir = std::env::temp_dir().join(format!("microkit-url-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("etcd password");
+        std::fs::write(&file, "p@ss word\n").unwrap();
+        let query = format!("password_file={}", file.display()).replace(' ', "%20");
+        let with_file = |url: &str| {
+            EtcdUrl::parse_with(url, || Some("from the variable".into()))
+                .map(|url| url.credentials.unwrap().1)
+                .map_err(|err| err.to_string())
+        };
+        assert_eq!(
+            with_file(&format!("etcd://shop@a?{query}")).unwrap(),
+            "p@ss word"
+        );
+        assert_eq!(with_file("etcd://shop@a").unwrap(), "from the variable");
+        assert_eq!(with_file("etcd://shop:url@a").unwrap(), "url");
+        std::fs::write(&file, "crlf\r\n\n").unwrap();
+        let kept = with_file(&format!("etcd://shop@a?{query}")).unwrap();
+        assert_eq!(kept, "crlf\r\n", "only one trailing newline goes");
+
+        let error = parse("etcd://shop@a").unwrap_err();
+        assert!(
+            error.contains("password_file") && error.contains(PASSWORD_VARIABLE),
+            "{error}"
+        );
+        let empty = EtcdUrl::parse_with("etcd://shop@a", || Some(String::new()));
+        assert!(empty.is_err(), "an empty variable is no password");
+        let twice = parse(&format!("etcd://shop:pw@a?{query}")).unwrap_err();
+        assert!(twice.contains("twice") && !twice.contains("pw@"), "{twice}");
+        assert!(parse(&format!("etcd://a?{query}"))
+            .unwrap_err()
+            .contains("needs a user"));
+        let missing = parse("etcd://shop@a?password_file=/nonexistent/pw").unwrap_err();
+        assert!(missing.contains("/nonexistent/pw"), "{missing}");
+        std::fs::write(&file, "\n").unwrap();
+        let blank = parse(&format!("etcd://shop@a?{query}")).unwrap_err();
+        assert!(blank.contains("is empty"), "{blank}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -215,7 +327,7 @@ mod tests {
         );
         assert!(
             parse("etcd://shop@a:1").is_err(),
-            "a user without a password"
+            "a user without a password, a file or the variable"
         );
         assert!(
             parse("etcd://:pw@a:1").is_err(),
