@@ -4,15 +4,16 @@
 //! behind [`RequireService`](super::RequireService) admits it with nothing added by hand.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue};
 
 use super::service::{ServiceTokens, X_MICROKIT_SERVICE};
 
-/// A token is signed again once it is this old; tokens live 60 s, so one on the wire always
-/// has at least 30 s left, and signing costs one HMAC per callee every 30 s, not per call.
+/// A token is signed again once it is this old; tokens live 60 s and each attempt of a call is
+/// stamped as it goes out, so a token on the wire always has at least 30 s left (however long
+/// the call's deadline), and signing costs one HMAC per callee every 30 s, not per call.
 const RESIGN_AFTER: Duration = Duration::from_secs(30);
 
 /// Who this client calls as, and the tokens it signed lately, by callee.
@@ -20,7 +21,7 @@ const RESIGN_AFTER: Duration = Duration::from_secs(30);
 pub(crate) struct CallerTokens {
     caller: Arc<str>,
     tokens: ServiceTokens,
-    signed: Arc<Mutex<HashMap<String, (HeaderValue, Instant)>>>,
+    signed: Arc<RwLock<HashMap<String, (HeaderValue, Instant)>>>,
 }
 
 impl std::fmt::Debug for CallerTokens {
@@ -54,11 +55,20 @@ impl CallerTokens {
     }
 
     fn token_for(&self, callee: &str) -> Option<HeaderValue> {
-        let mut signed = self.signed.lock().expect("service token cache poisoned");
-        if let Some((token, at)) = signed.get(callee) {
-            if at.elapsed() < RESIGN_AFTER {
-                return Some(token.clone());
-            }
+        // Calls share the cache: they only read it, but for one signing per callee each 30 s.
+        let fresh = |signed: &HashMap<String, (HeaderValue, Instant)>| {
+            signed
+                .get(callee)
+                .filter(|(_, at)| at.elapsed() < RESIGN_AFTER)
+                .map(|(token, _)| token.clone())
+        };
+        if let Some(token) = fresh(&self.signed.read().unwrap_or_else(PoisonError::into_inner)) {
+            return Some(token);
+        }
+        let mut signed = self.signed.write().unwrap_or_else(PoisonError::into_inner);
+        // Another call may have signed it while this one waited for the lock.
+        if let Some(token) = fresh(&signed) {
+            return Some(token);
         }
         match self.tokens.header_for(&self.caller, callee) {
             Ok((_, token)) => {
@@ -88,6 +98,11 @@ mod tests {
         caller.stamp("emails", &mut headers);
         let first = headers[&X_MICROKIT_SERVICE].clone();
         assert_ne!(first, "forged");
+        let shown = format!("{headers:?}");
+        assert!(
+            !shown.contains(first.to_str().unwrap()),
+            "a token never shows in Debug: {shown}"
+        );
         let identity = tokens.verify_token(first.to_str().unwrap()).await.unwrap();
         assert_eq!(identity.subject(), "cart");
         assert!(super::super::service::addressed_to(&identity, "emails"));

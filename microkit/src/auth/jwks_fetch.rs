@@ -141,10 +141,18 @@ fn parse(url: &str) -> Result<Uri, BoxError> {
     let uri: Uri = url
         .parse()
         .map_err(|err| format!("the JWKS URL `{url}`: {err}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => Ok(uri),
-        _ => Err(format!("the JWKS URL `{url}` must be http:// or https://").into()),
+    if uri.scheme_str() != Some("http") && uri.scheme_str() != Some("https") {
+        return Err(format!("the JWKS URL `{url}` must be http:// or https://").into());
     }
+    // Credentials in the URL would travel in the `Host` header and show wherever the URL is
+    // printed; identity providers serve their keys to anyone.
+    if uri
+        .authority()
+        .is_some_and(|authority| authority.as_str().contains('@'))
+    {
+        return Err("a JWKS URL cannot carry a user or password".into());
+    }
+    Ok(uri)
 }
 
 #[cfg(test)]
@@ -155,6 +163,8 @@ mod tests {
     fn urls_are_checked_up_front() {
         assert!(JwksUrl::new("ftp://idp.example/jwks").is_err());
         assert!(JwksUrl::new("/jwks.json").is_err());
+        let refused = JwksUrl::new("https://user:secret@idp.example/jwks").unwrap_err();
+        assert!(!refused.to_string().contains("secret"), "{refused}");
         let url = JwksUrl::new("http://127.0.0.1/keys?v=1").unwrap();
         assert_eq!((url.host.as_str(), url.port), ("127.0.0.1", 80));
         let url = JwksUrl::new("http://[::1]:8080/keys").unwrap();

@@ -41,7 +41,9 @@ pub const X_MICROKIT_SERVICE: HeaderName = HeaderName::from_static("x-microkit-s
 
 const ISSUER: &str = "microkit-service";
 const AUDIENCE: &str = "microkit-internal";
-/// How long a service token is good for: it is signed per request.
+/// How long a service token is good for. A client configured with service tokens re-signs
+/// each callee's token every 30 s and stamps every attempt as it goes out, so a token it sends
+/// has at least 30 s left.
 const TTL: Duration = Duration::from_secs(60);
 
 /// Signs and verifies service tokens (HS256 with a shared secret of at least 32 random
@@ -98,7 +100,10 @@ impl ServiceTokens {
         let claims = json!({ "sub": caller, "iss": ISSUER, "aud": audience,
                              "iat": now, "exp": now + TTL.as_secs() });
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing)?;
-        Ok((X_MICROKIT_SERVICE, HeaderValue::try_from(token)?))
+        let mut value = HeaderValue::try_from(token)?;
+        // A credential: `Debug` of the request or its headers shows it as `Sensitive`.
+        value.set_sensitive(true);
+        Ok((X_MICROKIT_SERVICE, value))
     }
 
     /// What a valid token says: its subject is the calling service.

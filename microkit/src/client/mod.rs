@@ -245,8 +245,6 @@ impl ServiceClient {
     /// of `service`, and returns the answer whatever its status. Errors are what kept an
     /// answer from arriving.
     pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
-        #[cfg(feature = "auth")]
-        let request = self.signed(service, request);
         let started = Instant::now();
         let call = CallTrace::start(service, request.method(), request.uri().path());
         let result = self
@@ -270,14 +268,14 @@ impl ServiceClient {
         result
     }
 
-    /// `request` with this client's service token for `service`, if it signs its calls
-    /// ([`ClientConfig::service_tokens`]).
+    /// Puts this client's service token for `service` on an attempt, if it signs its calls
+    /// ([`ClientConfig::service_tokens`]): per attempt, so that a retry late in a long call
+    /// carries a token as fresh as the first attempt's.
     #[cfg(feature = "auth")]
-    fn signed(&self, service: &str, mut request: Request) -> Request {
+    fn stamp_token(&self, service: &str, headers: &mut http::HeaderMap) {
         if let Some(tokens) = &self.inner.config.service_tokens {
-            tokens.stamp(service, request.headers_mut());
+            tokens.stamp(service, headers);
         }
-        request
     }
 
     async fn send_inner(
@@ -340,6 +338,8 @@ impl ServiceClient {
                 deadline - now,
             );
             trace.inject(request.headers_mut());
+            #[cfg(feature = "auth")]
+            self.stamp_token(service, request.headers_mut());
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
             let result = tokio::time::timeout_at(

@@ -8,7 +8,7 @@
 //! `db.client.connection.wait_time`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use super::histogram::Histogram;
@@ -317,12 +317,12 @@ impl SystemSeries {
         let known = self
             .collections
             .read()
-            .expect("store series lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .contains_key(collection);
         if !known {
             self.collections
                 .write()
-                .expect("store series lock poisoned")
+                .unwrap_or_else(PoisonError::into_inner)
                 .entry(collection.into())
                 .or_insert_with(|| Box::new(CollectionSeries::new()));
         }
@@ -340,7 +340,11 @@ impl SystemSeries {
         let trace_id = crate::trace::current_trace_id();
         loop {
             {
-                let collections = self.collections.read().expect("store series lock poisoned");
+                // A panic elsewhere cannot leave the series half-made: recording goes on.
+                let collections = self
+                    .collections
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
                 if let Some(series) = collections.get(collection) {
                     // `ALL` lists the operations in declaration order.
                     let one = &series.operations[operation as usize];
@@ -363,6 +367,15 @@ impl SystemSeries {
 mod tests {
     use super::*;
     use crate::metrics::exposition::Exposition;
+
+    #[test]
+    fn the_cancelled_index_names_cancelled() {
+        assert_eq!(ERROR_TYPES[ErrorType::CANCELLED.0], "cancelled");
+        // and no store error takes its place.
+        assert!(ERROR_TYPES[..ErrorType::CANCELLED.0]
+            .iter()
+            .all(|name| *name != "cancelled"));
+    }
 
     fn encoded(metrics: &StoreMetrics) -> String {
         let mut out = Exposition::new(super::super::Format::Prometheus);

@@ -174,7 +174,9 @@ impl<C: AsRef<str>> Timing<'_, C> {
 
 impl<C: AsRef<str>> Drop for Timing<'_, C> {
     fn drop(&mut self) {
-        if !self.finished {
+        // Not while a panic unwinds through the operation: it is no cancellation, and nothing
+        // that could panic again may run then (a second panic aborts the process).
+        if !self.finished && !std::thread::panicking() {
             self.record(Some(ErrorType::CANCELLED));
         }
     }
