@@ -362,4 +362,30 @@ fn generated_writes_document_the_idempotency_key_they_honour() {
         .router()
         .openapi("keys", "1.0.0");
     assert_eq!(header(&unkeyed["paths"]["/product/"]["post"]), None);
+
+    // The standalone document says the same as the routes' own, keys on by default as theirs.
+    let standalone = OpenApi::new("keys", "1.0.0")
+        .idempotency(Some(IdempotencyConfig::default().max_key_len(64)))
+        .resource::<Product>()
+        .document();
+    for (path, method) in [("/product/", "post"), ("/product/{id}", "patch")] {
+        let (alone, routed) = (
+            &standalone["paths"][path][method],
+            &keyed["paths"][path][method],
+        );
+        assert!(header(alone).is_some(), "{method} {path}: {alone}");
+        assert_eq!(header(alone), header(routed), "{method} {path}");
+        for status in ["409", "422"] {
+            assert_eq!(alone["responses"][status], routed["responses"][status]);
+        }
+    }
+    let default = api().document();
+    let create = &default["paths"]["/product/"]["post"];
+    assert!(header(create).is_some(), "{create}");
+    assert!(create["responses"]["201"]["headers"]["Idempotent-Replayed"].is_object());
+    let unkeyed = OpenApi::new("keys", "1.0.0")
+        .idempotency(None)
+        .resource::<Product>()
+        .document();
+    assert_eq!(header(&unkeyed["paths"]["/product/"]["post"]), None);
 }

@@ -35,6 +35,7 @@ use serde_json::{json, Map, Value};
 use super::schema::nullable;
 use super::spec::{Resource, ResourceSpec};
 use super::store::{IdKind, MAX_TEXT_ID_LEN};
+use crate::idempotency::IdempotencyConfig;
 use crate::openapi::{document_router, Document, Operation, ResponseKey};
 use crate::Router;
 
@@ -287,8 +288,14 @@ fn component_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// Documents `endpoint` of `R` on `operation`: parameters, body, answers and their headers.
-pub(crate) fn describe<R: Resource>(endpoint: Endpoint, operation: &mut Operation) {
+/// Documents `endpoint` of `R` on `operation`: parameters, body, answers and their headers,
+/// and the `Idempotency-Key` that create and `PATCH` honour when `keys` is on (`None`: off).
+/// Every document of a resource, served by its routes or built by [`OpenApi`], comes from here.
+pub(crate) fn describe<R: Resource>(
+    endpoint: Endpoint,
+    keys: Option<IdempotencyConfig>,
+    operation: &mut Operation,
+) {
     let spec = &R::SPEC;
     let name = spec.name;
     let [request, patch, response] = components::<R>();
@@ -431,6 +438,9 @@ pub(crate) fn describe<R: Resource>(endpoint: Endpoint, operation: &mut Operatio
         "Seconds to wait before trying again.",
         json!({ "type": "integer", "minimum": 0 }),
     );
+    if let (Some(config), Endpoint::Create(_) | Endpoint::Patch) = (keys, endpoint) {
+        operation.idempotency_key(&config);
+    }
 }
 
 /// The 412 of a write whose `If-Match` names another version, with the current `ETag`.
@@ -444,8 +454,8 @@ fn precondition(operation: &mut Operation, etag: &Value) {
 }
 
 /// Adds every endpoint `R` has to `document`, as [`ResourceRoutes`](super::ResourceRoutes)
-/// routes them.
-fn add_resource<R: Resource>(document: Document) -> Document {
+/// routes them, honouring `Idempotency-Key` as `keys` says.
+fn add_resource<R: Resource>(document: Document, keys: Option<IdempotencyConfig>) -> Document {
     let spec: &ResourceSpec = &R::SPEC;
     let actions = spec.actions;
     let item = spec.item_pattern();
@@ -466,7 +476,7 @@ fn add_resource<R: Resource>(document: Document) -> Document {
         document,
         |document, (_, path, method, endpoint)| {
             document.describe(&path, &method, |operation| {
-                describe::<R>(endpoint, operation)
+                describe::<R>(endpoint, keys, operation)
             })
         },
     )
@@ -478,7 +488,9 @@ fn add_resource<R: Resource>(document: Document) -> Document {
 pub struct OpenApi {
     title: String,
     version: String,
-    resources: Vec<fn(Document) -> Document>,
+    resources: Vec<fn(Document, Option<IdempotencyConfig>) -> Document>,
+    /// `Idempotency-Key` on create and `PATCH`, as the resources' routes honour it.
+    idempotency: Option<IdempotencyConfig>,
 }
 
 impl OpenApi {
@@ -488,7 +500,17 @@ impl OpenApi {
             title: title.into(),
             version: version.into(),
             resources: Vec::new(),
+            idempotency: Some(IdempotencyConfig::default()),
         }
+    }
+
+    /// Documents `Idempotency-Key` on every create and `PATCH` with the keys `config` accepts,
+    /// as the routes honour it: [`IdempotencyConfig::default`] unless told (as
+    /// [`ResourceRoutes`](super::ResourceRoutes) does), `None` for routes built
+    /// [`without_idempotency`](super::ResourceRoutes::without_idempotency).
+    pub fn idempotency(mut self, config: Option<IdempotencyConfig>) -> Self {
+        self.idempotency = config;
+        self
     }
 
     /// Adds a resource's paths and schemas.
@@ -502,7 +524,7 @@ impl OpenApi {
         let document = Document::new(&self.title, &self.version);
         self.resources
             .iter()
-            .fold(document, |document, add| add(document))
+            .fold(document, |document, add| add(document, self.idempotency))
             .to_json()
     }
 

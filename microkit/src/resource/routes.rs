@@ -108,28 +108,31 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
             let create_paths = std::iter::once(spec.create_path()).chain(self.extra_create_paths);
             for (index, path) in create_paths.enumerate() {
                 let create = post(handlers::create::<R, H>);
-                let create = documented::<R, _>(create, Endpoint::Create(index));
-                router = router.route(&path, keyed(create, keys));
+                let create = documented::<R, _>(create, Endpoint::Create(index), keys);
+                router = router.route(&path, create);
             }
         }
         if actions.list {
             // Routing the create path again adds the method when both share it.
-            let list = documented::<R, _>(get(handlers::list::<R, H>), Endpoint::List);
+            let list = documented::<R, _>(get(handlers::list::<R, H>), Endpoint::List, keys);
             router = router.route(&spec.list_path(), list);
         }
         let mut item = MethodRouter::new();
         if actions.read {
-            item = documented::<R, _>(item.get(handlers::read::<R, H>), Endpoint::Read);
+            item = documented::<R, _>(item.get(handlers::read::<R, H>), Endpoint::Read, keys);
         }
         if actions.update {
-            item = documented::<R, _>(item.put(handlers::update::<R, H>), Endpoint::Update);
+            item = documented::<R, _>(item.put(handlers::update::<R, H>), Endpoint::Update, keys);
         }
         if actions.patch {
-            item = documented::<R, _>(item.patch(handlers::patch::<R, H>), Endpoint::Patch);
-            item = keyed(item, keys);
+            item = documented::<R, _>(item.patch(handlers::patch::<R, H>), Endpoint::Patch, keys);
         }
         if actions.delete {
-            item = documented::<R, _>(item.delete(handlers::delete::<R, H>), Endpoint::Delete);
+            item = documented::<R, _>(
+                item.delete(handlers::delete::<R, H>),
+                Endpoint::Delete,
+                keys,
+            );
         }
         if actions.read || actions.update || actions.patch || actions.delete {
             router = router.route(&spec.item_pattern(), item);
@@ -138,23 +141,15 @@ impl<R: Resource, H: Hooks<R>> ResourceRoutes<R, H> {
     }
 }
 
-/// `method_router` with the operation of `endpoint` described on its last method.
-fn documented<R: Resource, S>(method_router: MethodRouter<S>, endpoint: Endpoint) -> MethodRouter<S>
+/// `method_router` with the operation of `endpoint` described on its last method, with the
+/// `Idempotency-Key` it honours when `keys` is on.
+fn documented<R: Resource, S>(
+    method_router: MethodRouter<S>,
+    endpoint: Endpoint,
+    keys: Option<IdempotencyConfig>,
+) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    method_router.describe(move |operation| describe::<R>(endpoint, operation))
-}
-
-/// `method_router` documenting the `Idempotency-Key` its last method honours, with keys on.
-fn keyed<S>(method_router: MethodRouter<S>, keys: Option<IdempotencyConfig>) -> MethodRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    match keys {
-        Some(config) => method_router.describe(move |operation| {
-            operation.idempotency_key(&config);
-        }),
-        None => method_router,
-    }
+    method_router.describe(move |operation| describe::<R>(endpoint, keys, operation))
 }
