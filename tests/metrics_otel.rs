@@ -60,12 +60,7 @@ const VARIABLES: [&str; 7] = [
 ];
 
 fn set_environment(vars: &[(&str, String)]) {
-    for name in VARIABLES {
-        std::env::remove_var(name);
-    }
-    for (name, value) in vars {
-        std::env::set_var(name, value);
-    }
+    otlp_receiver::set_environment(&VARIABLES, vars);
 }
 
 /// What the receiver got: every export it took, how many requests of any kind came, and how
@@ -133,16 +128,8 @@ impl Service {
         let metrics = Arc::new(Metrics::new());
         let store = MeteredStore::wrap(Arc::new(sqlite), &metrics);
         let router = Router::new().merge(ResourceRoutes::<Widget>::new(store).router());
-        let bound = Microservice::new("widgets", router)
-            .metrics(metrics.clone())
-            .bind()
-            .await
-            .unwrap();
-        let addr = bound.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(bound.run(async move {
-            let _ = stopped.await;
-        }));
+        let service = Microservice::new("widgets", router).metrics(metrics.clone());
+        let (addr, stop) = support::run_service(service).await;
         Self {
             addr,
             metrics,

@@ -51,16 +51,8 @@ impl Service {
         let router = Router::new()
             .merge(ResourceRoutes::<Widget>::new(store.clone()).router())
             .merge(ResourceRoutes::<Gadget>::new(store).router());
-        let bound = Microservice::new("widgets", router)
-            .metrics(metrics)
-            .bind()
-            .await
-            .unwrap();
-        let addr = bound.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(bound.run(async move {
-            let _ = stopped.await;
-        }));
+        let service = Microservice::new("widgets", router).metrics(metrics);
+        let (addr, stop) = support::run_service(service).await;
         Self { addr, _stop: stop }
     }
 

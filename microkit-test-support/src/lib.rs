@@ -107,6 +107,20 @@ pub async fn spawn(router: Router, config: ServerConfig) -> TestServer {
     }
 }
 
+/// Binds `service` and runs it on a task until the sender returned is dropped (or sent on);
+/// returns the address it listens on.
+pub async fn run_service(
+    service: microkit::service::Microservice,
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let bound = service.bind().await.expect("binding the service");
+    let addr = bound.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
 /// A response, read to its end.
 #[derive(Debug)]
 pub struct Reply {

@@ -6,6 +6,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
 
 use super::OtelError;
+use crate::trace::otel::http::TlsFiles;
 
 /// Where, how often and how patiently metrics are sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,8 @@ pub(crate) struct Config {
     pub(crate) delta_preferred: bool,
     /// The time between two exports.
     pub(crate) interval: Duration,
+    /// The CA bundle and client certificate for an `https` endpoint.
+    pub(crate) tls: TlsFiles,
 }
 
 impl Config {
@@ -129,24 +132,21 @@ impl Config {
             gzip,
             delta_preferred,
             interval: Duration::from_millis(millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000)?),
+            tls: TlsFiles::read("METRICS", var)?,
         }))
     }
 }
 
-/// An `http://` URL with a host: the exporter speaks plain HTTP/1.1 and HTTP/2, not TLS (a
-/// collector on the same host or network, as an agent or sidecar, is the usual place).
+/// An `http://` or `https://` URL with a host (whether https can be sent is the client's
+/// to say: it needs the `tls` feature).
 fn parse_endpoint(endpoint: &str) -> Result<Uri, OtelError> {
     let uri: Uri = endpoint
         .parse()
         .map_err(|err| OtelError::new(format!("the OTLP endpoint `{endpoint}`: {err}")))?;
     match uri.scheme_str() {
-        Some("http") if uri.host().is_some() => Ok(uri),
-        Some("https") => Err(OtelError::new(format!(
-            "the OTLP endpoint `{endpoint}`: metrics are sent over plain http; \
-             reach a collector over TLS through a local one"
-        ))),
+        Some("http" | "https") if uri.host().is_some() => Ok(uri),
         _ => Err(OtelError::new(format!(
-            "the OTLP endpoint `{endpoint}` is not an http:// URL with a host"
+            "the OTLP endpoint `{endpoint}` is not an http:// or https:// URL with a host"
         ))),
     }
 }
@@ -190,6 +190,7 @@ mod tests {
         assert!(config.headers.is_empty());
         assert!(!config.gzip);
         assert!(!config.delta_preferred);
+        assert_eq!(config.tls, TlsFiles::default());
         let delta = [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta")];
         assert!(read(&delta).unwrap().unwrap().delta_preferred);
     }
@@ -258,8 +259,8 @@ mod tests {
             "header name",
         );
         refused(
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")],
-            "plain http",
+            &[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client.pem")],
+            "go together",
         );
         refused(
             &[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector")],

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, Request};
-use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_http::HttpClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -19,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::config::Config;
 use super::otlp::resource_metrics;
 use crate::metrics::Metrics;
+use crate::trace::otel::http::OtlpClient;
 
 /// What the handle asks of the task.
 enum Command {
@@ -69,9 +69,12 @@ impl MetricsExporter {
 
 /// Starts exporting `sources` (each with the resource it is sent under) as `config` says, on
 /// the current tokio runtime.
-pub(super) fn start(config: Config, sources: Vec<(Arc<Metrics>, Resource)>) -> MetricsExporter {
+pub(super) fn start(
+    config: Config,
+    client: OtlpClient,
+    sources: Vec<(Arc<Metrics>, Resource)>,
+) -> MetricsExporter {
     let (commands, received) = mpsc::channel(4);
-    let client = HyperClient::with_default_connector(config.timeout, None);
     let task = Task {
         config,
         sources,
@@ -86,7 +89,7 @@ pub(super) fn start(config: Config, sources: Vec<(Arc<Metrics>, Resource)>) -> M
 struct Task {
     config: Config,
     sources: Vec<(Arc<Metrics>, Resource)>,
-    client: HyperClient,
+    client: OtlpClient,
 }
 
 impl Task {

@@ -40,8 +40,12 @@
 //! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (points are always cumulative: a
 //! preference for delta is logged, not met); `OTEL_SERVICE_NAME` and
 //! `OTEL_RESOURCE_ATTRIBUTES` for the resource, as the span exporter reads them.
+//! An `https` endpoint is reached over TLS (with the `tls` feature as well as `otel`):
+//! `OTEL_EXPORTER_OTLP[_METRICS]_CERTIFICATE` names the PEM CA bundle to trust (the platform's
+//! roots without it), `_CLIENT_CERTIFICATE` and `_CLIENT_KEY` the client's own for mutual TLS;
+//! the collector's name is checked against its certificate.
 //! `OTEL_SDK_DISABLED=true` or `OTEL_METRICS_EXPORTER=none` switch it off. A setting that
-//! cannot be met (an `https` endpoint, the `grpc` protocol, a malformed header or number) is
+//! cannot be met (an `https` endpoint without the `tls` feature, an unreadable CA bundle, the `grpc` protocol, a malformed header or number) is
 //! an [`OtelError`] at start rather than a silent default.
 //!
 //! Exporting never slows a request: a task on the tokio runtime reads the metrics (as a
@@ -61,6 +65,7 @@ use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 
 pub use self::exporter::MetricsExporter;
 use super::Metrics;
+use crate::trace::otel::http::OtlpClient;
 pub use crate::trace::otel::OtelError;
 
 /// One service's metrics, with the resource attributes that tell it apart from the others
@@ -105,6 +110,7 @@ pub fn export_each(
     };
     tokio::runtime::Handle::try_current()
         .map_err(|_| OtelError::new("it needs a tokio runtime to send from"))?;
+    let client = OtlpClient::new(&config.endpoint, config.timeout, &config.tls)?;
     if config.delta_preferred {
         tracing::warn!(
             target: "microkit::otel",
@@ -121,7 +127,7 @@ pub fn export_each(
             (source.metrics, resource)
         })
         .collect();
-    Ok(exporter::start(config, sources))
+    Ok(exporter::start(config, client, sources))
 }
 
 /// `attributes` over `detected`: a key set twice keeps the later value.

@@ -20,7 +20,11 @@
 //! (by opentelemetry-otlp); `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` (by the SDK's
 //! resource detectors); `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and
 //! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (here); `OTEL_SDK_DISABLED=true` or
-//! `OTEL_TRACES_EXPORTER=none` make the layer a no-op.
+//! `OTEL_TRACES_EXPORTER=none` make the layer a no-op. An `https` endpoint is reached over
+//! TLS (with the `tls` feature as well as `otel`; without it, it is refused at start):
+//! `OTEL_EXPORTER_OTLP[_TRACES]_CERTIFICATE` names the PEM CA bundle to trust (the platform's
+//! roots without it), `_CLIENT_CERTIFICATE` and `_CLIENT_KEY` the client's own for mutual TLS;
+//! the collector's name is checked against its certificate. `_TIMEOUT` bounds each export.
 //!
 //! Why a layer of microkit's own rather than tracing-opentelemetry's: the ids microkit sends in
 //! `traceparent` and records on its spans are the ids exported, so the span a downstream
@@ -33,11 +37,13 @@
 //! tokio runtime sends batches.
 
 mod batch;
+pub(crate) mod http;
 mod layer;
 
 use std::fmt;
+use std::time::Duration;
 
-use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::SpanExporter as _;
 use opentelemetry_sdk::Resource;
 
@@ -70,9 +76,20 @@ pub fn layer() -> Result<(OtelLayer, Exporter), OtelError> {
     }
     tokio::runtime::Handle::try_current()
         .map_err(|_| OtelError("it needs a tokio runtime to send from".to_owned()))?;
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    let client = http::OtlpClient::new(
+        &traces_endpoint(var)?,
+        traces_timeout(var),
+        &http::TlsFiles::read("TRACES", var)?,
+    )?;
     let mut exporter = SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
+        .with_http_client(client)
         .build()
         .map_err(|err| OtelError(err.to_string()))?;
     let resource = Resource::builder().build();
@@ -86,4 +103,26 @@ fn disabled() -> bool {
         std::env::var(name).is_ok_and(|set| set.trim().eq_ignore_ascii_case(value))
     };
     set("OTEL_SDK_DISABLED", "true") || set("OTEL_TRACES_EXPORTER", "none")
+}
+
+/// Where spans go, as opentelemetry-otlp resolves it (only its scheme matters here: whether
+/// the client needs TLS).
+fn traces_endpoint(var: impl Fn(&str) -> Option<String>) -> Result<::http::Uri, OtelError> {
+    let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .unwrap_or_else(|| "http://localhost:4318".to_owned());
+    endpoint
+        .trim()
+        .parse()
+        .map_err(|err| OtelError(format!("the OTLP endpoint `{endpoint}`: {err}")))
+}
+
+/// How long one export of spans may take: `OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`
+/// milliseconds, 10 s by default.
+fn traces_timeout(var: impl Fn(&str) -> Option<String>) -> Duration {
+    let millis = var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT"))
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(10_000);
+    Duration::from_millis(millis)
 }
