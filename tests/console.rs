@@ -223,10 +223,18 @@ async fn a_service_exposes_otel_histograms_gauges_and_rejections() {
         .lines()
         .find(|line| {
             line.starts_with(&format!("{histogram}_bucket{{{slow},"))
-                && line.contains(&format!(" # {{trace_id=\"{TRACE_ID}\"}} "))
+                && line.contains(&format!(" # {{trace_id=\"{TRACE_ID}\",span_id=\""))
         })
         .unwrap_or_else(|| panic!("no exemplar of the traced request:\n{text}"));
-    // `… le="0.05"} 2 # {trace_id="…"} 0.031 1764374400.123`: its value is the duration.
+    // The span is the request's server span: a new one, whose parent is the caller's.
+    let span_id = exemplar.split("span_id=\"").nth(1).unwrap();
+    let span_id = &span_id[..span_id.find('"').unwrap()];
+    assert!(
+        span_id.len() == 16 && span_id != "00f067aa0ba902b7",
+        "{exemplar}"
+    );
+    // `… le="0.05"} 2 # {trace_id="…",span_id="…"} 0.031 1764374400.123`: its value is the
+    // duration.
     let value: f64 = exemplar.split(' ').nth_back(1).unwrap().parse().unwrap();
     assert!(value >= 0.03, "{exemplar}");
     // Prometheus' own format has no exemplars.

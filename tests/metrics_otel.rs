@@ -294,7 +294,10 @@ async fn real_requests_reach_an_otlp_receiver_under_the_conventions_names() {
         assert!(one.start_time_unix_nano > 0 && one.start_time_unix_nano <= one.time_unix_nano);
         // Each request ran in a trace: its bucket links to it.
         assert!(!one.exemplars.is_empty(), "{one:?}");
-        assert!(one.exemplars.iter().all(|e| e.trace_id.len() == 16));
+        assert!(one
+            .exemplars
+            .iter()
+            .all(|e| e.trace_id.len() == 16 && e.span_id.len() == 8));
     }
 
     let operations = metric(&export, "db.client.operation.duration").expect("store metrics");

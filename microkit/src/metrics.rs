@@ -1,6 +1,6 @@
 //! Metrics in Prometheus' text format, or OpenMetrics' when the scraper asks for it (with
-//! exemplars: the trace id of a recent request in each histogram bucket, from the
-//! [trace context](crate::trace)). Named after OpenTelemetry's
+//! exemplars: the trace and span ids (`trace_id`, `span_id`: a request's server span) of a
+//! recent request in each histogram bucket, from the [trace context](crate::trace)). Named after OpenTelemetry's
 //! semantic conventions where they have a name, with dots made underscores and the unit
 //! appended, as OpenTelemetry's Prometheus exporter writes them.
 //!
@@ -75,7 +75,7 @@ use crate::client::{CallObserver, CallOutcome, ServiceClient};
 use crate::middleware::X_REQUEST_ID;
 use crate::problem::PROBLEM_JSON;
 use crate::router::{MatchedRoute, ReportMatchedRoute};
-pub(crate) use crate::trace::TraceId;
+pub(crate) use crate::trace::{SpanId, TraceId};
 use crate::{Body, Request, Response};
 
 /// The method label for metrics whose values must stay a bounded set.
@@ -207,7 +207,7 @@ impl Metrics {
             method,
             uri,
             request_id,
-            trace_id,
+            trace,
             started,
         } = asked;
         let elapsed = started.elapsed();
@@ -216,7 +216,7 @@ impl Metrics {
         let now = unix_seconds();
         self.server
             .series(method, route)
-            .record(status, elapsed, now as u64, trace_id);
+            .record(status, elapsed, now as u64, trace);
         let rejections = match status {
             413 => Some(&self.server.body_limit_rejections),
             408 => Some(&self.server.timeout_rejections),
@@ -243,7 +243,7 @@ impl Metrics {
                 path: uri.path().to_owned(),
                 status,
                 request_id,
-                trace_id,
+                trace_id: trace.map(|(trace_id, _)| trace_id),
             });
         }
     }
@@ -571,7 +571,7 @@ where
             uri: request.uri().clone(),
             request_id: request.headers().get(X_REQUEST_ID).cloned(),
             // The server's trace scope is current while the request is handed over.
-            trace_id: crate::trace::current_trace_id(),
+            trace: crate::trace::current_ids(),
             started: Instant::now(),
         };
         let metrics = self.metrics.clone();
@@ -592,7 +592,8 @@ struct Asked {
     method: Method,
     uri: Uri,
     request_id: Option<HeaderValue>,
-    trace_id: Option<TraceId>,
+    /// The trace and the server span the request is in, for the exemplar and the problem.
+    trace: Option<(TraceId, SpanId)>,
     started: Instant,
 }
 #[cfg(test)]

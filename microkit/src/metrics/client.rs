@@ -73,7 +73,7 @@ impl ClientMetrics {
         // Calls are made within a request's trace, when there is one.
         series
             .duration
-            .observe(elapsed, crate::trace::current_trace_id());
+            .observe(elapsed, crate::trace::current_ids());
     }
 
     /// Every service's calls, by name.

@@ -121,8 +121,8 @@ impl Sink for Exposition {
             };
             let exemplar = exemplar.map(|exemplar| {
                 format!(
-                    " # {{trace_id=\"{}\"}} {} {:.3}",
-                    exemplar.trace_id, exemplar.value, exemplar.timestamp
+                    " # {{trace_id=\"{}\",span_id=\"{}\"}} {} {:.3}",
+                    exemplar.trace_id, exemplar.span_id, exemplar.value, exemplar.timestamp
                 )
             });
             self.sample("_bucket", labels, Some(("le", &le)), Value::Int(count));
@@ -221,7 +221,7 @@ fn format_float(value: f64) -> String {
 mod tests {
     use super::*;
     use crate::metrics::histogram::{Histogram, OTEL_DURATION_BOUNDS};
-    use crate::metrics::TraceId;
+    use crate::metrics::{SpanId, TraceId};
     use http::HeaderValue;
 
     fn accept(value: &str) -> Format {
@@ -254,7 +254,10 @@ mod tests {
         let histogram = Histogram::new(&OTEL_DURATION_BOUNDS);
         histogram.observe(
             std::time::Duration::from_millis(3),
-            Some(TraceId::from_bytes([0xab; 16]).unwrap()),
+            Some((
+                TraceId::from_bytes([0xab; 16]).unwrap(),
+                SpanId::from_bytes([0xcd; 8]).unwrap(),
+            )),
         );
         let mut out = Exposition::new(format);
         out.family(&Family::new(
@@ -316,7 +319,11 @@ mod tests {
         let (sample, exemplar) = bucket.split_once(" # ").expect("an exemplar");
         assert!(sample.ends_with(" 1"), "{bucket}");
         assert!(
-            exemplar.starts_with(&format!("{{trace_id=\"{}\"}} 0.003 ", "ab".repeat(16))),
+            exemplar.starts_with(&format!(
+                "{{trace_id=\"{}\",span_id=\"{}\"}} 0.003 ",
+                "ab".repeat(16),
+                "cd".repeat(8)
+            )),
             "{bucket}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

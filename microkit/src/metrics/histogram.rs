@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::TraceId;
+use super::{SpanId, TraceId};
 
 /// OpenTelemetry's advised bucket boundaries for `http.server.request.duration` and
 /// `http.client.request.duration`, in seconds.
@@ -28,6 +28,8 @@ pub(crate) struct Histogram {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Exemplar {
     pub(crate) trace_id: TraceId,
+    /// The span current when it was recorded (a request's server span, a call's caller).
+    pub(crate) span_id: SpanId,
     pub(crate) value: f64,
     /// Seconds since the Unix epoch.
     pub(crate) timestamp: f64,
@@ -54,19 +56,21 @@ impl Histogram {
         }
     }
 
-    /// Records `elapsed`, and keeps `trace_id` as the bucket's exemplar when there is one.
-    pub(crate) fn observe(&self, elapsed: Duration, trace_id: Option<TraceId>) {
+    /// Records `elapsed`, and keeps `trace` (trace and span ids) as the bucket's exemplar
+    /// when there is one.
+    pub(crate) fn observe(&self, elapsed: Duration, trace: Option<(TraceId, SpanId)>) {
         let seconds = elapsed.as_secs_f64();
         let index = self.bounds.partition_point(|&bound| bound < seconds);
         self.counts[index].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        if let Some(trace_id) = trace_id {
+        if let Some((trace_id, span_id)) = trace {
             // An exemplar is a sample, not a record: under contention, skip it rather than
             // wait for the lock.
             if let Ok(mut slot) = self.exemplars[index].try_lock() {
                 *slot = Some(Exemplar {
                     trace_id,
+                    span_id,
                     value: seconds,
                     timestamp: unix_seconds(),
                 });
@@ -158,12 +162,13 @@ mod tests {
         let histogram = Histogram::new(&OTEL_DURATION_BOUNDS);
         let first = TraceId::from_bytes([1; 16]).unwrap();
         let second = TraceId::from_bytes([2; 16]).unwrap();
-        histogram.observe(Duration::from_millis(30), Some(first));
-        histogram.observe(Duration::from_millis(40), Some(second));
+        let span = SpanId::from_u64(9).unwrap();
+        histogram.observe(Duration::from_millis(30), Some((first, span)));
+        histogram.observe(Duration::from_millis(40), Some((second, span)));
         histogram.observe(Duration::from_millis(45), None);
         let exemplars = histogram.snapshot().exemplars;
         let in_50ms = exemplars[3].expect("an exemplar at le=0.05");
-        assert_eq!(in_50ms.trace_id, second);
+        assert_eq!((in_50ms.trace_id, in_50ms.span_id), (second, span));
         assert!((in_50ms.value - 0.04).abs() < 1e-12);
         assert!(exemplars.iter().filter(|e| e.is_some()).count() == 1);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::histogram::{Histogram, HistogramSnapshot, OTEL_DURATION_BOUNDS};
 use super::window::{Point, Window};
-use super::TraceId;
+use super::{SpanId, TraceId};
 
 /// How many problems the console remembers.
 pub(crate) const RECENT_PROBLEMS: usize = 50;
@@ -190,9 +190,9 @@ impl MethodSeries {
         status: u16,
         elapsed: Duration,
         now: u64,
-        trace_id: Option<TraceId>,
+        trace: Option<(TraceId, SpanId)>,
     ) {
-        self.histogram(status).observe(elapsed, trace_id);
+        self.histogram(status).observe(elapsed, trace);
         self.window.record(now, elapsed, status >= 500);
     }
 

@@ -337,7 +337,7 @@ impl SystemSeries {
         failure: Option<ErrorType>,
         elapsed: Duration,
     ) {
-        let trace_id = crate::trace::current_trace_id();
+        let trace = crate::trace::current_ids();
         loop {
             {
                 // A panic elsewhere cannot leave the series half-made: recording goes on.
@@ -354,7 +354,7 @@ impl SystemSeries {
                             one.failed[index].get_or_init(|| Histogram::new(&DB_DURATION_BOUNDS))
                         }
                     };
-                    histogram.observe(elapsed, trace_id);
+                    histogram.observe(elapsed, trace);
                     return;
                 }
             }

@@ -73,6 +73,12 @@ pub fn current_trace_id() -> Option<TraceId> {
     current::with_current(|context| context.map(TraceContext::trace_id))
 }
 
+/// The trace and span ids of the current trace context, if any: what an exemplar links to
+/// (two copies out of the context, no allocation).
+pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
+    current::with_current(|context| context.map(|context| (context.trace_id(), context.span_id())))
+}
+
 /// `future` with `context` as the current trace context while it runs.
 pub fn scope<F: Future>(context: TraceContext, future: F) -> InTrace<F> {
     InTrace::new(Some(context), future)

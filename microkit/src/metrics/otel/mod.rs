@@ -18,7 +18,7 @@
 //! What is sent: counters as monotonic cumulative sums, counts of things that come and go
 //! (active requests, pool connections) as non-monotonic sums, readings (a latency average) as
 //! gauges, durations as cumulative explicit-bucket histograms with their exemplars (the trace
-//! of a recent request in each bucket). Cumulative points start when the [`Metrics`] was made.
+//! and span ids of a recent request in each bucket). Cumulative points start when the [`Metrics`] was made.
 //! The families OpenTelemetry's semantic conventions name carry its names and attributes:
 //! `http.server.request.duration` (`http.request.method`, `http.route`,
 //! `http.response.status_code`), `http.server.active_requests`,

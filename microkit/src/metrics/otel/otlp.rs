@@ -197,6 +197,7 @@ fn histogram_point(
         .map(|exemplar| Exemplar {
             time_unix_nano: (exemplar.timestamp * 1e9) as u64,
             trace_id: exemplar.trace_id.to_bytes().to_vec(),
+            span_id: exemplar.span_id.to_bytes().to_vec(),
             value: Some(exemplar::Value::AsDouble(exemplar.value)),
             ..Default::default()
         })
@@ -242,7 +243,7 @@ mod tests {
 
     use super::*;
     use crate::metrics::histogram::{Histogram as Recorded, OTEL_DURATION_BOUNDS};
-    use crate::metrics::{MetricsLayer, TraceId};
+    use crate::metrics::{MetricsLayer, SpanId, TraceId};
     use crate::router::get;
     use crate::{Body, Request, Router};
 
@@ -256,7 +257,10 @@ mod tests {
     #[test]
     fn cumulative_buckets_become_counts_per_bucket() {
         let histogram = Recorded::new(&OTEL_DURATION_BOUNDS);
-        let trace = TraceId::from_bytes([7; 16]).unwrap();
+        let trace = (
+            TraceId::from_bytes([7; 16]).unwrap(),
+            SpanId::from_bytes([8; 8]).unwrap(),
+        );
         for millis in [1, 3, 8, 8, 60, 20_000] {
             histogram.observe(Duration::from_millis(millis), Some(trace));
         }
@@ -275,7 +279,10 @@ mod tests {
         assert!((point.sum.unwrap() - 20.08).abs() < 1e-9);
         assert_eq!((point.start_time_unix_nano, point.time_unix_nano), (10, 20));
         assert_eq!(point.exemplars.len(), 4, "one per bucket that saw a trace");
-        assert!(point.exemplars.iter().all(|e| e.trace_id == vec![7; 16]));
+        assert!(point
+            .exemplars
+            .iter()
+            .all(|e| e.trace_id == vec![7; 16] && e.span_id == vec![8; 8]));
     }
 
     #[tokio::test]
