@@ -271,10 +271,21 @@ async fn a_retry_with_the_same_key_answers_the_same_invoice(backend: Backend, te
     assert_eq!(second.status, StatusCode::CREATED, "{}", second.text());
     assert_eq!(second.json()["amount_cents"], 1999);
     assert_eq!(invoices(api).await.len(), 2);
+    // Keys are read as every keyed route reads them: a structured-field string is its content.
+    let quoted = checkout(api, &cart, Some("\"order-3\"")).await;
+    assert_eq!(
+        quoted.header("idempotent-replayed"),
+        "true",
+        "{}",
+        quoted.text()
+    );
+    assert_eq!(quoted.json(), second.json(), "\"order-3\" is order-3");
 
     for (key, what) in [
         ("", "an empty key"),
         (&"k".repeat(256)[..], "a 256-byte key"),
+        ("\"\"", "an empty quoted key"),
+        ("order\t4", "a key with a tab"),
     ] {
         let reply = post_keyed(api, &cart.checkout(), Some(key)).await.unwrap();
         assert_problem(&reply, 400, what);

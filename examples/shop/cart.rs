@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use http::StatusCode;
+use microkit::idempotency::IdempotencyConfig;
 use microkit::resource::{HookContext, Hooks, ResourceRoutes, Scope};
 use microkit::router::post;
 use microkit::{FieldError, Problem, Resource, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::catalog::Product;
 use super::checkout::{checkout_cart, Checkouts};
@@ -127,16 +128,10 @@ pub(crate) fn router(context: Context) -> Router {
                 .route(
                     "/user/{uid}/cart/checkout",
                     post(checkout_cart).describe(|op| {
-                        let key = json!({ "type": "string", "minLength": 1, "maxLength": 255 });
-                        op.parameter(
-                            "header",
-                            "Idempotency-Key",
-                            false,
-                            key,
-                            Some(
-                                "retrying with the same key answers the same invoice instead \
-                                 of checking out again",
-                            ),
+                        op.idempotency_key_header(
+                            &IdempotencyConfig::default(),
+                            "retrying with the same key answers the same invoice instead of \
+                             checking out again",
                         );
                         op.summary("Checks the cart out")
                             .description(

@@ -22,7 +22,7 @@ use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use microkit::client::ClientError;
 use microkit::extract::{Path, State};
-use microkit::idempotency::{IdempotencyConfig, IDEMPOTENCY_KEY, REPLAYED_HEADER};
+use microkit::idempotency::{IdempotencyConfig, REPLAYED_HEADER};
 use microkit::resource::store::{Id, ListQuery, Record, StoreError};
 use microkit::resource::{Repo, Resource as _, Stored};
 use microkit::response::IntoResponse;
@@ -567,7 +567,8 @@ pub(crate) async fn checkout_cart(
     headers: HeaderMap,
 ) -> Response {
     let arrived_ms = now_ms();
-    let key = match request_key(&headers) {
+    // Read and checked as every keyed route of the library reads its key.
+    let key = match IdempotencyConfig::default().key_of(&headers) {
         Ok(key) => key,
         Err(problem) => return problem.into_response(),
     };
@@ -587,26 +588,6 @@ pub(crate) async fn checkout_cart(
         Err(err) => Problem::internal("the checkout failed")
             .with_cause(err)
             .into_response(),
-    }
-}
-
-/// The request's `Idempotency-Key`: `None` without one, 400 when it is unusable.
-fn request_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Problem::bad_request(
-            "send one Idempotency-Key, not several",
-        ));
-    }
-    let limit = IdempotencyConfig::default().key_len_limit();
-    match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= limit => Ok(Some(key.to_owned())),
-        _ => Err(Problem::bad_request(format!(
-            "an Idempotency-Key is 1 to {limit} visible ASCII characters"
-        ))),
     }
 }
 

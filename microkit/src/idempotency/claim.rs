@@ -182,7 +182,7 @@ impl Idempotency {
     /// effects and no answer that depends on anything but the request and the store's
     /// transaction (the generated create without hooks).
     pub(crate) fn claim(&self, parts: &Parts, body: &[u8]) -> Result<Claim, Problem> {
-        let Some(key) = key(parts, &self.config)? else {
+        let Some(key) = key(&parts.headers, &self.config)? else {
             return Ok(Claim {
                 store: self.store.clone(),
                 key: None,

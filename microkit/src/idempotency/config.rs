@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use http::HeaderMap;
+
+use crate::Problem;
+
 /// How keys are checked and kept.
 ///
 /// ```
@@ -51,5 +55,25 @@ impl IdempotencyConfig {
     /// The longest key accepted, in bytes.
     pub fn key_len_limit(&self) -> usize {
         self.max_key_len
+    }
+
+    /// The `Idempotency-Key` of a request with `headers`, read and checked as every keyed
+    /// route reads it: `None` without one; a 400 for several, or one that is empty, not
+    /// visible ASCII or longer than the limit; `"abc"` (a structured-field string) is `abc`.
+    /// For a handler that keeps its own record of what a key did.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use microkit::idempotency::{IdempotencyConfig, IDEMPOTENCY_KEY};
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(IDEMPOTENCY_KEY, "\"8e03978e\"".parse().unwrap());
+    /// let config = IdempotencyConfig::default();
+    /// assert_eq!(config.key_of(&headers).unwrap().as_deref(), Some("8e03978e"));
+    /// headers.insert(IDEMPOTENCY_KEY, "".parse().unwrap());
+    /// assert_eq!(config.key_of(&headers).unwrap_err().status(), 400);
+    /// ```
+    pub fn key_of(&self, headers: &HeaderMap) -> Result<Option<String>, Problem> {
+        super::request::key(headers, self)
     }
 }

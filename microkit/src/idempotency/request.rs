@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use http::header::{HeaderName, RETRY_AFTER};
 use http::request::Parts;
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 
 use super::IdempotencyConfig;
@@ -27,8 +27,11 @@ pub(crate) fn honours(method: &Method) -> bool {
 /// The request's key, if it has one: 400 when there are several, or one that is empty, not
 /// visible ASCII, or longer than the limit. A structured-field string (`"abc"`) is the same
 /// key as its content (`abc`).
-pub(crate) fn key(parts: &Parts, config: &IdempotencyConfig) -> Result<Option<String>, Problem> {
-    let mut values = parts.headers.get_all(IDEMPOTENCY_KEY).iter();
+pub(crate) fn key(
+    headers: &HeaderMap,
+    config: &IdempotencyConfig,
+) -> Result<Option<String>, Problem> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
@@ -139,22 +142,26 @@ mod tests {
     #[test]
     fn reads_and_checks_keys() {
         let config = IdempotencyConfig::default().max_key_len(8);
-        assert_eq!(key(&parts(&[]), &config).unwrap(), None);
+        assert_eq!(key(&parts(&[]).headers, &config).unwrap(), None);
         assert_eq!(
-            key(&parts(&["abc"]), &config).unwrap().as_deref(),
+            key(&parts(&["abc"]).headers, &config).unwrap().as_deref(),
             Some("abc")
         );
         assert_eq!(
-            key(&parts(&["\"abc\""]), &config).unwrap().as_deref(),
+            key(&parts(&["\"abc\""]).headers, &config)
+                .unwrap()
+                .as_deref(),
             Some("abc")
         );
         assert_eq!(
-            key(&parts(&["12345678"]), &config).unwrap().as_deref(),
+            key(&parts(&["12345678"]).headers, &config)
+                .unwrap()
+                .as_deref(),
             Some("12345678")
         );
         for bad in [&["123456789"][..], &[""], &["\"\""], &["a", "b"]] {
             assert_eq!(
-                key(&parts(bad), &config).unwrap_err().status(),
+                key(&parts(bad).headers, &config).unwrap_err().status(),
                 400,
                 "{bad:?}"
             );

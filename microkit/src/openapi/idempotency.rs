@@ -34,25 +34,40 @@ impl Operation {
              answer again (with `Idempotent-Replayed: true`) instead of running twice. A key \
              used with another request is a 422; while its first request runs, a 409. Send a \
              fresh key (a UUID, say) for each new request.";
+        self.idempotency_key_header(config, description)
+            .problem(StatusCode::BAD_REQUEST)
+            .problem_header(
+                StatusCode::CONFLICT,
+                "Retry-After",
+                "While the key's first request still runs: seconds to wait before retrying.",
+                json!({ "type": "string", "pattern": "^[0-9]+$" }),
+            )
+            .problem(StatusCode::UNPROCESSABLE_ENTITY)
+            .response_header(
+                "Idempotent-Replayed",
+                "`true` on an answer kept for the key and replayed, not produced anew.",
+                json!({ "type": "string", "const": "true" }),
+            )
+    }
+}
+
+impl Operation {
+    /// Documents the `Idempotency-Key` request header alone, with `description` and the keys
+    /// `config` accepts ([`IdempotencyConfig::key_of`]), for a handler that keeps its own
+    /// record of what a key did and answers for it in its own words;
+    /// [`idempotency_key`](Self::idempotency_key) documents the whole contract of
+    /// [`Idempotency`](crate::idempotency::Idempotency).
+    pub fn idempotency_key_header(
+        &mut self,
+        config: &IdempotencyConfig,
+        description: &str,
+    ) -> &mut Self {
         self.parameter(
             "header",
             "Idempotency-Key",
             false,
             key_schema(config.key_len_limit()),
             Some(description),
-        )
-        .problem(StatusCode::BAD_REQUEST)
-        .problem_header(
-            StatusCode::CONFLICT,
-            "Retry-After",
-            "While the key's first request still runs: seconds to wait before retrying.",
-            json!({ "type": "string", "pattern": "^[0-9]+$" }),
-        )
-        .problem(StatusCode::UNPROCESSABLE_ENTITY)
-        .response_header(
-            "Idempotent-Replayed",
-            "`true` on an answer kept for the key and replayed, not produced anew.",
-            json!({ "type": "string", "const": "true" }),
         )
     }
 }
