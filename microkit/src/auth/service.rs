@@ -80,7 +80,8 @@ impl ServiceTokens {
 
     /// The header a call from `caller` to `callee` carries: a fresh token addressed to
     /// `callee` too, which a [`RequireService::addressed_to`] route of another service
-    /// refuses (a token one service received cannot be replayed to a third).
+    /// refuses: a token one service received cannot be replayed to a third on routes that
+    /// check the address (a plain [`RequireService`] route still admits it).
     /// [`ClientConfig::service_tokens`](crate::client::ClientConfig::service_tokens) signs
     /// every call this way.
     pub fn header_for(

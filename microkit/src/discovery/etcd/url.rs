@@ -24,14 +24,27 @@ use crate::discovery::DiscoveryError;
 /// and neither a password nor a `password_file`.
 pub(super) const PASSWORD_VARIABLE: &str = "MICROKIT_REGISTRY_PASSWORD";
 
-/// What a registry URL says.
-#[derive(Debug, PartialEq)]
+/// What a registry URL says (`Debug` shows `***` for the password).
+#[derive(PartialEq)]
 pub(super) struct EtcdUrl {
     /// `http://host:port`, or `https://host:port` for `etcds`.
     pub(super) endpoints: Vec<String>,
     pub(super) credentials: Option<(String, String)>,
     /// Present for `etcds`, and only for it.
     pub(super) tls: Option<TlsFiles>,
+}
+
+impl std::fmt::Debug for EtcdUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdUrl")
+            .field("endpoints", &self.endpoints)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(user, _)| (user, "***")),
+            )
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// The TLS files an `etcds` URL names (etcdctl's `--cacert`, `--cert` and `--key`).
@@ -226,9 +239,14 @@ pub(super) fn redacted(url: &str) -> String {
     };
     match rest.rfind('@') {
         Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{scheme}://{user}:***{}", &rest[at..])
+            let (userinfo, after) = (&rest[..at], &rest[at..]);
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***{after}"),
+                // A user whose password is in a file: nothing secret to hide.
+                None if after.contains("password_file=") => url.to_owned(),
+                // A user alone, or a password typed without its user: shown as neither.
+                None => format!("{scheme}://***{after}"),
+            }
         }
         None => url.to_owned(),
     }
@@ -370,6 +388,19 @@ mod tests {
             "etcds://u:***@a:1?cacert=x"
         );
         assert_eq!(redacted("etcd://a:1"), "etcd://a:1");
+        // Without `:`, the userinfo may be a password typed without its user: it shows only
+        // when a `password_file` says it is a user.
+        assert_eq!(redacted("etcd://hunter2@a:1"), "etcd://***@a:1");
+        assert_eq!(
+            redacted("etcd://hunter2@a:1?cacert=x"),
+            "etcd://***@a:1?cacert=x"
+        );
+        assert_eq!(
+            redacted("etcd://u@a:1?password_file=/p"),
+            "etcd://u@a:1?password_file=/p"
+        );
+        let error = parse("etcd://hunter2@a:1").unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
         assert_eq!(redacted("etcd://a:1?key=k"), "etcd://a:1?key=k");
         // Unencoded, the password still does not show, whatever the parse makes of it.
         let url = "etcds://u:p@ss?w#rd@a:1?cacert=x";
@@ -379,5 +410,17 @@ mod tests {
             !error.contains("ss?w") && !error.contains("w#rd"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let url = EtcdUrl::parse_with("etcd://u@a:1", || Some("hunter2".into())).unwrap();
+        assert_eq!(url.credentials, Some(("u".into(), "hunter2".into())));
+        let shown = format!("{url:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("\"u\""),
+            "{shown}"
+        );
+        assert!(shown.contains("***"), "{shown}");
     }
 }
