@@ -988,3 +988,42 @@ async fn the_deadline_covers_the_answers_body() {
         started.elapsed()
     );
 }
+
+/// The value of the sample `name{labels}` in `text`, the `/metrics` exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_dropped_clients_counters_stay_in_the_metrics() {
+    let (healthy, _hits) = backend("healthy", StatusCode::OK).await;
+    let registry = MemoryRegistry::new();
+    let _dead = register(&registry, "svc", refusing_addr().await).await;
+    let _b = register(&registry, "svc", healthy.addr).await;
+    let metrics = Arc::new(microkit::metrics::Metrics::new());
+    let client = ServiceClient::with_observer(Arc::new(registry), round_robin(), metrics.clone());
+    for _ in 0..10 {
+        assert_eq!(get_status(&client, "svc", "/x").await, StatusCode::OK);
+    }
+    let series = [
+        r#"client_attempts_total{service="svc"}"#,
+        r#"client_retries_total{service="svc"}"#,
+        r#"client_calls_total{service="svc",outcome="success"}"#,
+    ];
+    let before = metrics.encode();
+    let counted: Vec<f64> = series
+        .iter()
+        .map(|s| sample(&before, s).unwrap_or_else(|| panic!("{s} in {before}")))
+        .collect();
+    assert!(counted[1] >= 1.0, "a retry off the dead instance: {before}");
+    drop(client);
+    let after = metrics.encode();
+    for (s, value) in series.iter().zip(&counted) {
+        assert_eq!(
+            sample(&after, s),
+            Some(*value),
+            "{s} after the drop: {after}"
+        );
+    }
+}

@@ -475,7 +475,7 @@ impl CallObserver for Metrics {
     }
 
     fn attach(&self, client: &ServiceClient) {
-        self.client.attach(client.view());
+        self.client.attach(client);
     }
 }
 

@@ -347,7 +347,7 @@ impl std::fmt::Debug for ClientView {
 }
 
 /// What a client has learned, every service it called (or watches) included.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ClientStats {
     pub(crate) services: Vec<ServiceStats>,
     /// Retries refused because the budget was spent.
@@ -369,11 +369,17 @@ impl ClientView {
 
     /// What the client knows now, sorted by service; `None` once the client is gone.
     pub(crate) fn stats(&self) -> Option<ClientStats> {
-        let inner = self.0.upgrade()?;
-        let balancers: Vec<(String, Arc<ServiceBalancer>)> = inner
+        Some(self.0.upgrade()?.stats())
+    }
+}
+
+impl super::Inner {
+    /// What the client knows now, sorted by service.
+    pub(super) fn stats(&self) -> ClientStats {
+        let balancers: Vec<(String, Arc<ServiceBalancer>)> = self
             .balancers
             .lock()
-            .expect("balancers lock poisoned")
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .map(|(name, balancer)| (name.clone(), balancer.clone()))
             .collect();
@@ -382,10 +388,56 @@ impl ClientView {
             .map(|(name, balancer)| balancer.stats(name))
             .collect();
         services.sort_by(|a, b| a.service.cmp(&b.service));
-        Some(ClientStats {
+        ClientStats {
             services,
-            budget_exhausted: inner.budget.exhausted(),
-        })
+            budget_exhausted: self.budget.exhausted(),
+        }
+    }
+}
+
+impl ServiceClient {
+    /// Adds the client's counters to `sink` when the client is dropped.
+    pub(crate) fn retire_to(&self, sink: Arc<Retired>) {
+        self.inner
+            .retire_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sink);
+    }
+}
+
+/// The counters of clients that are gone (attempts, retries, ejections, budget refusals by
+/// service; no instances), kept so that sums over clients never go down.
+#[derive(Debug, Default)]
+pub(crate) struct Retired(Mutex<ClientStats>);
+
+impl Retired {
+    /// Adds a dropped client's counters.
+    pub(super) fn add(&self, stats: &ClientStats) {
+        let mut retired = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        retired.budget_exhausted += stats.budget_exhausted;
+        for service in &stats.services {
+            match retired
+                .services
+                .iter_mut()
+                .find(|r| r.service == service.service)
+            {
+                Some(known) => {
+                    known.attempts += service.attempts;
+                    known.retries += service.retries;
+                    known.ejections += service.ejections;
+                }
+                None => retired.services.push(ServiceStats {
+                    instances: Vec::new(),
+                    ..service.clone()
+                }),
+            }
+        }
+    }
+
+    /// The totals so far.
+    pub(crate) fn totals(&self) -> ClientStats {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -52,7 +52,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub(crate) use self::balancer::{ClientStats, ClientView, InstanceStats, ServiceStats};
+pub(crate) use self::balancer::{ClientStats, ClientView, InstanceStats, Retired, ServiceStats};
 use self::balancer::{Endpoint, ServiceBalancer};
 use self::budget::RetryBudget;
 pub use self::config::{Balance, ClientConfig};
@@ -128,6 +128,21 @@ struct Inner {
     /// from the program, not from callers.
     balancers: Mutex<HashMap<String, Arc<ServiceBalancer>, foldhash::fast::RandomState>>,
     observer: Option<Arc<dyn CallObserver>>,
+    /// Where the client's counters go when it is dropped, so that sums over clients never
+    /// go down.
+    retire_to: Mutex<Vec<Arc<Retired>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let sinks = std::mem::take(self.retire_to.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !sinks.is_empty() {
+            let stats = self.stats();
+            for sink in sinks {
+                sink.add(&stats);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -193,6 +208,7 @@ impl ServiceClient {
                 config,
                 balancers: Mutex::new(HashMap::default()),
                 observer,
+                retire_to: Mutex::new(Vec::new()),
             }),
         };
         if let Some(observer) = &client.inner.observer {

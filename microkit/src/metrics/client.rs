@@ -1,6 +1,7 @@
 //! What a client measures: calls by service and outcome with their durations; the rest
 //! (attempts, retries, ejections, each instance's latency and load) is read from the clients
-//! themselves when metrics are scraped.
+//! themselves when metrics are scraped, plus what the clients dropped since had counted (so
+//! that the counters never go down).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::histogram::{Histogram, HistogramSnapshot, OTEL_DURATION_BOUNDS};
-use crate::client::{CallOutcome, ClientStats, ClientView};
+use crate::client::{CallOutcome, ClientStats, ClientView, Retired};
 
 /// Every outcome, in the order of [`outcome_index`].
 pub(crate) const OUTCOMES: [CallOutcome; 6] = [
@@ -32,6 +33,8 @@ fn outcome_index(outcome: CallOutcome) -> usize {
 pub(crate) struct ClientMetrics {
     services: RwLock<HashMap<Box<str>, Arc<ServiceSeries>>>,
     clients: Mutex<Vec<ClientView>>,
+    /// What clients that are gone counted, so that the sums never go down.
+    retired: Arc<Retired>,
 }
 
 #[derive(Debug)]
@@ -93,8 +96,10 @@ impl ClientMetrics {
         all
     }
 
-    /// Reads `client` too from now on.
-    pub(crate) fn attach(&self, client: ClientView) {
+    /// Reads `client` too from now on, and keeps its counters once it is dropped.
+    pub(crate) fn attach(&self, client: &crate::client::ServiceClient) {
+        client.retire_to(self.retired.clone());
+        let client = client.view();
         let mut clients = self.clients.lock().expect("clients lock poisoned");
         // Forget clients that are gone, so that building clients in a loop does not grow this.
         clients.retain(|view| view.client().is_some());
@@ -106,11 +111,16 @@ impl ClientMetrics {
         self.clients.lock().expect("clients lock poisoned").clone()
     }
 
-    /// What every attached client knows now.
+    /// What every attached client knows now, with (last, no instances) what the clients
+    /// that are gone counted.
     pub(crate) fn stats(&self) -> Vec<ClientStats> {
-        self.clients()
+        let mut stats: Vec<ClientStats> = self
+            .clients()
             .iter()
             .filter_map(ClientView::stats)
-            .collect()
+            .collect();
+        // Read after the live clients: a client dropped meanwhile is counted here.
+        stats.push(self.retired.totals());
+        stats
     }
 }
