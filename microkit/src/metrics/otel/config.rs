@@ -13,7 +13,7 @@ use crate::trace::otel::http::TlsFiles;
 pub(crate) struct Config {
     /// The full URL the export is posted to.
     pub(crate) endpoint: Uri,
-    /// Sent with every export (an API key, a tenant).
+    /// Sent with every export (an API key, a tenant); marked sensitive, so `Debug` hides them.
     pub(crate) headers: HeaderMap,
     /// The longest one export may take before it is given up.
     pub(crate) timeout: Duration,
@@ -82,8 +82,9 @@ impl Config {
             "OTEL_EXPORTER_OTLP_COMPRESSION",
         );
         let gzip = match compression.as_deref().map(str::trim) {
-            None | Some("none") => false,
-            Some("gzip") => true,
+            None => false,
+            Some(known) if known.eq_ignore_ascii_case("none") => false,
+            Some(known) if known.eq_ignore_ascii_case("gzip") => true,
             Some(other) => {
                 return Err(OtelError::new(format!(
                     "OTLP compression `{other}`: `gzip` and `none` are known"
@@ -163,7 +164,9 @@ fn parse_headers(text: &str) -> Result<HeaderMap, OtelError> {
         let value = percent_encoding::percent_decode_str(value.trim())
             .decode_utf8()
             .map_err(|_| bad("not UTF-8 once decoded"))?;
-        let value = HeaderValue::from_str(&value).map_err(|_| bad("not a header value"))?;
+        let mut value = HeaderValue::from_str(&value).map_err(|_| bad("not a header value"))?;
+        // API keys: kept out of `Debug` output and out of HPACK tables.
+        value.set_sensitive(true);
         headers.append(name, value);
     }
     Ok(headers)
@@ -220,10 +223,15 @@ mod tests {
             ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
             ("OTEL_METRIC_EXPORT_TIMEOUT", "2000"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZip"),
         ])
         .unwrap()
         .unwrap();
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("a b") && !debug.contains("a%20b"),
+            "{debug}"
+        );
         assert_eq!(config.headers["api-key"], "a b");
         assert_eq!(config.headers["x-tenant"], "7");
         assert!(!config.headers.contains_key("x-general"));

@@ -26,9 +26,11 @@
 //! `db.operation.name`, `error.type`), `db.client.connection.count`
 //! (`db.client.connection.pool.name`, `db.client.connection.state`),
 //! `db.client.connection.max`, `db.client.connection.pending_requests` and
-//! `db.client.connection.wait_time`; the others keep their `/metrics` names
-//! (`client_calls`, `client_call_duration_seconds`, ...) and labels. `http_requests_total`, the
-//! request histogram's count under an older name, is not sent twice.
+//! `db.client.connection.wait_time`; the others keep their `/metrics` names without the
+//! counters' `_total` suffix (`client_calls` for `/metrics`' `client_calls_total`,
+//! `client_call_duration_seconds`, ...) and their labels. `http_requests_total`, the request
+//! histogram's count under an older name, is the one family not sent (it would count the
+//! requests twice).
 //!
 //! What is read from the environment: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used as it is),
 //! or `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4318`, metrics go to its
