@@ -38,11 +38,21 @@ fn start_server(runtime: &tokio::runtime::Runtime) -> SocketAddr {
 }
 
 fn round_trip(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The server runs on a runtime of its own, as a service called over the network runs in a
+    // process of its own: on one shared runtime the two ends of each exchange were scheduled
+    // on different workers, and every round trip paid a worker hand-off (tokio's work
+    // stealing) that no call between two services pays.
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
-        .expect("a runtime");
-    let addr = start_server(&runtime);
+        .expect("the server's runtime");
+    let addr = start_server(&server_runtime);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("the client's runtime");
 
     let registry = MemoryRegistry::new();
     let registration = runtime
