@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Request, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::rt::{Read, Write};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http_body_util::Empty;
 
+use crate::client::one_shot;
 use crate::BoxError;
 
 /// The longest a JWKS document may be (1 MiB); real ones are a few KiB.
@@ -23,8 +21,6 @@ pub(super) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(super) struct JwksUrl {
     uri: Uri,
-    host: String,
-    port: u16,
     /// Set for `https` URLs, and only for them.
     #[cfg(feature = "tls")]
     tls: Option<crate::client::ClientTls>,
@@ -72,18 +68,9 @@ impl JwksUrl {
 
     /// The URL without TLS (the `https` constructors add it).
     fn plain(uri: Uri) -> Result<Self, BoxError> {
-        let https = uri.scheme_str() == Some("https");
-        let host = uri
-            .host()
-            .ok_or_else(|| format!("the JWKS URL `{uri}` has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        one_shot::address(&uri).map_err(|err| format!("the JWKS URL: {err}"))?;
         Ok(Self {
             uri,
-            host,
-            port,
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -91,49 +78,20 @@ impl JwksUrl {
 
     /// The document: the body of a 2xx answer to a GET (redirects are not followed).
     pub(super) async fn get(&self) -> Result<Vec<u8>, BoxError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|err| format!("connecting to {}:{}: {err}", self.host, self.port))?;
-        let _ = tcp.set_nodelay(true);
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            let stream = tls
-                .connect(&self.host, tcp)
-                .await
-                .map_err(|err| format!("TLS with {}: {err}", self.host))?;
-            return self.exchange(TokioIo::new(stream)).await;
-        }
-        self.exchange(TokioIo::new(tcp)).await
-    }
-
-    async fn exchange<T>(&self, io: T) -> Result<Vec<u8>, BoxError>
-    where
-        T: Read + Write + Send + Unpin + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-        // Bounded too, so a server that stalls cannot keep the task alive.
-        tokio::spawn(tokio::time::timeout(FETCH_TIMEOUT, connection));
-        let target = self
-            .uri
-            .path_and_query()
-            .map_or("/", |target| target.as_str());
-        let authority = self
-            .uri
-            .authority()
-            .map_or("", |authority| authority.as_str());
-        let request = Request::get(target)
-            .header(header::HOST, authority)
+        let request = Request::get(self.uri.clone())
             .header(header::ACCEPT, "application/jwk-set+json, application/json")
             .body(Empty::<Bytes>::new())?;
-        let response = sender.send_request(request).await?;
+        #[cfg(feature = "tls")]
+        let tls = self.tls.as_ref();
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
+        let response = one_shot::exchange(tls, request, MAX_DOCUMENT_BYTES, FETCH_TIMEOUT)
+            .await
+            .map_err(|err| format!("fetching the JWKS document: {err}"))?;
         if !response.status().is_success() {
             return Err(format!("the JWKS URL answered {}", response.status()).into());
         }
-        let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
-            .collect()
-            .await
-            .map_err(|err| format!("reading the JWKS document: {err}"))?;
-        Ok(body.to_bytes().to_vec())
+        Ok(response.into_body().to_vec())
     }
 }
 
@@ -166,8 +124,8 @@ mod tests {
         let refused = JwksUrl::new("https://user:secret@idp.example/jwks").unwrap_err();
         assert!(!refused.to_string().contains("secret"), "{refused}");
         let url = JwksUrl::new("http://127.0.0.1/keys?v=1").unwrap();
-        assert_eq!((url.host.as_str(), url.port), ("127.0.0.1", 80));
+        assert_eq!(one_shot::address(&url.uri).unwrap(), ("127.0.0.1", 80));
         let url = JwksUrl::new("http://[::1]:8080/keys").unwrap();
-        assert_eq!((url.host.as_str(), url.port), ("::1", 8080));
+        assert_eq!(one_shot::address(&url.uri).unwrap(), ("::1", 8080));
     }
 }

@@ -32,6 +32,8 @@ mod config;
 mod deadline_body;
 mod error;
 mod idempotency;
+#[cfg(any(feature = "auth", feature = "otel"))]
+pub(crate) mod one_shot;
 mod pool;
 mod pooled_body;
 pub(crate) mod probed_io;

@@ -12,15 +12,12 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HOST;
-use http::{HeaderValue, Request, Response, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
 use opentelemetry_http::{HttpClient, HttpError};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use super::OtelError;
+use crate::client::one_shot;
 
 /// The most of a collector's answer that is read (as opentelemetry-http's own clients do).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -128,51 +125,14 @@ impl OtlpClient {
 
     /// Connects to the request's host (over TLS for `https`), and exchanges the request.
     async fn exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let uri = request.uri().clone();
-        let https = uri.scheme_str() == Some("https");
-        let host = uri.host().ok_or("the OTLP endpoint has no host")?;
-        // An IPv6 address is written in brackets in a URL, and without them everywhere else.
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((host, port)).await?;
-        let _ = tcp.set_nodelay(true);
-        if !https {
-            return send_on(tcp, request).await;
-        }
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return send_on(tls.connect(host, tcp).await?, request).await;
-        }
-        Err(format!("{uri}: https was not set up for this exporter").into())
+        let tls = self.tls.as_ref();
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
+        let (head, body) = request.into_parts();
+        let request = Request::from_parts(head, Full::new(body));
+        one_shot::exchange(tls, request, MAX_ANSWER, self.timeout).await
     }
-}
-
-/// One HTTP/1.1 exchange on `io`: the request in origin form with its `Host`, the answer read
-/// whole (up to [`MAX_ANSWER`]).
-async fn send_on<S>(io: S, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    // The connection ends once the answer is read and the sender dropped.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let (mut head, body) = request.into_parts();
-    if let Some(authority) = head.uri.authority() {
-        if !head.headers.contains_key(HOST) {
-            head.headers
-                .insert(HOST, HeaderValue::from_str(authority.as_str())?);
-        }
-    }
-    let path = head.uri.path_and_query().map_or("/", |path| path.as_str());
-    head.uri = path.parse()?;
-    let response = sender
-        .send_request(Request::from_parts(head, Full::new(body)))
-        .await?;
-    let (head, body) = response.into_parts();
-    let body = Limited::new(body, MAX_ANSWER).collect().await?.to_bytes();
-    Ok(Response::from_parts(head, body))
 }
 
 impl HttpClient for OtlpClient {
