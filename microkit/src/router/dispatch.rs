@@ -102,7 +102,7 @@ impl RouterService {
         RouterFuture {
             state: match dispatched {
                 Ok(answer) => answer,
-                Err(panic) => Answer::Ready(Some(panic_response(panic.as_ref()))),
+                Err(panic) => Answer::ready(panic_response(panic.as_ref())),
             },
         }
     }
@@ -123,7 +123,9 @@ async fn not_found(request: Request) -> Problem {
 }
 
 enum Answer {
-    Ready(Option<Response>),
+    /// Boxed: the router answers by itself rarely (405, `OPTIONS`, redirects, panics), and a
+    /// response is larger than the rest of the future, which is moved on every request.
+    Ready(Option<Box<Response>>),
     Running {
         future: HandlerFuture,
         /// A `HEAD` request answered by the `GET` route: the body is dropped once it answers.
@@ -134,6 +136,10 @@ enum Answer {
 }
 
 impl Answer {
+    fn ready(response: Response) -> Self {
+        Answer::Ready(Some(Box::new(response)))
+    }
+
     fn running(future: HandlerFuture) -> Self {
         Answer::Running {
             future,
@@ -157,12 +163,12 @@ impl RouterCore {
                 (table.get().expect("checked above"), true)
             }
             None if *method == Method::OPTIONS => {
-                return Answer::Ready(Some(allow_response(
+                return Answer::ready(allow_response(
                     StatusCode::NO_CONTENT,
                     &table.allow_with_options,
-                )));
+                ));
             }
-            None => return Answer::Ready(Some(method_not_allowed(&request, &table.allow))),
+            None => return Answer::ready(method_not_allowed(&request, &table.allow)),
         };
         let report = request
             .extensions()
@@ -189,14 +195,11 @@ impl RouterCore {
 
     fn unmatched(&self, request: Request) -> Answer {
         if request.method() == Method::OPTIONS && request.uri().path() == "*" {
-            return Answer::Ready(Some(allow_response(
-                StatusCode::NO_CONTENT,
-                &self.server_allow,
-            )));
+            return Answer::ready(allow_response(StatusCode::NO_CONTENT, &self.server_allow));
         }
         if self.redirect_trailing_slash {
             if let Some(redirect) = self.slash_redirect(&request) {
-                return Answer::Ready(Some(redirect));
+                return Answer::ready(redirect);
             }
         }
         Answer::running(self.fallback.call(request))
@@ -305,6 +308,23 @@ pub struct RouterFuture {
     state: Answer,
 }
 
+impl RouterFuture {
+    /// A future that answers `response` at once: for a server that refuses a request before
+    /// routing it.
+    pub(crate) fn ready(response: Response) -> Self {
+        Self {
+            state: Answer::ready(response),
+        }
+    }
+
+    /// A future that answers with `future`, a panic in it becoming a 500 problem.
+    pub(crate) fn from_future(future: HandlerFuture) -> Self {
+        Self {
+            state: Answer::running(future),
+        }
+    }
+}
+
 impl fmt::Debug for RouterFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RouterFuture")
@@ -317,7 +337,7 @@ impl Future for RouterFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let (future, head, report) = match &mut self.state {
             Answer::Ready(response) => {
-                return Poll::Ready(response.take().expect("polled after completion"));
+                return Poll::Ready(*response.take().expect("polled after completion"));
             }
             Answer::Running {
                 future,

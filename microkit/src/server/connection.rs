@@ -1,10 +1,12 @@
 //! One connection: HTTP/1.1 or h2c, its per-request bookkeeping and its idle timer.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -20,8 +22,8 @@ use crate::body::BodyPace;
 use crate::deadline;
 use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::response::IntoResponse;
-use crate::router::RouterService;
-use crate::trace::ServerTrace;
+use crate::router::{RouterFuture, RouterService};
+use crate::trace::{ServerTrace, Traced};
 use crate::Body;
 use crate::{Problem, Response};
 
@@ -100,6 +102,25 @@ impl Drop for InFlight {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// One request's answer, as hyper polls it: the routed (or refused) request in its trace,
+    /// counted in flight until hyper drops it once answered. One small future, since hyper
+    /// moves it into place for every request.
+    struct Answering {
+        #[pin]
+        answer: Traced<RouterFuture>,
+        _in_flight: InFlight,
+    }
+}
+
+impl Future for Answering {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().answer.poll(cx).map(Ok)
+    }
+}
+
 /// The request-line-and-headers limits a connection enforces itself.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct HeaderLimits {
@@ -155,7 +176,18 @@ fn headers_too_large() -> Response {
         .into_response()
 }
 
-/// The caller's deadline passed: it no longer waits for an answer, so stop working on one.
+/// `answer`, unless the caller's `deadline` passes first: it then no longer waits for an
+/// answer, so the work on one stops.
+async fn within(deadline: Instant, answer: RouterFuture) -> Response {
+    if deadline <= Instant::now() {
+        return deadline_passed();
+    }
+    match tokio::time::timeout_at(deadline, deadline::scope(deadline, answer)).await {
+        Ok(response) => response,
+        Err(_) => deadline_passed(),
+    }
+}
+
 fn deadline_passed() -> Response {
     Problem::new(http::StatusCode::GATEWAY_TIMEOUT)
         .with_detail("the caller's deadline passed before the request was answered")
@@ -242,39 +274,23 @@ where
             // Everything answered from here on, refusals included, is in the request's trace.
             let trace = ServerTrace::start(&mut request);
             let answer = trace.in_scope(|| {
-                let refused = if header_limits.exceeded_by(&request) {
-                    Some(headers_too_large())
-                } else {
-                    unmet_expectation(&request)
-                };
-                match refused {
-                    // Boxed: refusals are rare, and the happy path's result stays small.
-                    Some(refused) => Err(Box::new(refused)),
-                    None => Ok(router.call(request)),
+                if header_limits.exceeded_by(&request) {
+                    return RouterFuture::ready(headers_too_large());
+                }
+                if let Some(refused) = unmet_expectation(&request) {
+                    return RouterFuture::ready(refused);
+                }
+                let answer = router.call(request);
+                match deadline {
+                    None => answer,
+                    // Boxed: few callers send a deadline, and the timer would triple the size
+                    // of every request's future.
+                    Some(deadline) => RouterFuture::from_future(Box::pin(within(deadline, answer))),
                 }
             });
-            let answered = async move {
-                let answer = match answer {
-                    Ok(answer) => answer,
-                    Err(refused) => return *refused,
-                };
-                match deadline {
-                    None => answer.await,
-                    Some(deadline) if deadline <= tokio::time::Instant::now() => deadline_passed(),
-                    Some(deadline) => {
-                        match tokio::time::timeout_at(deadline, deadline::scope(deadline, answer))
-                            .await
-                        {
-                            Ok(response) => response,
-                            Err(_) => deadline_passed(),
-                        }
-                    }
-                }
-            };
-            async move {
-                let response = trace.run(answered).await;
-                drop(in_flight);
-                Ok::<_, Infallible>(response)
+            Answering {
+                answer: trace.run(answer),
+                _in_flight: in_flight,
             }
         });
 
