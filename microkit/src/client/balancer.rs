@@ -462,7 +462,8 @@ impl ServiceClient {
         request.headers_mut().insert(http::header::HOST, host);
         let answered = tokio::time::timeout(within, async {
             let target = super::pool::Target::of(instance);
-            let response = self.inner.pool.send(&target, request).await.ok()?;
+            let (head, body) = request.into_parts();
+            let response = self.inner.pool.send(&target, &head, body).await.ok()?;
             let healthy = response.status().is_success();
             // Read to the end, so that the connection goes back to the pool.
             response.into_body().collect().await.ok()?;

@@ -31,6 +31,7 @@ mod budget;
 mod config;
 mod deadline_body;
 mod error;
+mod h1;
 mod idempotency;
 #[cfg(any(feature = "auth", feature = "otel"))]
 pub(crate) mod one_shot;
@@ -360,11 +361,12 @@ impl ServiceClient {
             self.stamp_token(service, request.headers_mut());
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
+            let (sent_head, body) = request.into_parts();
             let result = tokio::time::timeout_at(
                 attempt_deadline,
                 self.inner
                     .pool
-                    .send(&Target::of(&endpoint.instance), request)
+                    .send(&Target::of(&endpoint.instance), &sent_head, body)
                     .instrument(trace.span().clone()),
             )
             .await;
@@ -393,14 +395,13 @@ impl ServiceClient {
                     }
                     continue;
                 }
-                Ok(Err(SendError::NotSent { source, request })) => {
+                Ok(Err(SendError::NotSent { source, body })) => {
                     // Nothing was written: whatever the method, the request can go elsewhere,
                     // its body with it.
                     trace
                         .span()
                         .in_scope(|| balancer.record_failure(&endpoint, config));
-                    let (returned, body) = (*request).into_parts();
-                    headers = returned.headers;
+                    headers = sent_head.headers;
                     if let Payload::Once(slot) = &mut payload {
                         *slot = Some(body);
                     }

@@ -8,27 +8,32 @@
 //! the response body ([`PooledBody`]) reads the rest; at the end of the body the connection
 //! goes back to the pool. No task per connection, nothing handed between tasks.
 //!
+//! The connections speak HTTP/1.1 through microkit's own codec ([`h1`](super::h1)): the
+//! request head is written from the caller's parts, which the caller keeps (a retry needs
+//! no copy of the headers), and the answer's head and body come straight out of the
+//! connection's read buffer.
+//!
 //! A pooled connection is checked before reuse: a server that closed it while it sat idle
 //! (its keep-alive timeout, a restart) is noticed before any byte of the next request is
-//! written (see [`ProbedIo`]), and the request goes out on another connection.
+//! written (see [`Stream::closed_by_peer`] and [`h1::Connection::poll_idle`]), and the
+//! request goes out on another connection.
 
 use std::collections::HashMap;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
-use hyper::client::conn::http1;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::config::ClientConfig;
-use super::probed_io::{ProbedIo, Stream};
+use super::h1;
+use super::probed_io::Stream;
 use crate::discovery::{Instance, Scheme};
-use crate::{Body, BoxError, Request};
+use crate::{Body, BoxError};
 
 pub(crate) use super::pooled_body::PooledBody;
 
@@ -82,58 +87,23 @@ pub(super) struct Shared {
 }
 
 struct Idle {
-    connection: Connection,
+    connection: Box<Connection>,
     since: Instant,
 }
 
-/// One HTTP/1.1 connection: the handle requests are sent through and the state machine that
-/// does the reading and writing, polled by whoever is waiting on the connection.
+/// One HTTP/1.1 connection and where it goes. Boxed wherever it is kept: it moves in and
+/// out of the pool and into answers' bodies, and a pointer moves cheaper than the codec's
+/// buffers and state.
 pub(super) struct Connection {
-    sender: http1::SendRequest<Body>,
-    /// Boxed: hyper's state machine is large, and connections move in and out of the pool.
-    driver: Option<Pin<Box<http1::Connection<ProbedIo, Body>>>>,
-    /// Set to have the socket checked for a close before the next request is written.
-    probe: Arc<AtomicBool>,
+    pub(super) h1: h1::Connection<Stream>,
     target: Target,
-}
-
-impl Connection {
-    /// Lets the connection read and write what it can; false once it has ended.
-    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(driver) = &mut self.driver else {
-            return false;
-        };
-        match driver.as_mut().poll(cx) {
-            Poll::Pending => true,
-            Poll::Ready(result) => {
-                if let Err(err) = result {
-                    tracing::debug!(addr = %self.target.addr, error = %err, "upstream connection failed");
-                }
-                self.driver = None;
-                false
-            }
-        }
-    }
-
-    /// Ready for the next request, or `Err` once closed.
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.drive(cx);
-        self.sender.poll_ready(cx)
-    }
-
-    fn is_open(&self) -> bool {
-        self.driver.is_some() && !self.sender.is_closed()
-    }
 }
 
 /// Why a request got no answer.
 pub(crate) enum SendError {
     /// Nothing of the request was written (no connection, or every connection tried had been
-    /// closed by the server): it comes back, body included, to be sent elsewhere.
-    NotSent {
-        source: BoxError,
-        request: Box<Request>,
-    },
+    /// closed by the server): its body comes back, to be sent elsewhere.
+    NotSent { source: BoxError, body: Body },
     /// The request was written, at least in part, and the exchange failed.
     Failed(BoxError),
 }
@@ -152,82 +122,72 @@ impl Pool {
         }
     }
 
-    /// Sends `request` (its URI in origin form, a `Host` header set) to `target` on a pooled
-    /// connection or a new one. A request that a pooled connection could not carry because
-    /// the server had closed it is sent again on another connection.
+    /// Sends a request (`head`: its URI in origin form, a `Host` header set) to `target` on
+    /// a pooled connection or a new one. A request that a pooled connection could not carry
+    /// because the server had closed it is sent again on another connection. The head is
+    /// only read, so the caller keeps it for a retry.
     pub(crate) async fn send(
         &self,
         target: &Target,
-        mut request: Request,
+        head: &http::request::Parts,
+        body: Body,
     ) -> Result<http::Response<PooledBody>, SendError> {
-        loop {
-            let (mut connection, reused) = match self.checkout(target) {
-                Some(connection) => (connection, true),
-                // Boxed: connecting is rare, and its state would otherwise enlarge (and make
-                // slower to move) the future of every request.
-                None => match Box::pin(self.connect(target)).await {
-                    Ok(connection) => (connection, false),
-                    Err(source) => {
-                        return Err(SendError::NotSent {
-                            source,
-                            request: Box::new(request),
-                        })
-                    }
-                },
+        // A pooled connection the server closed is found out before anything is written on
+        // it, and the next one is tried.
+        let reused = loop {
+            let Some((mut connection, probe)) = self.checkout(target) else {
+                break None;
             };
-            if let Err(err) = poll_fn(|cx| connection.poll_ready(cx)).await {
-                if reused {
-                    continue;
-                }
-                return Err(SendError::NotSent {
-                    source: err.into(),
-                    request: Box::new(request),
-                });
+            if probe && connection.h1.io().closed_by_peer() {
+                continue;
             }
-            let mut answer = pin!(connection.sender.try_send_request(request));
-            let answered = poll_fn(|cx| {
-                if let Poll::Ready(answered) = answer.as_mut().poll(cx) {
-                    return Poll::Ready(answered);
-                }
-                connection.drive(cx);
-                answer.as_mut().poll(cx)
-            })
-            .await;
-            match answered {
-                Ok(response) => {
-                    let pool = Arc::downgrade(&self.shared);
-                    return Ok(response.map(|incoming| PooledBody::new(incoming, connection, pool)));
-                }
-                Err(mut err) => match err.take_message() {
-                    Some(unsent) if reused => request = unsent,
-                    Some(unsent) => {
+            if poll_fn(|cx| Poll::Ready(connection.h1.poll_idle(cx))).await {
+                break Some(connection);
+            }
+        };
+        let mut connection = match reused {
+            Some(connection) => connection,
+            // Boxed: connecting is rare, and its state would otherwise enlarge (and make
+            // slower to move) the future of every request.
+            None => match Box::pin(self.connect(target)).await {
+                Ok(mut connection) => {
+                    if !poll_fn(|cx| Poll::Ready(connection.h1.poll_idle(cx))).await {
                         return Err(SendError::NotSent {
-                            source: err.into_error().into(),
-                            request: Box::new(unsent),
-                        })
+                            source: h1::Error::ClosedBeforeAnswer.into(),
+                            body,
+                        });
                     }
-                    None => return Err(SendError::Failed(err.into_error().into())),
-                },
+                    connection
+                }
+                Err(source) => return Err(SendError::NotSent { source, body }),
+            },
+        };
+        if let Err(err) = connection.h1.start(head, body) {
+            return Err(SendError::Failed(err.into()));
+        }
+        match poll_fn(|cx| connection.h1.poll_head(cx)).await {
+            Ok(parts) => {
+                let pool = Arc::downgrade(&self.shared);
+                Ok(http::Response::from_parts(
+                    parts,
+                    PooledBody::new(connection, pool),
+                ))
             }
+            Err(err) => Err(SendError::Failed(err.into())),
         }
     }
 
     /// A new connection; for `https`, the TLS handshake is bounded by the connect timeout too.
-    async fn connect(&self, target: &Target) -> Result<Connection, BoxError> {
+    async fn connect(&self, target: &Target) -> Result<Box<Connection>, BoxError> {
         let stream = tokio::time::timeout(self.shared.connect_timeout, self.open(target))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "the connection timed out")
             })??;
-        let probe = Arc::new(AtomicBool::new(false));
-        let io = ProbedIo::new(stream, probe.clone());
-        let (sender, driver) = http1::Builder::new().handshake(io).await?;
-        Ok(Connection {
-            sender,
-            driver: Some(Box::pin(driver)),
-            probe,
+        Ok(Box::new(Connection {
+            h1: h1::Connection::new(stream),
             target: target.clone(),
-        })
+        }))
     }
 
     async fn open(&self, target: &Target) -> Result<Stream, BoxError> {
@@ -260,19 +220,17 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection to `target` (its socket still warm), marked to
-    /// be probed before use if it sat idle long enough for a server to have closed it.
-    fn checkout(&self, target: &Target) -> Option<Connection> {
+    /// The most recently used idle connection to `target` (its socket still warm), and
+    /// whether it sat idle long enough for a server to have closed it (then it is probed
+    /// before use).
+    fn checkout(&self, target: &Target) -> Option<(Box<Connection>, bool)> {
         let mut idle = self.shared.idle.lock().expect("pool lock poisoned");
         let list = idle.get_mut(target)?;
         let now = Instant::now();
         while let Some(entry) = list.pop() {
             let idle_for = now.duration_since(entry.since);
             if idle_for < self.shared.idle_timeout {
-                if idle_for >= PROBE_AFTER_IDLE {
-                    entry.connection.probe.store(true, Ordering::Relaxed);
-                }
-                return Some(entry.connection);
+                return Some((entry.connection, idle_for >= PROBE_AFTER_IDLE));
             }
         }
         None
@@ -281,8 +239,8 @@ impl Pool {
 
 impl Shared {
     /// Takes back a connection whose exchange ended cleanly.
-    pub(super) fn put(self: &Arc<Self>, connection: Connection) {
-        if !connection.is_open() {
+    pub(super) fn put(self: &Arc<Self>, connection: Box<Connection>) {
+        if !connection.h1.is_reusable() {
             return;
         }
         {
@@ -323,24 +281,17 @@ impl Shared {
 
     /// Drops expired and closed idle connections; false (the reaper stops) once none is left.
     fn sweep(&self) -> bool {
-        let waker = Waker::from(Arc::new(NoWake));
-        let mut cx = Context::from_waker(&waker);
         let now = Instant::now();
         let mut closed = Vec::new();
         let mut idle = self.idle.lock().expect("pool lock poisoned");
         idle.retain(|_, list| {
-            let (keep, expired): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
-                .into_iter()
-                .partition(|entry| now.duration_since(entry.since) < self.idle_timeout);
-            closed.extend(expired);
-            for mut entry in keep {
-                entry.connection.probe.store(true, Ordering::Relaxed);
-                if entry.connection.drive(&mut cx) && entry.connection.is_open() {
-                    list.push(entry);
-                } else {
-                    closed.push(entry);
-                }
-            }
+            let (keep, gone): (Vec<Idle>, Vec<Idle>) =
+                std::mem::take(list).into_iter().partition(|entry| {
+                    now.duration_since(entry.since) < self.idle_timeout
+                        && !entry.connection.h1.io().closed_by_peer()
+                });
+            closed.extend(gone);
+            *list = keep;
             !list.is_empty()
         });
         let any_left = !idle.is_empty();
@@ -352,12 +303,4 @@ impl Shared {
         drop(closed);
         any_left
     }
-}
-
-/// The sweep polls idle connections only to learn whether they closed; whoever checks one out
-/// polls it again with its own waker.
-struct NoWake;
-
-impl Wake for NoWake {
-    fn wake(self: Arc<Self>) {}
 }

@@ -6,78 +6,82 @@ use std::sync::Weak;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body as _, Frame, SizeHint};
-use hyper::body::Incoming;
+use http_body::{Frame, SizeHint};
 
+use super::h1;
 use super::pool::{Connection, Shared};
 
 /// An answer's body that owns the connection it arrives on.
 ///
-/// Polling it polls the connection too (the same task reads the socket and the body; see
-/// [`Pool`](super::pool::Pool)). Dropped, it returns the connection to the pool, whether the
-/// body was read or not: if hyper had already read the whole answer the connection is as good
-/// as new, and if not hyper closes it when it is next polled, at checkout, so that the rest
-/// of an abandoned answer is never taken for the next one. A body that failed closes its
-/// connection at once.
+/// Polling it reads the connection (the same task reads the socket and the body; see
+/// [`Pool`](super::pool::Pool)), and keeps writing the request body if the server answered
+/// before it was all sent. At the end of the answer the connection goes back to the pool at
+/// once, if it can carry another exchange. Dropped before its end, the body gives the
+/// connection back only if the rest of the answer is already in the read buffer; otherwise
+/// the connection is closed, so that the rest of an abandoned answer is never taken for the
+/// next one, and a long one is not read for nothing. A body that failed closes its connection.
 pub(crate) struct PooledBody {
-    incoming: Incoming,
-    connection: Option<Connection>,
+    connection: Option<Box<Connection>>,
     pool: Weak<Shared>,
 }
 
 impl PooledBody {
-    pub(super) fn new(incoming: Incoming, connection: Connection, pool: Weak<Shared>) -> Self {
+    pub(super) fn new(connection: Box<Connection>, pool: Weak<Shared>) -> Self {
         Self {
-            incoming,
             connection: Some(connection),
             pool,
         }
     }
 
-    fn poll_incoming(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.incoming).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            self.connection = None;
+    /// Hands the connection back to the pool, which keeps it if it can be reused.
+    fn release(&mut self) {
+        if let (Some(connection), Some(pool)) = (self.connection.take(), self.pool.upgrade()) {
+            Shared::put(&pool, connection);
         }
-        polled
     }
 }
 
 impl http_body::Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = h1::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, h1::Error>>> {
         let this = self.get_mut();
-        if let Poll::Ready(frame) = this.poll_incoming(cx) {
-            return Poll::Ready(frame);
+        let Some(connection) = &mut this.connection else {
+            return Poll::Ready(None);
+        };
+        let polled = connection.h1.poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Err(_))) => this.connection = None,
+            _ => {}
         }
-        // Nothing buffered yet: let the connection read more, then look again.
-        if let Some(connection) = &mut this.connection {
-            connection.drive(cx);
-        }
-        this.poll_incoming(cx)
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.connection
+            .as_ref()
+            .is_none_or(|connection| connection.h1.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.incoming.size_hint()
+        self.connection.as_ref().map_or_else(
+            || SizeHint::with_exact(0),
+            |connection| connection.h1.size_hint(),
+        )
     }
 }
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        if let (Some(connection), Some(pool)) = (self.connection.take(), self.pool.upgrade()) {
-            Shared::put(&pool, connection);
+        if let Some(connection) = &mut self.connection {
+            if connection.h1.finish_buffered() {
+                self.release();
+            }
         }
     }
 }

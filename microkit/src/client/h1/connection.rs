@@ -1,0 +1,403 @@
+//! One HTTP/1.1 connection to an upstream: the state of the exchange on it, moved forward by
+//! whoever waits on it (the task sending the request, then the one reading the answer's
+//! body), with no task of its own.
+//!
+//! Reading and writing go on together: the answer's head is read while the request body is
+//! still being written (a server may answer early, or stream its answer back as the request
+//! arrives), and the answer's body reads keep the request body flowing.
+
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::HeaderName;
+use http::request::Parts;
+use http::{response, HeaderMap, Method};
+use http_body::{Body as _, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::body::{BodyDecoder, Decoded};
+use super::encode::{self, BodyHint, Framing};
+use super::error::Error;
+use super::head::{self, FieldSpan};
+use super::outgoing::Outgoing;
+use crate::Body;
+
+/// The first read asks for this much room; a read that fills its room doubles the next, up
+/// to [`MAX_READ`], so that large bodies take few system calls and small answers little
+/// memory.
+const FIRST_READ: usize = 8 * 1024;
+const MAX_READ: usize = 64 * 1024;
+
+/// An HTTP/1.1 client connection over `io`, carrying one exchange at a time.
+pub(crate) struct Connection<S> {
+    io: S,
+    /// What was read and not yet taken: the head, then body bytes. Kept between exchanges.
+    read_buf: BytesMut,
+    read_size: usize,
+    /// The server closed its side (a read returned nothing).
+    read_closed: bool,
+    outgoing: Outgoing,
+    writing: Writing,
+    reading: Reading,
+    /// Neither side asked to close after the exchange.
+    keep_alive: bool,
+    /// An exchange failed: the connection is done.
+    broken: bool,
+    /// Scratch space for the head parser, kept so that parsing allocates nothing of its own.
+    spans: Vec<FieldSpan>,
+}
+
+/// The request's side of the exchange.
+enum Writing {
+    /// Nothing more to produce (what is produced may still be in [`Outgoing`]).
+    Done,
+    /// The body still has frames to give.
+    Body {
+        body: Body,
+        /// Bytes the body still owes its `Content-Length`, or `None` when chunked.
+        left: Option<u64>,
+        /// Trailer fields the request declared.
+        trailers: Vec<HeaderName>,
+    },
+}
+
+/// The answer's side of the exchange.
+enum Reading {
+    /// No exchange, or its answer was read to the end.
+    Idle,
+    /// Waiting for the head; `head_request`: the request was a `HEAD`.
+    Head {
+        head_request: bool,
+    },
+    Body(BodyDecoder),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub(crate) fn new(io: S) -> Self {
+        Self {
+            io,
+            read_buf: BytesMut::new(),
+            read_size: FIRST_READ,
+            read_closed: false,
+            outgoing: Outgoing::default(),
+            writing: Writing::Done,
+            reading: Reading::Idle,
+            keep_alive: true,
+            broken: false,
+            spans: Vec::new(),
+        }
+    }
+
+    /// The transport, to probe.
+    pub(crate) fn io(&self) -> &S {
+        &self.io
+    }
+
+    /// Whether the idle connection is still good for a request: whatever the socket has is
+    /// read without waiting, and an end of stream (the server closed it) or bytes nobody asked
+    /// for (they cannot belong to the next answer) mean it is not. Costs no system call
+    /// unless the runtime saw the socket become readable.
+    pub(crate) fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        debug_assert!(matches!(self.reading, Reading::Idle) && self.read_buf.is_empty());
+        match self.poll_fill(cx) {
+            Poll::Pending => true,
+            Poll::Ready(_) => {
+                self.broken = true;
+                false
+            }
+        }
+    }
+
+    /// Begins an exchange: the head goes into the write buffer (nothing is written yet) and
+    /// the body is kept, to be written as the exchange is polled. Fails, before anything is
+    /// written, when the request's own framing fields cannot be honoured.
+    pub(crate) fn start(&mut self, request: &Parts, body: Body) -> Result<(), Error> {
+        let hint = if body.is_end_stream() {
+            BodyHint::Empty
+        } else {
+            body.size_hint()
+                .exact()
+                .map_or(BodyHint::Unknown, BodyHint::Exact)
+        };
+        let head = encode::write_head(self.outgoing.buf(), request, hint).inspect_err(|_| {
+            self.broken = true;
+        })?;
+        self.keep_alive = !head.close;
+        self.reading = Reading::Head {
+            head_request: request.method == Method::HEAD,
+        };
+        self.writing = match (hint, head.framing) {
+            (BodyHint::Empty, Framing::Chunked) => {
+                encode::last_chunk(self.outgoing.buf(), None, &[]);
+                Writing::Done
+            }
+            (BodyHint::Empty, _) | (_, Framing::Length(0)) => Writing::Done,
+            (_, Framing::Length(length)) => Writing::Body {
+                body,
+                left: Some(length),
+                trailers: head.trailers,
+            },
+            (_, Framing::Chunked) => Writing::Body {
+                body,
+                left: None,
+                trailers: head.trailers,
+            },
+        };
+        Ok(())
+    }
+
+    /// Moves the exchange on until the answer's head has arrived.
+    pub(crate) fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<response::Parts, Error>> {
+        let polled = self.poll_head_inner(cx);
+        if let Poll::Ready(Err(_)) = polled {
+            self.broken = true;
+        }
+        polled
+    }
+
+    fn poll_head_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<response::Parts, Error>> {
+        let Reading::Head { head_request } = self.reading else {
+            return Poll::Ready(Err(Error::InvalidRequest("no request was started")));
+        };
+        self.poll_send(cx)?;
+        loop {
+            if let Some(head) = head::parse(&mut self.read_buf, &mut self.spans, head_request)? {
+                self.keep_alive &= head.keep_alive;
+                self.reading = Reading::Body(BodyDecoder::new(head.framing));
+                return Poll::Ready(Ok(head.parts));
+            }
+            if self.read_closed {
+                return Poll::Ready(Err(if self.read_buf.is_empty() {
+                    Error::ClosedBeforeAnswer
+                } else {
+                    Error::ClosedInHead
+                }));
+            }
+            ready!(self.poll_fill(cx))?;
+        }
+    }
+
+    /// The answer body's next frame; `None` at its end. Keeps the request body flowing too.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let polled = self.poll_frame_inner(cx);
+        if let Poll::Ready(Some(Err(_))) = polled {
+            self.broken = true;
+        }
+        polled
+    }
+
+    fn poll_frame_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        if !matches!(self.reading, Reading::Body(_)) {
+            return Poll::Ready(None);
+        }
+        if let Err(err) = self.poll_send(cx) {
+            return Poll::Ready(Some(Err(err)));
+        }
+        let Reading::Body(decoder) = &mut self.reading else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match decoder.decode(&mut self.read_buf, self.read_closed) {
+                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Decoded::Trailers(trailers)) => {
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                }
+                Ok(Decoded::End) => {
+                    self.reading = Reading::Idle;
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::More) => {}
+                Err(err) => return Poll::Ready(Some(Err(err))),
+            }
+            if let Err(err) = ready!(Self::fill(
+                &mut self.io,
+                &mut self.read_buf,
+                &mut self.read_size,
+                &mut self.read_closed,
+                cx
+            )) {
+                return Poll::Ready(Some(Err(err)));
+            }
+        }
+    }
+
+    /// Whether the answer's body is complete.
+    pub(crate) fn is_end_stream(&self) -> bool {
+        match &self.reading {
+            Reading::Body(decoder) => decoder.is_done(),
+            _ => true,
+        }
+    }
+
+    /// What is known of the answer body's length.
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        match &self.reading {
+            Reading::Body(decoder) => match decoder.remaining() {
+                Some(left) => SizeHint::with_exact(left),
+                None => SizeHint::default(),
+            },
+            _ => SizeHint::with_exact(0),
+        }
+    }
+
+    /// For an answer body dropped before its end: reads the rest out of what is already
+    /// buffered, without waiting for more. True when that completed the answer, so that the
+    /// connection can be reused; an answer still arriving is not waited for (the connection
+    /// is closed instead, as the rest could be long).
+    pub(crate) fn finish_buffered(&mut self) -> bool {
+        if let Reading::Body(decoder) = &mut self.reading {
+            loop {
+                match decoder.decode(&mut self.read_buf, false) {
+                    Ok(Decoded::Data(_) | Decoded::Trailers(_)) => {}
+                    Ok(Decoded::End) => {
+                        self.reading = Reading::Idle;
+                        break;
+                    }
+                    Ok(Decoded::More) | Err(_) => return false,
+                }
+            }
+        }
+        matches!(self.reading, Reading::Idle)
+    }
+
+    /// Whether the connection can carry another exchange: the answer read to its end with
+    /// nothing after it, the request written whole, and nobody asked to close.
+    pub(crate) fn is_reusable(&self) -> bool {
+        !self.broken
+            && self.keep_alive
+            && !self.read_closed
+            && matches!(self.reading, Reading::Idle)
+            && matches!(self.writing, Writing::Done)
+            && self.outgoing.is_empty()
+            && self.read_buf.is_empty()
+    }
+
+    /// Writes what it can of the request: pending bytes, then the body's frames as they come.
+    /// Returns once the socket or the body has to be waited for, or all is written.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        loop {
+            let mut took_frame = false;
+            if let Writing::Body { body, left, .. } = &mut self.writing {
+                if self.outgoing.has_room() {
+                    match Pin::new(&mut *body).poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            took_frame = true;
+                            match frame.into_data() {
+                                Ok(data) => {
+                                    push_data(&mut self.outgoing, data, left)?;
+                                    if *left == Some(0) || body.is_end_stream() {
+                                        self.finish_body(None)?;
+                                    }
+                                }
+                                // Trailers: always the body's last frame.
+                                Err(frame) => self.finish_body(frame.trailers_ref())?,
+                            }
+                        }
+                        Poll::Ready(Some(Err(err))) => return Err(Error::RequestBody(err)),
+                        Poll::Ready(None) => self.finish_body(None)?,
+                        Poll::Pending => {}
+                    }
+                }
+            }
+            let more_to_take = matches!(self.writing, Writing::Body { .. });
+            if took_frame && more_to_take && self.outgoing.has_room() {
+                // Frames ready together leave in one write.
+                continue;
+            }
+            if self.outgoing.is_empty() {
+                return Ok(());
+            }
+            match self.outgoing.poll_write(&mut self.io, cx) {
+                Poll::Ready(Ok(())) if more_to_take => {}
+                Poll::Ready(Ok(())) => return Ok(()),
+                Poll::Ready(Err(err)) => return Err(Error::Io(err)),
+                Poll::Pending => return Ok(()),
+            }
+        }
+    }
+
+    /// The body has given its last frame: a chunked body gets its last chunk (with the
+    /// declared `trailers`), a sized one must have given all it announced.
+    fn finish_body(&mut self, trailers: Option<&HeaderMap>) -> Result<(), Error> {
+        let Writing::Body {
+            left,
+            trailers: declared,
+            ..
+        } = std::mem::replace(&mut self.writing, Writing::Done)
+        else {
+            return Ok(());
+        };
+        match left {
+            None => {
+                encode::last_chunk(self.outgoing.buf(), trailers, &declared);
+                Ok(())
+            }
+            Some(0) => Ok(()),
+            Some(_) => Err(Error::RequestBody(
+                "the request body ended before its Content-Length".into(),
+            )),
+        }
+    }
+
+    /// Reads once into the read buffer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Self::fill(
+            &mut self.io,
+            &mut self.read_buf,
+            &mut self.read_size,
+            &mut self.read_closed,
+            cx,
+        )
+    }
+
+    /// [`poll_fill`](Self::poll_fill) on the fields it needs, for callers holding a borrow
+    /// of another field (the body decoder).
+    fn fill(
+        io: &mut S,
+        buf: &mut BytesMut,
+        read_size: &mut usize,
+        closed: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        if buf.capacity() - buf.len() < *read_size / 4 {
+            buf.reserve(*read_size);
+        }
+        let room = buf.capacity() - buf.len();
+        let read = ready!(pin!(io.read_buf(buf)).poll(cx))?;
+        if read == 0 {
+            *closed = true;
+        } else if read == room {
+            *read_size = (*read_size * 2).min(MAX_READ);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Queues one data frame of the request body, held to what its `Content-Length` allows.
+fn push_data(outgoing: &mut Outgoing, data: Bytes, left: &mut Option<u64>) -> Result<(), Error> {
+    if data.is_empty() {
+        // An empty chunk would end a chunked body.
+        return Ok(());
+    }
+    match left {
+        Some(left) => {
+            *left = left.checked_sub(data.len() as u64).ok_or_else(|| {
+                Error::RequestBody("the request body is longer than its Content-Length".into())
+            })?;
+            outgoing.push_data(data, false);
+        }
+        None => outgoing.push_data(data, true),
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The bytes of a request waiting to be written: a buffer the head and small body frames are
+//! copied into, and at most one large frame written from where it is.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use tokio::io::AsyncWrite;
+
+use super::encode::{chunk_start, CHUNK_END};
+
+/// Frames up to this size are copied behind the head, so that a request with a small body
+/// goes out in one `write`; larger ones go out as they are, in the same `writev`.
+const COPY_AT_MOST: usize = 4096;
+
+/// Past this many buffered bytes, the buffer is written before more is added.
+const BUFFER_AT_MOST: usize = 64 * 1024;
+
+/// A connection's pending output. The buffer is kept between requests, so writing a head
+/// allocates nothing once the connection has carried one.
+#[derive(Default)]
+pub(super) struct Outgoing {
+    buf: Vec<u8>,
+    /// How much of `buf` is written.
+    written: usize,
+    /// A large frame, after `buf`.
+    data: Bytes,
+    /// Whether a chunk's end follows `data`.
+    chunk_end: bool,
+}
+
+impl Outgoing {
+    /// Nothing left to write.
+    pub(super) fn is_empty(&self) -> bool {
+        self.written == self.buf.len() && self.data.is_empty() && !self.chunk_end
+    }
+
+    /// Whether more can be added behind what is pending without writing first.
+    pub(super) fn has_room(&self) -> bool {
+        self.data.is_empty() && !self.chunk_end && self.buf.len() < BUFFER_AT_MOST
+    }
+
+    /// The buffer to append to; only while [`has_room`](Self::has_room).
+    pub(super) fn buf(&mut self) -> &mut Vec<u8> {
+        debug_assert!(self.data.is_empty() && !self.chunk_end);
+        &mut self.buf
+    }
+
+    /// Queues a body frame, in a chunk when `chunked`; only while [`has_room`](Self::has_room).
+    pub(super) fn push_data(&mut self, data: Bytes, chunked: bool) {
+        debug_assert!(self.has_room());
+        if chunked {
+            chunk_start(&mut self.buf, data.len());
+        }
+        if data.len() <= COPY_AT_MOST {
+            self.buf.extend_from_slice(&data);
+            if chunked {
+                self.buf.extend_from_slice(CHUNK_END);
+            }
+        } else {
+            self.data = data;
+            self.chunk_end = chunked;
+        }
+    }
+
+    /// Writes until nothing is pending (then flushes, for TLS), or the socket is full.
+    pub(super) fn poll_write<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        while !self.is_empty() {
+            let end: &[u8] = if self.chunk_end { CHUNK_END } else { &[] };
+            let slices = [
+                IoSlice::new(&self.buf[self.written..]),
+                IoSlice::new(&self.data),
+                IoSlice::new(end),
+            ];
+            let wrote = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?;
+            if wrote == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.advance(wrote);
+        }
+        self.buf.clear();
+        self.written = 0;
+        Pin::new(io).poll_flush(cx)
+    }
+
+    fn advance(&mut self, mut wrote: usize) {
+        let from_buf = wrote.min(self.buf.len() - self.written);
+        self.written += from_buf;
+        wrote -= from_buf;
+        let from_data = wrote.min(self.data.len());
+        self.data.advance(from_data);
+        wrote -= from_data;
+        if wrote > 0 {
+            // A socket may legally take part of the two-byte chunk end: the rest goes next.
+            self.chunk_end = false;
+            self.buf.clear();
+            self.written = 0;
+            self.buf.extend_from_slice(&CHUNK_END[wrote..]);
+        }
+    }
+}
