@@ -1,22 +1,21 @@
-//! One connection: HTTP/1.1 or h2c, its per-request bookkeeping and its idle timer.
+//! One connection: HTTP/1.1 or h2c, its per-request bookkeeping, and closing it when told.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpStream;
-use tokio::sync::{watch, OwnedSemaphorePermit};
-use tokio::time::{sleep_until, Instant};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
+use super::tracker::{InFlight, Told, Tracker};
 use super::PeerIdentity;
 use crate::body::BodyPace;
 use crate::deadline;
@@ -37,69 +36,9 @@ pub(super) struct Connection<IO = TcpStream> {
     pub(super) body_limit: usize,
     pub(super) body_pace: Option<BodyPace>,
     pub(super) header_limits: HeaderLimits,
-    pub(super) timeouts: IdleTimeouts,
-    pub(super) shutdown: watch::Receiver<bool>,
+    /// Where the connection registers once it serves: the idle sweeper and the shutdown.
+    pub(super) tracker: Arc<Tracker>,
     pub(super) permit: OwnedSemaphorePermit,
-}
-
-/// How long a connection may wait for the next request head.
-///
-/// The connection keeps this timer itself rather than letting hyper arm its header read
-/// timer, which allocates and registers a fresh timer for every request head (an eighth of a
-/// small request's instructions). Waiting for the next request on an HTTP/1.1 connection is
-/// waiting for its head, so there the header read timeout caps the keep-alive timeout (as it
-/// did under hyper's timer); a slow head on a fresh connection is cut by the same deadline.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct IdleTimeouts {
-    pub(super) keep_alive: Duration,
-    pub(super) header_read: Duration,
-}
-
-/// When the connection last finished a request, how many are running, and what it served.
-struct Activity {
-    started: Instant,
-    last_active_ms: AtomicU64,
-    in_flight: AtomicUsize,
-    /// Whether any request head arrived: until one does, hyper's graceful shutdown does not
-    /// close a connection that sent part of one, so the idle timer closes it outright.
-    served: AtomicBool,
-    /// Whether the connection speaks HTTP/2, whose idle wait is not a header read.
-    http2: AtomicBool,
-}
-
-impl Activity {
-    fn idle_deadline(&self, timeouts: IdleTimeouts) -> Instant {
-        let limit = if self.http2.load(Ordering::Relaxed) {
-            timeouts.keep_alive
-        } else {
-            timeouts.keep_alive.min(timeouts.header_read)
-        };
-        self.started + Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed)) + limit
-    }
-}
-
-/// Counts a request as in flight until dropped, even when the client goes away mid-request.
-struct InFlight(Arc<Activity>);
-
-impl InFlight {
-    fn start(activity: &Arc<Activity>, version: http::Version) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        if !activity.served.load(Ordering::Relaxed) {
-            activity.served.store(true, Ordering::Relaxed);
-            activity
-                .http2
-                .store(version == http::Version::HTTP_2, Ordering::Relaxed);
-        }
-        Self(activity.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let elapsed = self.0.started.elapsed().as_millis() as u64;
-        self.0.last_active_ms.store(elapsed, Ordering::Relaxed);
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 pin_project_lite::pin_project! {
@@ -212,8 +151,7 @@ impl<IO> Connection<IO> {
             body_limit,
             body_pace,
             header_limits,
-            timeouts,
-            shutdown,
+            tracker,
             permit,
         } = self;
         let (stream, peer) = upgrade(stream).await?;
@@ -226,8 +164,7 @@ impl<IO> Connection<IO> {
             body_limit,
             body_pace,
             header_limits,
-            timeouts,
-            shutdown,
+            tracker,
             permit,
         })
     }
@@ -247,17 +184,12 @@ where
             body_limit,
             body_pace,
             header_limits,
-            timeouts,
-            mut shutdown,
+            tracker,
             permit: _permit,
         } = self;
-        let activity = Arc::new(Activity {
-            started: Instant::now(),
-            last_active_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            served: AtomicBool::new(false),
-            http2: AtomicBool::new(false),
-        });
+        // Tracked from here, after any TLS handshake: the header read timeout starts now.
+        let tracked = tracker.open();
+        let activity = tracked.activity();
         let requests = activity.clone();
         let custom_limit = (body_limit != DEFAULT_BODY_LIMIT).then_some(BodyLimit(body_limit));
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
@@ -296,40 +228,30 @@ where
 
         let mut connection =
             pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
-        let mut closing = *shutdown.borrow();
-        if closing {
-            connection.as_mut().graceful_shutdown();
-        }
-        let idle = sleep_until(activity.idle_deadline(timeouts));
-        let mut idle = pin!(idle);
-        loop {
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%remote, error = %err, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = shutdown.changed(), if !closing => {
+        let mut closing = false;
+        let ended = std::future::poll_fn(|cx| loop {
+            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            if closing {
+                return Poll::Pending;
+            }
+            match activity.told(cx) {
+                Told::Nothing => return Poll::Pending,
+                // A request started since the sweeper passed: not idle after all.
+                Told::Idle if !activity.is_idle(Instant::now()) => return Poll::Pending,
+                // No request ever started: nothing to finish, and a partial head would keep
+                // a graceful shutdown waiting.
+                Told::Idle if !activity.served() => return Poll::Ready(Ok(())),
+                Told::Idle | Told::ShutDown => {
                     closing = true;
+                    // Polled again at once: hyper acts on it when polled.
                     connection.as_mut().graceful_shutdown();
                 }
-                () = idle.as_mut(), if !closing => {
-                    let deadline = activity.idle_deadline(timeouts);
-                    if activity.in_flight.load(Ordering::Relaxed) == 0 && deadline <= Instant::now() {
-                        if !activity.served.load(Ordering::Relaxed) {
-                            // No request ever started: nothing to finish, and a partial head
-                            // would keep a graceful shutdown waiting.
-                            return;
-                        }
-                        closing = true;
-                        connection.as_mut().graceful_shutdown();
-                    } else {
-                        let shortest = timeouts.keep_alive.min(timeouts.header_read);
-                        idle.as_mut().reset(deadline.max(Instant::now() + shortest / 4));
-                    }
-                }
             }
+        });
+        if let Err(err) = ended.await {
+            tracing::debug!(%remote, error = %err, "connection ended with an error");
         }
     }
 }

@@ -22,6 +22,7 @@ mod connection;
 mod peer;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+mod tracker;
 
 use std::future::{Future, IntoFuture};
 use std::io;
@@ -33,14 +34,15 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use self::config::ServerConfig;
-use self::connection::{Connection, HeaderLimits, IdleTimeouts};
+use self::connection::{Connection, HeaderLimits};
 pub use self::peer::PeerIdentity;
 #[cfg(feature = "tls")]
 pub use self::tls::TlsConfig;
+use self::tracker::{IdleTimeouts, Tracker};
 use crate::metrics::Metrics;
 use crate::router::{Router, RouterService};
 
@@ -135,7 +137,14 @@ impl Serve {
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
         let builder = Arc::new(http_builder(&config));
         let permits = Arc::new(Semaphore::new(config.max_connections));
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let tracker = Tracker::new(IdleTimeouts {
+            keep_alive: config.keep_alive_timeout,
+            header_read: config.header_read_timeout,
+        });
+        let sweeper = tokio::spawn(Tracker::sweep(
+            Arc::downgrade(&tracker),
+            tracker.sweep_period(),
+        ));
         let mut connections = JoinSet::new();
 
         loop {
@@ -171,11 +180,7 @@ impl Serve {
                     bytes: config.max_header_bytes,
                     count: config.max_headers,
                 },
-                timeouts: IdleTimeouts {
-                    keep_alive: config.keep_alive_timeout,
-                    header_read: config.header_read_timeout,
-                },
-                shutdown: shutdown_rx.clone(),
+                tracker: tracker.clone(),
                 permit,
             };
             // Counted from accept to close, TLS handshake included.
@@ -196,7 +201,8 @@ impl Serve {
         }
 
         drop(listener);
-        let _ = shutdown.send(true);
+        sweeper.abort();
+        tracker.shut_down();
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
             while connections.join_next().await.is_some() {}
         })
