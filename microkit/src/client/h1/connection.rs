@@ -45,6 +45,8 @@ pub(crate) struct Connection<S> {
     keep_alive: bool,
     /// An exchange failed: the connection is done.
     broken: bool,
+    /// Why writing the request stopped early, if it did: reported if no answer comes.
+    write_error: Option<std::io::Error>,
     /// Scratch space for the head parser, kept so that parsing allocates nothing of its own.
     spans: Vec<FieldSpan>,
 }
@@ -86,6 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             reading: Reading::Idle,
             keep_alive: true,
             broken: false,
+            write_error: None,
             spans: Vec::new(),
         }
     }
@@ -164,7 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let Reading::Head { head_request } = self.reading else {
             return Poll::Ready(Err(Error::InvalidRequest("no request was started")));
         };
-        self.poll_send(cx)?;
+        self.poll_write_side(cx)?;
         loop {
             if let Some(head) = head::parse(&mut self.read_buf, &mut self.spans, head_request)? {
                 self.keep_alive &= head.keep_alive;
@@ -172,10 +175,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Poll::Ready(Ok(head.parts));
             }
             if self.read_closed {
-                return Poll::Ready(Err(if self.read_buf.is_empty() {
-                    Error::ClosedBeforeAnswer
-                } else {
-                    Error::ClosedInHead
+                return Poll::Ready(Err(match self.write_error.take() {
+                    Some(err) => Error::Io(err),
+                    None if self.read_buf.is_empty() => Error::ClosedBeforeAnswer,
+                    None => Error::ClosedInHead,
                 }));
             }
             ready!(self.poll_fill(cx))?;
@@ -201,7 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !matches!(self.reading, Reading::Body(_)) {
             return Poll::Ready(None);
         }
-        if let Err(err) = self.poll_send(cx) {
+        if let Err(err) = self.poll_write_side(cx) {
             return Poll::Ready(Some(Err(err)));
         }
         let Reading::Body(decoder) = &mut self.reading else {
@@ -281,6 +284,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             && matches!(self.writing, Writing::Done)
             && self.outgoing.is_empty()
             && self.read_buf.is_empty()
+    }
+
+    /// Writes what it can of the request. A failed write does not fail the exchange by
+    /// itself: the server may have answered and closed its side (an early `413`, say), so
+    /// writing stops, the connection will not be reused, and the answer is still read; the
+    /// write's error is what is reported if no answer comes (the read side ends at once
+    /// then: a write fails on a connection the server reset or closed). A failed request body
+    /// does fail the exchange: the server would wait for the rest of it.
+    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        match self.poll_send(cx) {
+            Err(Error::Io(err)) => {
+                self.writing = Writing::Done;
+                self.outgoing = Outgoing::default();
+                self.keep_alive = false;
+                self.write_error = Some(err);
+                Ok(())
+            }
+            sent => sent,
+        }
     }
 
     /// Writes what it can of the request: pending bytes, then the body's frames as they come.
@@ -400,4 +422,186 @@ fn push_data(outgoing: &mut Outgoing, data: Bytes, left: &mut Option<u64>) -> Re
         None => outgoing.push_data(data, true),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn head(method: Method) -> Parts {
+        http::Request::builder()
+            .method(method)
+            .uri("/x")
+            .header("host", "upstream")
+            .body(())
+            .expect("a request")
+            .into_parts()
+            .0
+    }
+
+    /// Reads from `server` until `end` has arrived; what was read.
+    async fn read_until(server: &mut DuplexStream, end: &[u8]) -> Vec<u8> {
+        let mut received = Vec::new();
+        while !received.windows(end.len()).any(|w| w == end) {
+            let mut chunk = [0u8; 4096];
+            let read = server.read(&mut chunk).await.expect("reading the request");
+            assert!(read > 0, "the client closed: {received:?}");
+            received.extend_from_slice(&chunk[..read]);
+        }
+        received
+    }
+
+    async fn body_of(connection: &mut Connection<DuplexStream>) -> Result<Vec<u8>, Error> {
+        let mut body = Vec::new();
+        while let Some(frame) = poll_fn(|cx| connection.poll_frame(cx)).await {
+            if let Ok(data) = frame?.into_data() {
+                body.extend_from_slice(&data);
+            }
+        }
+        Ok(body)
+    }
+
+    /// A request body fed through a channel, of unknown length.
+    struct ChannelBody(mpsc::Receiver<Bytes>);
+
+    impl http_body::Body for ChannelBody {
+        type Data = Bytes;
+        type Error = crate::BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, crate::BoxError>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_split_across_reads_is_read_whole_and_leaves_the_connection_reusable() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut connection = Connection::new(client);
+        assert!(poll_fn(|cx| Poll::Ready(connection.poll_idle(cx))).await);
+        connection.start(&head(Method::GET), Body::empty()).unwrap();
+        let serving = tokio::spawn(async move {
+            let request = read_until(&mut server, b"\r\n\r\n").await;
+            for piece in [
+                &b"HTTP/1.1 200 OK\r\ncont"[..],
+                b"ent-length: 5\r\n",
+                b"\r\nhel",
+                b"lo",
+            ] {
+                server.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (request, server)
+        });
+        let parts = poll_fn(|cx| connection.poll_head(cx)).await.unwrap();
+        assert_eq!(parts.status, http::StatusCode::OK);
+        assert_eq!(body_of(&mut connection).await.unwrap(), b"hello");
+        let (request, _server) = serving.await.unwrap();
+        assert_eq!(request, b"GET /x HTTP/1.1\r\nhost: upstream\r\n\r\n");
+        assert!(connection.is_reusable());
+        assert!(poll_fn(|cx| Poll::Ready(connection.poll_idle(cx))).await);
+    }
+
+    #[tokio::test]
+    async fn the_answer_is_read_while_the_request_body_is_still_being_written() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut connection = Connection::new(client);
+        let (chunks, receiver) = mpsc::channel(4);
+        connection
+            .start(&head(Method::POST), Body::new(ChannelBody(receiver)))
+            .unwrap();
+        let serving = tokio::spawn(async move {
+            read_until(&mut server, b"\r\n\r\n").await;
+            // The head goes out before the request body has even begun.
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+                .await
+                .unwrap();
+            let body = read_until(&mut server, b"0\r\n\r\n").await;
+            server.write_all(b"done").await.unwrap();
+            (body, server)
+        });
+        let parts = poll_fn(|cx| connection.poll_head(cx)).await.unwrap();
+        assert_eq!(parts.status, http::StatusCode::OK);
+        chunks.send(Bytes::from_static(b"data")).await.unwrap();
+        drop(chunks);
+        // Reading the answer's body writes the rest of the request.
+        assert_eq!(body_of(&mut connection).await.unwrap(), b"done");
+        let (body, _server) = serving.await.unwrap();
+        assert_eq!(body, b"4\r\ndata\r\n0\r\n\r\n");
+        assert!(connection.is_reusable());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_body_is_finished_from_the_buffer_or_the_connection_given_up() {
+        for (answer, reusable) in [
+            (
+                &b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..],
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                true,
+            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello", false),
+        ] {
+            let (client, mut server) = tokio::io::duplex(64 * 1024);
+            let mut connection = Connection::new(client);
+            connection.start(&head(Method::GET), Body::empty()).unwrap();
+            server.write_all(answer).await.unwrap();
+            poll_fn(|cx| connection.poll_head(cx)).await.unwrap();
+            assert_eq!(connection.finish_buffered(), reusable);
+            assert_eq!(connection.is_reusable(), reusable);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_early_answer_is_read_even_when_the_server_stops_reading_the_request() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut connection = Connection::new(client);
+        let upload = Body::from(vec![b'u'; 256 * 1024]);
+        connection.start(&head(Method::POST), upload).unwrap();
+        let serving = tokio::spawn(async move {
+            read_until(&mut server, b"\r\n\r\n").await;
+            server
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig")
+                .await
+                .unwrap();
+            // Closed without reading the rest: the client's writes now fail.
+        });
+        let parts = poll_fn(|cx| connection.poll_head(cx)).await.unwrap();
+        assert_eq!(parts.status, http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body_of(&mut connection).await.unwrap(), b"big");
+        serving.await.unwrap();
+        assert!(
+            !connection.is_reusable(),
+            "the request was not written whole"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_with_unasked_bytes_or_closed_is_not_reusable() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut connection = Connection::new(client);
+        server
+            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(!poll_fn(|cx| Poll::Ready(connection.poll_idle(cx))).await);
+
+        let (client, server) = tokio::io::duplex(1024);
+        let mut connection = Connection::new(client);
+        drop(server);
+        assert!(!poll_fn(|cx| Poll::Ready(connection.poll_idle(cx))).await);
+    }
 }

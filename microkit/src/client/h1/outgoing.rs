@@ -103,3 +103,88 @@ impl Outgoing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use super::*;
+
+    /// A socket that takes at most `step` bytes per write, across the slices it is given.
+    struct Trickle {
+        written: Vec<u8>,
+        step: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            let mut room = this.step;
+            for buf in bufs {
+                let take = buf.len().min(room);
+                this.written.extend_from_slice(&buf[..take]);
+                room -= take;
+            }
+            Poll::Ready(Ok(this.step - room))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn partial_writes_keep_the_order_of_head_frames_and_chunk_ends() {
+        let large = Bytes::from(vec![b'L'; COPY_AT_MOST + 1]);
+        for step in [1, 2, 3, 7, 1000, 100_000] {
+            let mut outgoing = Outgoing::default();
+            let mut socket = Trickle {
+                written: Vec::new(),
+                step,
+            };
+            outgoing.buf().extend_from_slice(b"HEAD\r\n\r\n");
+            outgoing.push_data(Bytes::from_static(b"small"), true);
+            assert!(outgoing.has_room());
+            outgoing.push_data(large.clone(), true);
+            assert!(
+                !outgoing.has_room(),
+                "a large frame is written before more is added"
+            );
+            poll_fn(|cx| outgoing.poll_write(&mut socket, cx))
+                .await
+                .unwrap();
+            assert!(outgoing.is_empty());
+            outgoing.push_data(Bytes::from_static(b"end"), false);
+            poll_fn(|cx| outgoing.poll_write(&mut socket, cx))
+                .await
+                .unwrap();
+            let expected = [
+                &b"HEAD\r\n\r\n5\r\nsmall\r\n1001\r\n"[..],
+                &large,
+                b"\r\nend",
+            ]
+            .concat();
+            assert!(socket.written == expected, "step {step}");
+        }
+    }
+}
