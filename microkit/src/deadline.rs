@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 use tokio::time::Instant;
 
 /// The header that carries the milliseconds left before the caller gives up.
@@ -46,23 +46,44 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(millis))
 }
 
-/// Writes [`DEADLINE_HEADER`] with `remaining` (at least 1 ms: 0 would read as "already
-/// passed" to a server that had time to spare).
-pub(crate) fn insert_header(headers: &mut HeaderMap, remaining: Duration) {
-    let millis = u64::try_from(remaining.as_millis())
+/// Writes [`DEADLINE_HEADER`] with `remaining` as a header line (at least 1 ms: 0 would read
+/// as "already passed" to a server that had time to spare).
+pub(crate) fn write_line(lines: &mut crate::client::HeaderLines, remaining: Duration) {
+    let mut digits = itoa::Buffer::new();
+    lines.push(
+        &DEADLINE_HEADER,
+        digits.format(header_millis(remaining)).as_bytes(),
+    );
+}
+
+fn header_millis(remaining: Duration) -> u64 {
+    u64::try_from(remaining.as_millis())
         .unwrap_or(u64::MAX)
-        .max(1);
-    headers.insert(DEADLINE_HEADER, HeaderValue::from(millis));
+        .max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+
+    /// The headers a server reads from the line written for `remaining`.
+    fn written(remaining: Duration) -> HeaderMap {
+        let mut lines = crate::client::HeaderLines::new();
+        write_line(&mut lines, remaining);
+        let line = std::str::from_utf8(lines.as_bytes()).unwrap();
+        let (name, value) = line.trim_end().split_once(": ").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
 
     #[tokio::test]
     async fn a_header_written_reads_back_as_about_the_same_deadline() {
-        let mut headers = HeaderMap::new();
-        insert_header(&mut headers, Duration::from_millis(250));
+        let headers = written(Duration::from_millis(250));
         assert_eq!(headers[&DEADLINE_HEADER], "250");
         let deadline = from_headers(&headers).expect("a deadline");
         let left = deadline - Instant::now();
@@ -71,8 +92,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_time_left_is_still_sent_as_one_millisecond() {
-        let mut headers = HeaderMap::new();
-        insert_header(&mut headers, Duration::ZERO);
+        let headers = written(Duration::ZERO);
         assert_eq!(headers[&DEADLINE_HEADER], "1");
     }
 

@@ -454,16 +454,15 @@ impl ServiceClient {
     pub(crate) async fn probe_health(&self, instance: &Instance, within: Duration) -> bool {
         let addr = instance.addr;
         use http_body_util::BodyExt;
-        let mut request = crate::Request::new(crate::Body::empty());
-        *request.uri_mut() = http::Uri::from_static("/health");
-        let Ok(host) = http::HeaderValue::try_from(addr.to_string()) else {
-            return false;
-        };
-        request.headers_mut().insert(http::header::HOST, host);
+        let (mut head, ()) = http::Request::new(()).into_parts();
+        head.uri = http::Uri::from_static("/health");
+        let mut lines = super::HeaderLines::new();
+        lines.push(&http::header::HOST, addr.to_string().as_bytes());
         let answered = tokio::time::timeout(within, async {
             let target = super::pool::Target::of(instance);
-            let (head, body) = request.into_parts();
-            let response = self.inner.pool.send(&target, &head, body).await.ok()?;
+            let body = crate::Body::empty();
+            let sent = self.inner.pool.send(&target, &head, lines.as_bytes(), body);
+            let response = sent.await.ok()?;
             let healthy = response.status().is_success();
             // Read to the end, so that the connection goes back to the pool.
             response.into_body().collect().await.ok()?;

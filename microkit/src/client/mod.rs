@@ -33,6 +33,7 @@ mod deadline_body;
 mod error;
 mod h1;
 mod idempotency;
+mod lines;
 #[cfg(any(feature = "auth", feature = "otel"))]
 pub(crate) mod one_shot;
 mod pool;
@@ -48,7 +49,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderValue, Method, StatusCode, Uri};
 use http_body::Body as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -62,12 +63,13 @@ pub use self::config::{Balance, ClientConfig};
 use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
 pub use self::error::ClientError;
 pub use self::idempotency::{new_idempotency_key, IdempotencyKeyExt, IDEMPOTENCY_KEY};
+pub(crate) use self::lines::HeaderLines;
 use self::pool::{Pool, SendError, Target};
 #[cfg(feature = "tls")]
 pub use self::tls::ClientTls;
-use crate::deadline;
+use crate::deadline::{self, DEADLINE_HEADER};
 use crate::discovery::Registry;
-use crate::trace::CallTrace;
+use crate::trace::{CallTrace, TRACEPARENT, TRACESTATE};
 use crate::{Body, Problem, Request, Response};
 
 /// How a call ended, for metrics.
@@ -264,10 +266,23 @@ impl ServiceClient {
     /// of `service`, and returns the answer whatever its status. Errors are what kept an
     /// answer from arriving.
     pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
+        self.send_with_lines(service, request, HeaderLines::new())
+            .await
+    }
+
+    /// [`send`](Self::send), with header fields of the caller's own written as `lines` after
+    /// the request's fields (the gateway's forwarding fields): the request's `headers` must
+    /// not carry them too.
+    pub(crate) async fn send_with_lines(
+        &self,
+        service: &str,
+        request: Request,
+        lines: HeaderLines,
+    ) -> Result<Response, ClientError> {
         let started = Instant::now();
         let call = CallTrace::start(service, request.method(), request.uri().path());
         let result = self
-            .send_inner(service, request, started, &call)
+            .send_inner(service, request, lines, started, &call)
             .instrument(call.span().clone())
             .await;
         call.finish(&result);
@@ -301,6 +316,7 @@ impl ServiceClient {
         &self,
         service: &str,
         request: Request,
+        mut lines: HeaderLines,
         started: Instant,
         call: &CallTrace,
     ) -> Result<Response, ClientError> {
@@ -310,13 +326,20 @@ impl ServiceClient {
             Some(inherited) => inherited.min(started + config.deadline),
             None => started + config.deadline,
         };
-        let (parts, body) = request.into_parts();
-        let idempotent = idempotency::is_retry_safe(&parts.method, &parts.headers);
-        let mut payload = self.payload(service, idempotent, body).await?;
-        let uri = origin_form(parts.uri);
-        let method = parts.method;
-        let mut headers = parts.headers;
-        headers.remove(HOST);
+        let (mut head, body) = request.into_parts();
+        let idempotent = idempotency::is_retry_safe(&head.method, &head.headers);
+        let mut payload = if body.is_end_stream() {
+            Payload::Replayable(Bytes::new())
+        } else {
+            self.payload(service, idempotent, body).await?
+        };
+        head.uri = origin_form(std::mem::take(&mut head.uri));
+        // Each attempt writes these itself, as header lines (see `HeaderLines`): the caller's
+        // copies go, and the head stays as it is for every attempt, without a clone.
+        for name in [HOST, DEADLINE_HEADER, TRACEPARENT, TRACESTATE] {
+            head.headers.remove(name);
+        }
+        let callers_lines = lines.len();
 
         self.inner.budget.deposit();
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
@@ -335,38 +358,30 @@ impl ServiceClient {
                 });
             };
             let replayable = payload.is_replayable();
-            // A replayable request may be sent again after a failure, so its headers are kept;
-            // otherwise they travel, and come back only with a request that was never sent.
-            let attempt_headers = if replayable {
-                headers.clone()
-            } else {
-                std::mem::take(&mut headers)
-            };
             let trace = call.attempt(
                 attempt,
-                &method,
+                &head.method,
                 &endpoint.instance.id,
                 endpoint.instance.addr,
             );
-            let mut request = build_request(
-                &method,
-                &uri,
-                &endpoint,
-                attempt_headers,
-                payload.body(),
-                deadline - now,
-            );
-            trace.inject(request.headers_mut());
+            lines.truncate(callers_lines);
+            lines.push(&HOST, endpoint.host.as_bytes());
+            deadline::write_line(&mut lines, deadline - now);
+            trace.write_lines(&head.headers, &mut lines);
             #[cfg(feature = "auth")]
-            self.stamp_token(service, request.headers_mut());
+            self.stamp_token(service, &mut head.headers);
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
-            let (sent_head, body) = request.into_parts();
             let result = tokio::time::timeout_at(
                 attempt_deadline,
                 self.inner
                     .pool
-                    .send(&Target::of(&endpoint.instance), &sent_head, body)
+                    .send(
+                        &Target::of(&endpoint.instance),
+                        &head,
+                        lines.as_bytes(),
+                        payload.body(),
+                    )
                     .instrument(trace.span().clone()),
             )
             .await;
@@ -401,7 +416,6 @@ impl ServiceClient {
                     trace
                         .span()
                         .in_scope(|| balancer.record_failure(&endpoint, config));
-                    headers = sent_head.headers;
                     if let Payload::Once(slot) = &mut payload {
                         *slot = Some(body);
                     }
@@ -679,23 +693,6 @@ fn origin_form(uri: Uri) -> Uri {
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     Uri::from(path)
-}
-
-fn build_request(
-    method: &Method,
-    uri: &Uri,
-    endpoint: &Endpoint,
-    mut headers: HeaderMap,
-    body: Body,
-    remaining: Duration,
-) -> Request {
-    headers.insert(HOST, endpoint.host.clone());
-    deadline::insert_header(&mut headers, remaining);
-    let mut request = Request::new(body);
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri.clone();
-    *request.headers_mut() = headers;
-    request
 }
 
 /// The largest answer the JSON helpers read.

@@ -122,14 +122,15 @@ impl Pool {
         }
     }
 
-    /// Sends a request (`head`: its URI in origin form, a `Host` header set) to `target` on
-    /// a pooled connection or a new one. A request that a pooled connection could not carry
+    /// Sends a request (`head`: its URI in origin form; `lines`: fields written after the
+    /// head's own, `Host` among them) to `target` on a pooled connection or a new one. A request that a pooled connection could not carry
     /// because the server had closed it is sent again on another connection. The head is
     /// only read, so the caller keeps it for a retry.
     pub(crate) async fn send(
         &self,
         target: &Target,
         head: &http::request::Parts,
+        lines: &[u8],
         body: Body,
     ) -> Result<http::Response<PooledBody>, SendError> {
         // A pooled connection the server closed is found out before anything is written on
@@ -162,7 +163,7 @@ impl Pool {
                 Err(source) => return Err(SendError::NotSent { source, body }),
             },
         };
-        if let Err(err) = connection.h1.start(head, body) {
+        if let Err(err) = connection.h1.start(head, lines, body) {
             return Err(SendError::Failed(err.into()));
         }
         match poll_fn(|cx| connection.h1.poll_head(cx)).await {

@@ -3,11 +3,13 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use bytes::Bytes;
 use http::header::{
     HeaderName, HeaderValue, CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::HeaderMap;
+
+use super::mark::GATEWAY_MARK;
+use crate::client::HeaderLines;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -53,64 +55,113 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     UPGRADE,
 ];
 
-/// Records where the request came from: `Forwarded` (RFC 7239) and the `X-Forwarded-*`
-/// headers most backends read, appending to what earlier proxies wrote.
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>) {
-    let host = headers.get(HOST).cloned();
-    // One buffer per header, written in place and handed to its value without a copy: this
-    // runs on every request.
-    let mut forwarded = Vec::with_capacity(64);
-    if let Some(client) = client {
-        let mut ip = Vec::with_capacity(15);
-        push_ip(&mut ip, client.ip());
-        // RFC 7239 §6: `for="1.2.3.4:5678"`, or `for="[::1]:1234"` for IPv6; an address holds
-        // no character that needs escaping.
-        forwarded.extend_from_slice(b"for=\"");
-        match client {
-            SocketAddr::V4(_) => forwarded.extend_from_slice(&ip),
-            SocketAddr::V6(_) => {
-                forwarded.push(b'[');
-                forwarded.extend_from_slice(&ip);
-                forwarded.push(b']');
+/// Records where the request came from, as header lines for the upstream request:
+/// `Forwarded` (RFC 7239) and the `X-Forwarded-*` fields most backends read, appending to what
+/// earlier proxies wrote, and the [`GATEWAY_MARK`]. The client's `Host` moves to
+/// `X-Forwarded-Host` (the [`ServiceClient`](crate::client::ServiceClient) sends the
+/// instance's own `Host`). Whatever the client sent of these fields leaves `headers`.
+///
+/// This runs on every forwarded request: written as lines, the fields go to the wire in one
+/// copy, without a map insert or an allocation each.
+pub(crate) fn write_forwarding(
+    headers: &mut HeaderMap,
+    client: Option<SocketAddr>,
+    lines: &mut HeaderLines,
+) {
+    let host = headers.remove(HOST);
+    let earlier_for = headers.remove(X_FORWARDED_FOR);
+    let earlier_forwarded = headers.remove(FORWARDED);
+    headers.remove(X_FORWARDED_PROTO);
+    headers.remove(X_FORWARDED_HOST);
+    // Every copy a client sent goes: the mark is the gateway's alone.
+    headers.remove(GATEWAY_MARK);
+    let host_text = host.as_ref().and_then(|host| host.to_str().ok());
+    let ip = client.map(|client| IpText::of(client.ip()));
+    if let Some(ip) = &ip {
+        lines.push_with(&X_FORWARDED_FOR, |out| {
+            push_earlier(out, earlier_for.as_ref());
+            out.extend_from_slice(ip.as_bytes());
+        });
+    }
+    lines.push_with(&FORWARDED, |out| {
+        push_earlier(out, earlier_forwarded.as_ref());
+        if let (Some(ip), Some(client)) = (&ip, client) {
+            let ip = ip.as_bytes();
+            out.extend_from_slice(b"for=\"");
+            if client.is_ipv6() {
+                out.push(b'[');
+                out.extend_from_slice(ip);
+                out.push(b']');
+            } else {
+                out.extend_from_slice(ip);
             }
+            out.push(b':');
+            out.extend_from_slice(itoa::Buffer::new().format(client.port()).as_bytes());
+            out.extend_from_slice(b"\";");
         }
-        forwarded.push(b':');
-        forwarded.extend_from_slice(itoa::Buffer::new().format(client.port()).as_bytes());
-        forwarded.extend_from_slice(b"\";");
-        append(headers, X_FORWARDED_FOR, ip);
+        out.extend_from_slice(b"proto=http");
+        if let Some(host) = host_text {
+            out.extend_from_slice(b";host=");
+            push_quoted(out, host);
+        }
+    });
+    lines.push(&X_FORWARDED_PROTO, b"http");
+    if let Some(host) = &host {
+        lines.push(&X_FORWARDED_HOST, host.as_bytes());
     }
-    forwarded.extend_from_slice(b"proto=http");
-    if let Some(host) = host.as_ref().and_then(|host| host.to_str().ok()) {
-        forwarded.extend_from_slice(b";host=");
-        push_quoted(&mut forwarded, host);
-    }
-    append(headers, FORWARDED, forwarded);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST, host);
+    lines.push(&GATEWAY_MARK, b"forwarded");
+}
+
+/// What an earlier proxy wrote, and the separator before this hop's part.
+fn push_earlier(out: &mut Vec<u8>, earlier: Option<&HeaderValue>) {
+    if let Some(earlier) = earlier.filter(|earlier| !earlier.is_empty()) {
+        out.extend_from_slice(earlier.as_bytes());
+        out.extend_from_slice(b", ");
     }
 }
 
-/// Writes `ip` as text; IPv4, the usual case, without the formatting machinery.
-fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(ip) => {
-            for (i, octet) in ip.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
+/// An IP address as text, written on the stack.
+struct IpText {
+    /// The longest form, an IPv4-mapped IPv6 address, is 45 bytes.
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn of(ip: IpAddr) -> Self {
+        let mut text = Self {
+            buf: [0; 48],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(ip) => {
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b".");
+                    }
+                    text.push(itoa::Buffer::new().format(octet).as_bytes());
                 }
-                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+            }
+            IpAddr::V6(ip) => {
+                let mut rest = &mut text.buf[..];
+                let _ = write!(rest, "{ip}");
+                let left = rest.len();
+                text.len = text.buf.len() - left;
             }
         }
-        IpAddr::V6(ip) => {
-            let _ = write!(out, "{ip}");
-        }
+        text
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
-/// Appends `value` as an RFC 7230 quoted-string, the form RFC 7239 requires for anything that
-/// is not a token: a client's `Host` could otherwise close the quotes and add parameters or
-/// elements of its own (`a", for=1.2.3.4`).
 fn push_quoted(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
     for &byte in value.as_bytes() {
@@ -120,19 +171,6 @@ fn push_quoted(out: &mut Vec<u8>, value: &str) {
         out.push(byte);
     }
     out.push(b'"');
-}
-
-/// Sets `name` to `value`, after what earlier proxies wrote there.
-fn append(headers: &mut HeaderMap, name: HeaderName, mut value: Vec<u8>) {
-    if let Some(earlier) = headers.get(&name).map(HeaderValue::as_bytes) {
-        if !earlier.is_empty() {
-            value.splice(0..0, earlier.iter().copied().chain(*b", "));
-        }
-    }
-    // The buffer becomes the value's storage: validated, not copied.
-    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
-        headers.insert(name, value);
-    }
 }
 
 #[cfg(test)]
@@ -152,19 +190,56 @@ mod tests {
         assert!(headers.contains_key("x-kept"));
     }
 
+    /// The fields the gateway sends for `headers` from `client`: what stays of the request's
+    /// own, and the lines it adds, read back as a map.
+    fn forwarding(mut headers: HeaderMap, client: &str) -> (HeaderMap, HeaderMap) {
+        let mut lines = HeaderLines::new();
+        write_forwarding(&mut headers, Some(client.parse().unwrap()), &mut lines);
+        let mut added = HeaderMap::new();
+        for line in std::str::from_utf8(lines.as_bytes())
+            .unwrap()
+            .split_terminator("\r\n")
+        {
+            let (name, value) = line.split_once(": ").unwrap();
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert!(!added.contains_key(&name), "{name} written twice");
+            added.insert(name, HeaderValue::from_str(value).unwrap());
+        }
+        (headers, added)
+    }
+
     #[test]
     fn forwarded_headers_append_to_earlier_proxies() {
         let mut headers = HeaderMap::new();
         headers.insert(HOST, HeaderValue::from_static("shop.example"));
         headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
-        add_forwarded(&mut headers, Some(([127, 0, 0, 1], 5000).into()));
-        assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.9, 127.0.0.1");
-        assert_eq!(headers[X_FORWARDED_HOST], "shop.example");
-        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        headers.insert(FORWARDED, HeaderValue::from_static("for=203.0.113.9"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        let (kept, added) = forwarding(headers, "127.0.0.1:5000");
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(added[X_FORWARDED_FOR], "203.0.113.9, 127.0.0.1");
+        assert_eq!(added[X_FORWARDED_HOST], "shop.example");
+        assert_eq!(added[X_FORWARDED_PROTO], "http");
         assert_eq!(
-            headers[FORWARDED],
-            "for=\"127.0.0.1:5000\";proto=http;host=\"shop.example\""
+            added[FORWARDED],
+            "for=203.0.113.9, for=\"127.0.0.1:5000\";proto=http;host=\"shop.example\""
         );
+        assert_eq!(added[GATEWAY_MARK], "forwarded");
+    }
+
+    #[test]
+    fn what_a_client_claims_of_the_forwarding_fields_is_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        headers.insert(X_FORWARDED_HOST, HeaderValue::from_static("bank.example"));
+        headers.append(GATEWAY_MARK, HeaderValue::from_static("mine"));
+        headers.append(GATEWAY_MARK, HeaderValue::from_static("also mine"));
+        let (kept, added) = forwarding(headers, "10.0.0.1:80");
+        assert!(kept.is_empty(), "{kept:?}");
+        assert_eq!(added[X_FORWARDED_PROTO], "http");
+        assert!(!added.contains_key(X_FORWARDED_HOST));
+        assert_eq!(added[GATEWAY_MARK], "forwarded");
+        assert_eq!(added[FORWARDED], "for=\"10.0.0.1:80\";proto=http");
     }
 
     #[test]
@@ -176,9 +251,19 @@ mod tests {
             "127.0.0.1",
             "192.168.1.20",
         ] {
-            let mut out = Vec::new();
-            push_ip(&mut out, ip.parse().unwrap());
-            assert_eq!(out, ip.as_bytes());
+            assert_eq!(IpText::of(ip.parse().unwrap()).as_bytes(), ip.as_bytes());
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "::1",
+            "fe80::1:2",
+            "::ffff:255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert_eq!(IpText::of(ip.parse().unwrap()).as_bytes(), ip.as_bytes());
         }
     }
 
@@ -186,9 +271,9 @@ mod tests {
     fn forwarded_values_are_quoted_and_escaped() {
         let mut headers = HeaderMap::new();
         headers.insert(HOST, HeaderValue::from_static(r#"a", for=1.2.3.4;\x"#));
-        add_forwarded(&mut headers, Some("[::1]:1234".parse().unwrap()));
+        let (_, added) = forwarding(headers, "[::1]:1234");
         assert_eq!(
-            headers[FORWARDED],
+            added[FORWARDED],
             r#"for="[::1]:1234";proto=http;host="a\", for=1.2.3.4;\\x""#
         );
     }

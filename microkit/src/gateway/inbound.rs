@@ -52,9 +52,10 @@ impl Fault {
     }
 }
 
-/// Where the gateway finds out whether the client's body failed.
+/// Where the gateway finds out whether the client's body failed; nothing (and no allocation)
+/// for a request without a body.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct FaultSlot(Arc<Shared>);
+pub(crate) struct FaultSlot(Option<Arc<Shared>>);
 
 #[derive(Debug, Default)]
 struct Shared {
@@ -76,10 +77,11 @@ impl FaultSlot {
     /// Why the wait counts only while a read is pending on the client: a service that reads
     /// slowly stops the gateway from reading (back-pressure), and no read is pending then.
     pub(crate) fn get(&self) -> Option<Fault> {
-        if let Some(fault) = self.0.fault.get() {
+        let shared = self.0.as_ref()?;
+        if let Some(fault) = shared.fault.get() {
             return Some(fault.clone());
         }
-        let since = self.0.waiting_since_ms.load(Ordering::Relaxed);
+        let since = shared.waiting_since_ms.load(Ordering::Relaxed);
         let waited = elapsed_ms().saturating_sub(since);
         (since != 0 && Duration::from_millis(waited) >= STALLED).then(|| {
             Fault::TimedOut(format!(
@@ -89,13 +91,16 @@ impl FaultSlot {
     }
 
     fn record(&self, fault: Fault) {
-        let _ = self.0.fault.set(fault);
+        if let Some(shared) = &self.0 {
+            let _ = shared.fault.set(fault);
+        }
     }
 
     fn waiting(&self, pending: bool) {
+        let Some(shared) = &self.0 else { return };
         let now = if pending { elapsed_ms().max(1) } else { 0 };
-        if !pending || self.0.waiting_since_ms.load(Ordering::Relaxed) == 0 {
-            self.0.waiting_since_ms.store(now, Ordering::Relaxed);
+        if !pending || shared.waiting_since_ms.load(Ordering::Relaxed) == 0 {
+            shared.waiting_since_ms.store(now, Ordering::Relaxed);
         }
     }
 }
@@ -117,10 +122,10 @@ struct Inbound {
 
 /// Wraps a client's body; an empty one (a `GET`) passes as it is, at no cost.
 pub(crate) fn watch(body: Body, limit: usize) -> (Body, FaultSlot) {
-    let fault = FaultSlot::default();
     if body.is_end_stream() {
-        return (body, fault);
+        return (body, FaultSlot::default());
     }
+    let fault = FaultSlot(Some(Arc::default()));
     let inbound = Inbound {
         body,
         limit,

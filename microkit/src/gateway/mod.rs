@@ -46,7 +46,7 @@ use serde_json::json;
 
 pub use self::mark::GATEWAY_MARK;
 pub use self::networks::{AllowNetworks, AllowNetworksLayer, Network};
-use crate::client::ServiceClient;
+use crate::client::{HeaderLines, ServiceClient};
 use crate::console::Console;
 use crate::extract::{RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::metrics::{Metrics, MetricsLayer};
@@ -122,8 +122,9 @@ impl Gateway {
         self
     }
 
-    /// Calls `hook` on every request about to be forwarded, after the gateway's own header
-    /// changes: to relay a verified identity (`microkit::auth::IdentityRelay::forward_hook`,
+    /// Calls `hook` on every request about to be forwarded, once the hop-by-hop fields are
+    /// gone and before the gateway writes `Forwarded`, `X-Forwarded-*` and its mark (what the
+    /// hook sets of those counts as an earlier proxy's, or is replaced): to relay a verified identity (`microkit::auth::IdentityRelay::forward_hook`,
     /// feature `auth`), or to add a header of your own.
     pub fn on_forward(
         mut self,
@@ -350,9 +351,6 @@ fn hide_methods(response: &mut Response, hidden: &[Method]) {
     response.headers_mut().insert(ALLOW, filtered);
 }
 
-/// How many header fields a forwarded request gains on its way through.
-const ADDED_HEADERS: usize = 10;
-
 /// What a forwarding route needs.
 #[derive(Debug, Clone)]
 struct Forwarder {
@@ -390,22 +388,21 @@ impl Forwarder {
 
     async fn forward(self, remote: Option<RemoteAddr>, request: Request) -> Response {
         let (mut parts, body) = request.into_parts();
-        // Room, once, for what the gateway and the client add (the `Forwarded` family, the
-        // mark, the request id, the deadline, the trace context), rather than growing the map
-        // and rehashing it two or three times along the way.
-        parts.headers.reserve(ADDED_HEADERS);
         headers::strip_hop_by_hop(&mut parts.headers);
-        headers::add_forwarded(&mut parts.headers, remote.map(|RemoteAddr(addr)| addr));
-        // After the hop-by-hop headers went: `Connection` cannot name the mark away.
-        mark::mark(&mut parts.headers);
         if let Some(ForwardHook(hook)) = &self.on_forward {
             hook(&mut parts);
         }
+        let mut lines = HeaderLines::new();
+        headers::write_forwarding(
+            &mut parts.headers,
+            remote.map(|RemoteAddr(addr)| addr),
+            &mut lines,
+        );
         let http1 = parts.version < Version::HTTP_2;
         let (body, fault) = inbound::watch(body, self.body_limit);
         match self
             .client
-            .send(&self.service, Request::from_parts(parts, body))
+            .send_with_lines(&self.service, Request::from_parts(parts, body), lines)
             .await
         {
             Ok(mut response) => {

@@ -9,6 +9,7 @@ use tracing::Span;
 
 use super::TraceContext;
 use crate::client::ClientError;
+use crate::client::HeaderLines;
 use crate::middleware::current_request_id;
 use crate::middleware::X_REQUEST_ID;
 
@@ -126,13 +127,13 @@ impl AttemptTrace {
         &self.span
     }
 
-    /// Puts the trace context and the request id on the attempt's headers: this attempt's
-    /// span is the parent of the next hop's.
-    pub(crate) fn inject(&self, headers: &mut HeaderMap) {
-        self.context.inject(headers);
+    /// Writes the trace context and, when `headers` have none, the request id as the attempt's
+    /// header lines: this attempt's span is the parent of the next hop's.
+    pub(crate) fn write_lines(&self, headers: &HeaderMap, lines: &mut HeaderLines) {
+        self.context.write_lines(lines);
         if !headers.contains_key(&X_REQUEST_ID) {
             if let Some(id) = current_request_id() {
-                headers.insert(X_REQUEST_ID, id.header_value().clone());
+                lines.push(&X_REQUEST_ID, id.header_value().as_bytes());
             }
         }
     }

@@ -276,6 +276,18 @@ impl TraceContext {
         traceparent::format(self.trace_id, self.span_id, self.sampled)
     }
 
+    /// Writes `traceparent` (and `tracestate`, when there is one) as header lines; the
+    /// request's own copies must be gone.
+    pub(crate) fn write_lines(&self, lines: &mut crate::client::HeaderLines) {
+        lines.push(
+            &TRACEPARENT,
+            &traceparent::text(self.trace_id, self.span_id, self.sampled),
+        );
+        if let Some(state) = &self.state {
+            lines.push(&TRACESTATE, state.as_bytes());
+        }
+    }
+
     /// Puts `traceparent` (and `tracestate`, when there is one) on outgoing `headers`,
     /// replacing any already there.
     pub fn inject(&self, headers: &mut HeaderMap) {

@@ -55,6 +55,12 @@ pub(crate) fn parse(value: &[u8]) -> Option<Parent> {
 /// Writes the `traceparent` of version `00` for this span. Flags other than `sampled` are
 /// not passed on: version `00` defines no other.
 pub(crate) fn format(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue {
+    HeaderValue::from_bytes(&text(trace_id, span_id, sampled))
+        .expect("hex digits and dashes are a valid header value")
+}
+
+/// The bytes of [`format`]'s value, for writing straight onto the wire.
+pub(crate) fn text(trace_id: TraceId, span_id: SpanId, sampled: bool) -> [u8; LEN] {
     let mut out = [0u8; LEN];
     out[0..3].copy_from_slice(b"00-");
     trace_id.write_hex(&mut out[3..35]);
@@ -62,7 +68,7 @@ pub(crate) fn format(trace_id: TraceId, span_id: SpanId, sampled: bool) -> Heade
     span_id.write_hex(&mut out[36..52]);
     out[52] = b'-';
     out[53..55].copy_from_slice(if sampled { b"01" } else { b"00" });
-    HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value")
+    out
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

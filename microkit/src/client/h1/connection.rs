@@ -113,10 +113,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Begins an exchange: the head goes into the write buffer (nothing is written yet) and
-    /// the body is kept, to be written as the exchange is polled. Fails, before anything is
-    /// written, when the request's own framing fields cannot be honoured.
-    pub(crate) fn start(&mut self, request: &Parts, body: Body) -> Result<(), Error> {
+    /// Begins an exchange: the head (`request`'s fields, then the caller's `lines`) goes into
+    /// the write buffer (nothing is written yet) and the body is kept, to be written as the
+    /// exchange is polled. Fails, before anything is written, when the request's own framing
+    /// fields cannot be honoured.
+    pub(crate) fn start(&mut self, request: &Parts, lines: &[u8], body: Body) -> Result<(), Error> {
         let hint = if body.is_end_stream() {
             BodyHint::Empty
         } else {
@@ -124,9 +125,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 .exact()
                 .map_or(BodyHint::Unknown, BodyHint::Exact)
         };
-        let head = encode::write_head(self.outgoing.buf(), request, hint).inspect_err(|_| {
-            self.broken = true;
-        })?;
+        let head =
+            encode::write_head(self.outgoing.buf(), request, lines, hint).inspect_err(|_| {
+                self.broken = true;
+            })?;
         self.keep_alive = !head.close;
         self.reading = Reading::Head {
             head_request: request.method == Method::HEAD,
@@ -489,7 +491,9 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(64 * 1024);
         let mut connection = Connection::new(client);
         assert!(poll_fn(|cx| Poll::Ready(connection.poll_idle(cx))).await);
-        connection.start(&head(Method::GET), Body::empty()).unwrap();
+        connection
+            .start(&head(Method::GET), b"", Body::empty())
+            .unwrap();
         let serving = tokio::spawn(async move {
             let request = read_until(&mut server, b"\r\n\r\n").await;
             for piece in [
@@ -518,7 +522,7 @@ mod tests {
         let mut connection = Connection::new(client);
         let (chunks, receiver) = mpsc::channel(4);
         connection
-            .start(&head(Method::POST), Body::new(ChannelBody(receiver)))
+            .start(&head(Method::POST), b"", Body::new(ChannelBody(receiver)))
             .unwrap();
         let serving = tokio::spawn(async move {
             read_until(&mut server, b"\r\n\r\n").await;
@@ -557,7 +561,9 @@ mod tests {
         ] {
             let (client, mut server) = tokio::io::duplex(64 * 1024);
             let mut connection = Connection::new(client);
-            connection.start(&head(Method::GET), Body::empty()).unwrap();
+            connection
+                .start(&head(Method::GET), b"", Body::empty())
+                .unwrap();
             server.write_all(answer).await.unwrap();
             poll_fn(|cx| connection.poll_head(cx)).await.unwrap();
             assert_eq!(connection.finish_buffered(), reusable);
@@ -570,7 +576,7 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(1024);
         let mut connection = Connection::new(client);
         let upload = Body::from(vec![b'u'; 256 * 1024]);
-        connection.start(&head(Method::POST), upload).unwrap();
+        connection.start(&head(Method::POST), b"", upload).unwrap();
         let serving = tokio::spawn(async move {
             read_until(&mut server, b"\r\n\r\n").await;
             server

@@ -43,7 +43,9 @@ pub(super) struct EncodedHead {
 }
 
 /// Appends the head of `request` to `buf`: the request line in origin form, the header fields
-/// as given, and the framing the body needs. On an error nothing is appended.
+/// as given, then `lines` (fields the caller wrote as `name: value\r\n` lines, see
+/// [`HeaderLines`](crate::client::HeaderLines); never framing fields), and the framing the
+/// body needs. On an error nothing is appended.
 ///
 /// A caller's own `Transfer-Encoding` is kept (with `chunked` added last when missing) and
 /// its `Content-Length` then dropped; a caller's `Content-Length` is kept and the body held
@@ -53,6 +55,7 @@ pub(super) struct EncodedHead {
 pub(super) fn write_head(
     buf: &mut Vec<u8>,
     request: &Parts,
+    lines: &[u8],
     body: BodyHint,
 ) -> Result<EncodedHead, Error> {
     let start = buf.len();
@@ -85,6 +88,8 @@ pub(super) fn write_head(
         }
         write_field(buf, name.as_str().as_bytes(), value.as_bytes());
     }
+
+    buf.extend_from_slice(lines);
 
     let framing = if coded {
         if !ends_chunked {
@@ -217,7 +222,7 @@ mod tests {
 
     fn encode(request: &Parts, body: BodyHint) -> (String, Result<EncodedHead, Error>) {
         let mut buf = Vec::new();
-        let head = write_head(&mut buf, request, body);
+        let head = write_head(&mut buf, request, b"", body);
         (String::from_utf8(buf).unwrap(), head)
     }
 
@@ -289,7 +294,7 @@ mod tests {
     fn impossible_framing_is_refused_before_anything_is_written() {
         let mut buf = b"kept".to_vec();
         let request = parts(Method::POST, "/x", &[("content-length", "x")]);
-        assert!(write_head(&mut buf, &request, BodyHint::Unknown).is_err());
+        assert!(write_head(&mut buf, &request, b"", BodyHint::Unknown).is_err());
         assert_eq!(buf, b"kept");
         let request = parts(
             Method::POST,

@@ -1,0 +1,76 @@
+//! The header fields an attempt adds to a request, written as they go on the wire.
+//!
+//! Why not insert them into the request's `HeaderMap`: every attempt adds `Host`, the deadline
+//! and the trace context, and each insert hashes the name, may grow the map and allocates the
+//! value; the connection then copies them out again. Written once as lines, they cost a copy
+//! into the write buffer, and the caller's map stays as it was, ready for a retry without a
+//! clone.
+
+use http::header::{HeaderName, HeaderValue};
+
+/// `name: value\r\n` lines, sent after the request's own fields.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderLines(Vec<u8>);
+
+impl HeaderLines {
+    /// Room for the few lines an attempt writes, so that they take one allocation.
+    pub(crate) fn new() -> Self {
+        Self(Vec::with_capacity(192))
+    }
+
+    /// Adds a field. `value` must be a valid field value: the bytes of a [`HeaderValue`], or
+    /// digits and letters the caller wrote.
+    pub(crate) fn push(&mut self, name: &HeaderName, value: &[u8]) {
+        debug_assert!(HeaderValue::from_bytes(value).is_ok(), "not a field value");
+        self.0.extend_from_slice(name.as_str().as_bytes());
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(value);
+        self.0.extend_from_slice(b"\r\n");
+    }
+
+    /// Adds a field whose value `write` writes; it must write a valid field value.
+    pub(crate) fn push_with(&mut self, name: &HeaderName, write: impl FnOnce(&mut Vec<u8>)) {
+        self.0.extend_from_slice(name.as_str().as_bytes());
+        self.0.extend_from_slice(b": ");
+        let start = self.0.len();
+        write(&mut self.0);
+        debug_assert!(
+            HeaderValue::from_bytes(&self.0[start..]).is_ok(),
+            "not a field value"
+        );
+        self.0.extend_from_slice(b"\r\n");
+    }
+
+    /// How many bytes the lines take.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Drops the lines after the first `len` bytes (a caller's lines, before an attempt's).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+
+    /// The lines, ready for the wire.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_written_as_lines() {
+        let mut lines = HeaderLines::new();
+        lines.push(&http::header::HOST, b"10.0.0.7:8080");
+        lines.push(&HeaderName::from_static("x-microkit-deadline-ms"), b"250");
+        assert_eq!(
+            lines.as_bytes(),
+            b"host: 10.0.0.7:8080\r\nx-microkit-deadline-ms: 250\r\n"
+        );
+        lines.truncate(lines.len() - b"x-microkit-deadline-ms: 250\r\n".len());
+        assert_eq!(lines.as_bytes(), b"host: 10.0.0.7:8080\r\n");
+    }
+}
