@@ -126,7 +126,7 @@ impl ServerConfig {
     /// How long a connection may sit idle, with no request in flight, before it is closed
     /// (default 60 s; on HTTP/1.1 at most the [header read
     /// timeout](Self::header_read_timeout), 10 s by default). Idle connections are looked for
-    /// eight times per the shorter of the two timeouts, so one closes up to an eighth late.
+    /// eight times per the shorter of the two timeouts, so one closes up to a quarter late.
     pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
         self.keep_alive_timeout = timeout;
         self

@@ -239,7 +239,7 @@ where
             match activity.told(cx) {
                 Told::Nothing => return Poll::Pending,
                 // A request started since the sweeper passed: not idle after all.
-                Told::Idle if !activity.is_idle(Instant::now()) => return Poll::Pending,
+                Told::Idle if !activity.still_idle() => return Poll::Pending,
                 // No request ever started: nothing to finish, and a partial head would keep
                 // a graceful shutdown waiting.
                 Told::Idle if !activity.served() => return Poll::Ready(Ok(())),

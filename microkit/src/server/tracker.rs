@@ -31,8 +31,9 @@ pub(super) struct IdleTimeouts {
 }
 
 impl IdleTimeouts {
-    /// How often the sweeper looks: a connection is closed at most an eighth of the shorter
-    /// timeout after its deadline.
+    /// How often the sweeper looks. It learns of a connection's last request on its next pass
+    /// and sees the deadline pass on a later one, so a connection is closed at most a quarter
+    /// of the shorter timeout late, and never early.
     fn sweep_period(self) -> Duration {
         (self.keep_alive.min(self.header_read) / 8).max(Duration::from_millis(1))
     }
@@ -60,10 +61,11 @@ impl Tracker {
         let activity = Arc::new(Activity {
             started: Instant::now(),
             timeouts: self.timeouts,
-            last_active_ms: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            served: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            seen_requests: AtomicU64::new(0),
+            last_active_ms: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             idle: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -112,7 +114,7 @@ impl Tracker {
 
     fn tell_idle(&self, now: Instant) {
         for (_, activity) in self.lock().iter() {
-            if activity.is_idle(now) {
+            if activity.idle_at(now) {
                 activity.tell(&activity.idle);
             }
         }
@@ -155,18 +157,23 @@ pub(super) enum Told {
     Idle,
 }
 
-/// When a connection last finished a request, how many are running, what it served, and what
-/// the server told it.
+/// How many requests a connection started and has running, what it speaks, what the sweeper
+/// last saw of it, and what the server told it.
+///
+/// A request only counts itself (two atomic increments, one decrement): when it happened is
+/// for the sweeper to notice, so no request reads the clock for it.
 pub(super) struct Activity {
     started: Instant,
     timeouts: IdleTimeouts,
-    last_active_ms: AtomicU64,
+    /// Requests started, ever.
+    requests: AtomicU64,
     in_flight: AtomicUsize,
-    /// Whether any request head arrived: until one does, hyper's graceful shutdown does not
-    /// close a connection that sent part of one, so an idle one is closed outright.
-    served: AtomicBool,
     /// Whether the connection speaks HTTP/2, whose idle wait is not a header read.
     http2: AtomicBool,
+    /// `requests` when the sweeper last looked, and when (ms after `started`) it last saw a
+    /// request started or running. Only the sweeper writes them.
+    seen_requests: AtomicU64,
+    last_active_ms: AtomicU64,
     shutdown: AtomicBool,
     idle: AtomicBool,
     /// The connection's task, woken when it is told something.
@@ -188,24 +195,39 @@ impl Activity {
         }
     }
 
-    /// Whether no request is in flight and the idle deadline has passed by `now`.
-    pub(super) fn is_idle(&self, now: Instant) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0 && self.idle_deadline() <= now
+    /// Whether no request started or ran since the sweeper found the connection idle: a
+    /// request may have arrived between its pass and the connection acting on the notice.
+    pub(super) fn still_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.requests.load(Ordering::Relaxed) == self.seen_requests.load(Ordering::Relaxed)
     }
 
-    /// Whether any request head arrived.
+    /// Whether any request head arrived: until one does, hyper's graceful shutdown does not
+    /// close a connection that sent part of one, so an idle one is closed outright.
     pub(super) fn served(&self) -> bool {
-        self.served.load(Ordering::Relaxed)
+        self.requests.load(Ordering::Relaxed) > 0
     }
 
-    fn idle_deadline(&self) -> Instant {
+    /// The sweeper's look at `now`: whether the connection has been idle past its deadline.
+    /// A request started or running since the last look makes `now` its last activity.
+    fn idle_at(&self, now: Instant) -> bool {
+        let now_ms = now.saturating_duration_since(self.started).as_millis() as u64;
+        let requests = self.requests.load(Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Relaxed) > 0
+            || requests != self.seen_requests.load(Ordering::Relaxed)
+        {
+            self.seen_requests.store(requests, Ordering::Relaxed);
+            self.last_active_ms.store(now_ms, Ordering::Relaxed);
+            return false;
+        }
         let timeouts = self.timeouts;
         let limit = if self.http2.load(Ordering::Relaxed) {
             timeouts.keep_alive
         } else {
             timeouts.keep_alive.min(timeouts.header_read)
         };
-        self.started + Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed)) + limit
+        let idle_since = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
+        self.started + idle_since + limit <= now
     }
 
     fn tell(&self, flag: &AtomicBool) {
@@ -219,21 +241,18 @@ pub(super) struct InFlight(Arc<Activity>);
 
 impl InFlight {
     pub(super) fn start(activity: &Arc<Activity>, version: http::Version) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        if !activity.served.load(Ordering::Relaxed) {
-            activity.served.store(true, Ordering::Relaxed);
+        if activity.requests.fetch_add(1, Ordering::Relaxed) == 0 {
             activity
                 .http2
                 .store(version == http::Version::HTTP_2, Ordering::Relaxed);
         }
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
         Self(activity.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let elapsed = self.0.started.elapsed().as_millis() as u64;
-        self.0.last_active_ms.store(elapsed, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -274,6 +293,30 @@ mod tests {
             Told::Nothing,
             "just finished one"
         );
+        tokio::time::advance(Duration::from_secs(9)).await;
+        tracker.tell_idle(Instant::now());
+        assert_eq!(
+            busy.activity().told(&cx),
+            Told::Nothing,
+            "idle since the last look"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        tracker.tell_idle(Instant::now());
+        assert_eq!(busy.activity().told(&cx), Told::Idle);
+        assert!(busy.activity().still_idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_between_the_sweep_and_the_notice_keeps_the_connection() {
+        let tracker = Tracker::new(timeouts());
+        let tracked = tracker.open();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        tracker.tell_idle(Instant::now());
+        drop(InFlight::start(tracked.activity(), http::Version::HTTP_11));
+        let cx = Context::from_waker(Waker::noop());
+        assert_eq!(tracked.activity().told(&cx), Told::Idle);
+        assert!(!tracked.activity().still_idle());
+        assert!(tracked.activity().served());
     }
 
     #[tokio::test(start_paused = true)]
@@ -281,10 +324,14 @@ mod tests {
         let tracker = Tracker::new(timeouts());
         let h2 = tracker.open();
         drop(InFlight::start(h2.activity(), http::Version::HTTP_2));
+        assert!(
+            !h2.activity().idle_at(Instant::now()),
+            "a request since the last look"
+        );
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(!h2.activity().is_idle(Instant::now()));
+        assert!(!h2.activity().idle_at(Instant::now()));
         tokio::time::advance(Duration::from_secs(50)).await;
-        assert!(h2.activity().is_idle(Instant::now()));
+        assert!(h2.activity().idle_at(Instant::now()));
     }
 
     #[tokio::test]
