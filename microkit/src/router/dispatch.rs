@@ -17,7 +17,7 @@ use tower_service::Service;
 use super::matched_route::{MatchedRoute, ReportMatchedRoute};
 use super::matcher::Matcher;
 use super::method_routing::{join, MethodTable};
-use super::route::{Endpoint, Route};
+use super::route::{CallRoute, Endpoint, Route};
 use super::Router;
 use crate::extract::{PathParams, RouteMatch};
 use crate::handler::HandlerFuture;
@@ -87,7 +87,7 @@ impl RouterService {
         let inner = if layers.is_empty() {
             Dispatch::Plain(core)
         } else {
-            let route = Route::from_service(CoreService(core));
+            let route = Route::from_call(CoreRoute(core));
             Dispatch::Layered(layers.iter().fold(route, |route, layer| layer(route)))
         };
         Self { inner }
@@ -360,33 +360,14 @@ impl Future for RouterFuture {
     }
 }
 
-/// The router core as a tower service, for router-wide layers to wrap.
-#[derive(Clone)]
-struct CoreService(Arc<RouterCore>);
+/// The router core as a route, for router-wide layers to wrap.
+struct CoreRoute(Arc<RouterCore>);
 
-impl Service<Request> for CoreService {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = InfallibleFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> InfallibleFuture {
-        InfallibleFuture(RouterFuture {
+impl CallRoute for CoreRoute {
+    fn call(&self, request: Request) -> HandlerFuture {
+        Box::pin(RouterFuture {
             state: self.0.dispatch(request),
         })
-    }
-}
-
-struct InfallibleFuture(RouterFuture);
-
-impl Future for InfallibleFuture {
-    type Output = Result<Response, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(Ok)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::{Body, BoxError, Problem, Request, Response};
 #[derive(Clone)]
 pub struct Route(Arc<dyn CallRoute>);
 
-trait CallRoute: Send + Sync {
+pub(super) trait CallRoute: Send + Sync {
     fn call(&self, request: Request) -> HandlerFuture;
 }
 
@@ -83,6 +83,12 @@ impl Route {
             state,
             _arguments: PhantomData,
         }))
+    }
+
+    /// A route that answers with `call` directly, without a tower service's readiness check
+    /// and clone per request: for the router's own core under router-wide layers.
+    pub(super) fn from_call(call: impl CallRoute + 'static) -> Self {
+        Self(Arc::new(call))
     }
 
     /// Wraps a tower service. Its errors become 500 problems (and are logged): put fallible
