@@ -63,7 +63,7 @@ pub use self::config::{Balance, ClientConfig};
 use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
 pub use self::error::ClientError;
 pub use self::idempotency::{new_idempotency_key, IdempotencyKeyExt, IDEMPOTENCY_KEY};
-pub(crate) use self::lines::HeaderLines;
+pub(crate) use self::lines::{remove_fields, HeaderLines};
 use self::pool::{Pool, SendError, Target};
 #[cfg(feature = "tls")]
 pub use self::tls::ClientTls;
@@ -336,9 +336,10 @@ impl ServiceClient {
         head.uri = origin_form(std::mem::take(&mut head.uri));
         // Each attempt writes these itself, as header lines (see `HeaderLines`): the caller's
         // copies go, and the head stays as it is for every attempt, without a clone.
-        for name in [HOST, DEADLINE_HEADER, TRACEPARENT, TRACESTATE] {
-            head.headers.remove(name);
-        }
+        remove_fields(
+            &mut head.headers,
+            &[HOST, DEADLINE_HEADER, TRACEPARENT, TRACESTATE],
+        );
         let callers_lines = lines.len();
 
         self.inner.budget.deposit();
