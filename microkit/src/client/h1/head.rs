@@ -50,6 +50,9 @@ pub(super) struct FieldSpan {
     value: Range<usize>,
 }
 
+/// How many fields the layers above typically add to an answer, besides those it came with.
+const ADDED_LATER: usize = 2;
+
 /// Takes a final answer's head off the front of `buf`, skipping interim (`1xx`) answers;
 /// `Ok(None)` while more bytes are needed. `head_request`: the request was a `HEAD`, so the
 /// answer has no body whatever its fields say. `spans` is scratch space, kept by the
@@ -151,7 +154,9 @@ fn build(
     head_request: bool,
 ) -> Result<Head, Error> {
     let head = buf.split_to(line.len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for the fields the layers above add to an answer (the request id, a proxy's own):
+    // a map filled to its capacity grows, and rehashes, on the first insert after it.
+    let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_LATER);
     // One walk over the fields, noting on the way what frames the body and what governs
     // the connection.
     let mut length = ContentLength::default();
