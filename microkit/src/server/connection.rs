@@ -8,13 +8,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper::body::Incoming;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::protocol::{Protocols, Serving, Transport};
 use super::tracker::{InFlight, Told, Tracker};
 use super::PeerIdentity;
 use crate::body::BodyPace;
@@ -32,7 +30,7 @@ pub(super) struct Connection<IO = TcpStream> {
     pub(super) peer: Option<PeerIdentity>,
     pub(super) remote: SocketAddr,
     pub(super) router: RouterService,
-    pub(super) builder: Arc<Builder<TokioExecutor>>,
+    pub(super) protocols: Arc<Protocols>,
     pub(super) body_limit: usize,
     pub(super) body_pace: Option<BodyPace>,
     pub(super) header_limits: HeaderLimits,
@@ -147,7 +145,7 @@ impl<IO> Connection<IO> {
             peer: _,
             remote,
             router,
-            builder,
+            protocols,
             body_limit,
             body_pace,
             header_limits,
@@ -160,7 +158,7 @@ impl<IO> Connection<IO> {
             peer,
             remote,
             router,
-            builder,
+            protocols,
             body_limit,
             body_pace,
             header_limits,
@@ -170,17 +168,14 @@ impl<IO> Connection<IO> {
     }
 }
 
-impl<IO> Connection<IO>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+impl<IO: Transport> Connection<IO> {
     pub(super) async fn serve(self) {
         let Connection {
             stream,
             peer,
             remote,
             router,
-            builder,
+            protocols,
             body_limit,
             body_pace,
             header_limits,
@@ -226,8 +221,26 @@ where
             }
         });
 
-        let mut connection =
-            pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+        // Which HTTP: peeked at as the first bytes arrive (or the connection is told to close
+        // before any did, which leaves nothing to finish).
+        let sniffed = std::future::poll_fn(|cx| {
+            if let Poll::Ready(sniffed) = stream.poll_http1_only(cx) {
+                return Poll::Ready(Some(sniffed));
+            }
+            match activity.told(cx) {
+                Told::Nothing => Poll::Pending,
+                Told::Idle | Told::ShutDown => Poll::Ready(None),
+            }
+        });
+        let http1_only = match sniffed.await {
+            Some(Ok(Some(http1_only))) => http1_only,
+            Some(Ok(None)) | None => return,
+            Some(Err(err)) => {
+                tracing::debug!(%remote, error = %err, "connection failed before a request");
+                return;
+            }
+        };
+        let mut connection = pin!(Serving::new(&protocols, stream, service, http1_only));
         let mut closing = false;
         let ended = std::future::poll_fn(|cx| loop {
             if let Poll::Ready(result) = connection.as_mut().poll(cx) {

@@ -12,14 +12,15 @@
 //! # }
 //! ```
 //!
-//! Each accepted connection gets `TCP_NODELAY` and a task of its own; hyper-util's automatic
-//! builder tells HTTP/1.1 from an HTTP/2 preface. On shutdown the listener is closed first (new
+//! Each accepted connection gets `TCP_NODELAY` and a task of its own; its first bytes tell
+//! HTTP/1.1 from an HTTP/2 preface. On shutdown the listener is closed first (new
 //! connections are refused), every connection is asked to finish (HTTP/1.1 stops keep-alive,
 //! HTTP/2 sends GOAWAY), and connections still busy at the deadline are closed.
 
 mod config;
 mod connection;
 mod peer;
+mod protocol;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 mod tracker;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -40,6 +41,7 @@ use tokio::task::JoinSet;
 pub use self::config::ServerConfig;
 use self::connection::{Connection, HeaderLimits};
 pub use self::peer::PeerIdentity;
+use self::protocol::Protocols;
 #[cfg(feature = "tls")]
 pub use self::tls::TlsConfig;
 use self::tracker::{IdleTimeouts, Tracker};
@@ -135,7 +137,7 @@ impl Serve {
             None => None,
         };
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
-        let builder = Arc::new(http_builder(&config));
+        let protocols = Arc::new(protocols(&config));
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let tracker = Tracker::new(IdleTimeouts {
             keep_alive: config.keep_alive_timeout,
@@ -173,7 +175,7 @@ impl Serve {
                 peer: None,
                 remote,
                 router: router.clone(),
-                builder: builder.clone(),
+                protocols: protocols.clone(),
                 body_limit: config.body_limit,
                 body_pace: config.body_pace,
                 header_limits: HeaderLimits {
@@ -230,29 +232,37 @@ impl IntoFuture for Serve {
 /// How many header fields hyper accepts in a request unless told otherwise.
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
-fn http_builder(config: &ServerConfig) -> Builder<TokioExecutor> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        // No timer for HTTP/1: the connection times header reads itself (see `IdleTimeouts`),
-        // and hyper would otherwise arm its own header read timer (30 s by default) per request.
-        .header_read_timeout(None)
-        // hyper answers past its own limits with a bare 431; give it twice ours, so that the
-        // connection (see `HeaderLimits`) answers the usual overflow with a problem body.
-        .max_buf_size(config.max_header_bytes.saturating_mul(2));
-    // Up to its default count hyper parses headers into an array on the stack; any explicit
-    // count, even a smaller one, costs two heap vectors filled per request (a tenth of a
-    // plaintext request's instructions). So only a count above the default is handed over.
-    if config.max_headers > HYPER_DEFAULT_MAX_HEADERS {
-        builder
-            .http1()
-            .max_headers(config.max_headers.saturating_mul(2));
+/// hyper's builders: HTTP/1.1 set up alike in both, since a plain connection may be served
+/// by either (see [`protocol`]).
+fn protocols(config: &ServerConfig) -> Protocols {
+    // The two builders' HTTP/1.1 options are different types with the same methods.
+    macro_rules! configure_http1 {
+        ($builder:expr) => {
+            $builder
+                // No timer for HTTP/1: the server times header reads itself (see
+                // `IdleTimeouts`); hyper would arm its own header read timer per request.
+                .header_read_timeout(None)
+                // hyper answers past its own limits with a bare 431; give it twice ours, so
+                // that the connection (see `HeaderLimits`) answers the usual overflow with a
+                // problem body.
+                .max_buf_size(config.max_header_bytes.saturating_mul(2));
+            // Up to its default count hyper parses headers into an array on the stack; any
+            // explicit count, even a smaller one, costs two heap vectors filled per request (a
+            // tenth of a plaintext request's instructions). So only a count above the default
+            // is handed over.
+            if config.max_headers > HYPER_DEFAULT_MAX_HEADERS {
+                $builder.max_headers(config.max_headers.saturating_mul(2));
+            }
+        };
     }
-    builder
-        .http2()
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    configure_http1!(http1);
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    configure_http1!(auto.http1());
+    auto.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
-    builder
+    Protocols { http1, auto }
 }
 
 /// Accept errors that concern one connection are skipped; others (out of file descriptors,
