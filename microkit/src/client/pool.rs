@@ -154,7 +154,7 @@ impl Pool {
                 Ok(mut connection) => {
                     if !poll_fn(|cx| Poll::Ready(connection.h1.poll_idle(cx))).await {
                         return Err(SendError::NotSent {
-                            source: h1::Error::ClosedBeforeAnswer.into(),
+                            source: h1::Error::ClosedBeforeRequest.into(),
                             body,
                         });
                     }

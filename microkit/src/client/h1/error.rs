@@ -7,6 +7,9 @@ use crate::BoxError;
 /// A failed exchange. The connection it happened on is never used again.
 #[derive(Debug)]
 pub(crate) enum Error {
+    /// The upstream closed (or wrote unasked on) the connection before the request was
+    /// written: nothing of it was sent.
+    ClosedBeforeRequest,
     /// The upstream closed the connection before the first byte of an answer.
     ClosedBeforeAnswer,
     /// The upstream closed the connection in the middle of an answer's head.
@@ -32,6 +35,9 @@ pub(crate) enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::ClosedBeforeRequest => {
+                f.write_str("the upstream closed the connection before the request was written")
+            }
             Self::ClosedBeforeAnswer => {
                 f.write_str("the upstream closed the connection before answering")
             }
