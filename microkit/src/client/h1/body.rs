@@ -362,4 +362,23 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn random_bytes_end_in_data_an_end_or_an_error_never_a_panic_or_a_loop() {
+        let alphabet = b"0123456789abcdefABCDEF;= \t\r\nxz:";
+        for seed in 0..2_000 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let input: Vec<u8> = (0..rng.usize(0..64))
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            for framing in [
+                BodyFraming::Chunked,
+                BodyFraming::Length(7),
+                BodyFraming::UntilClose,
+            ] {
+                // decode_all stops at an error, the end, or when the input runs out.
+                let _ = decode_all(framing, &input, rng.usize(1..8), rng.bool());
+            }
+        }
+    }
 }

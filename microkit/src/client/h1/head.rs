@@ -382,4 +382,24 @@ mod tests {
             Err(Error::MalformedHead(_))
         ));
     }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let seed_head: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+        for seed in 0..5_000 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut input = seed_head.to_vec();
+            for _ in 0..rng.usize(1..6) {
+                let at = rng.usize(0..input.len());
+                match rng.u8(0..3) {
+                    0 => input[at] = rng.u8(..),
+                    1 => input.insert(at, rng.u8(..)),
+                    _ => {
+                        input.remove(at);
+                    }
+                }
+            }
+            let _ = parse_all(&input, rng.bool());
+        }
+    }
 }
