@@ -62,8 +62,12 @@ impl RequestId {
         let bits = (u128::from(random_u64()) << 64) | u128::from(random_u64());
         let id = uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid();
         let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        let text = id.hyphenated().encode_lower(&mut text);
-        Self(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
+        id.hyphenated().encode_lower(&mut text);
+        // Shared from the start: the id is cloned for the request's header, its extension and
+        // the task-local, and a buffer copied into a `HeaderValue` would be moved to a shared
+        // one (a second allocation) on its first clone.
+        let shared = bytes::Bytes::from_owner(text);
+        Self(HeaderValue::from_maybe_shared(shared).expect("a UUID is a valid header value"))
     }
 }
 
@@ -135,12 +139,10 @@ where
         if let Some(span) = request.extensions().get::<ServerSpan>() {
             span.request_id(id.as_str());
         }
-        let header = id.0.clone();
         request.extensions_mut().insert(id.clone());
         let inner = CURRENT.sync_scope(id.clone(), || self.inner.call(request));
         RequestIdFuture {
             inner: CURRENT.scope(id, inner),
-            header: Some(header),
         }
     }
 }
@@ -148,9 +150,9 @@ where
 pin_project_lite::pin_project! {
     /// The response future of [`RequestIdService`].
     pub struct RequestIdFuture<F> {
+        // The id stays in the scope until the response takes it for its header.
         #[pin]
         inner: tokio::task::futures::TaskLocalFuture<RequestId, F>,
-        header: Option<HeaderValue>,
     }
 }
 
@@ -161,9 +163,9 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(header) = this.header.take() {
+        let mut inner = self.project().inner;
+        let mut response = std::task::ready!(inner.as_mut().poll(cx))?;
+        if let Some(RequestId(header)) = inner.take_value() {
             response.headers_mut().entry(X_REQUEST_ID).or_insert(header);
         }
         Poll::Ready(Ok(response))
