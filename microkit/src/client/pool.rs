@@ -123,9 +123,10 @@ impl Pool {
     }
 
     /// Sends a request (`head`: its URI in origin form; `lines`: fields written after the
-    /// head's own, `Host` among them) to `target` on a pooled connection or a new one. A request that a pooled connection could not carry
-    /// because the server had closed it is sent again on another connection. The head is
-    /// only read, so the caller keeps it for a retry.
+    /// head's own, `Host` among them) to `target` on a pooled connection or a new one. A
+    /// request that a pooled connection could not carry because the server had closed it is
+    /// sent again on another connection. The head is only read, so the caller keeps it for a
+    /// retry.
     pub(crate) async fn send(
         &self,
         target: &Target,
