@@ -273,22 +273,27 @@ impl Gateway {
             let Target::Service(service) = target else {
                 continue;
             };
-            let forward = Forwarder {
+            let forwarder = Arc::new(Forwarder {
                 client: self.client.clone(),
                 service: service.clone(),
                 body_limit: self.body_limit,
                 hidden: hidden.clone(),
                 on_forward: self.on_forward.clone(),
+            });
+            // The forwarding future itself, unboxed: the route boxes the handler's future
+            // once, and a box of its own would cost a second allocation per request.
+            let forward = move |remote: Option<RemoteAddr>, request: Request| {
+                Forwarder::forward(Arc::clone(&forwarder), remote, request)
             };
             match method {
                 Some(method) if hidden.contains(method) => {}
                 Some(method) => {
                     public.push(method.clone());
-                    methods = methods.on(method.clone(), forward.handler());
+                    methods = methods.on(method.clone(), forward);
                 }
                 None => {
                     public.extend(PUBLIC_METHODS.iter().cloned());
-                    methods = methods.any(forward.handler());
+                    methods = methods.any(forward);
                 }
             }
         }
@@ -352,7 +357,7 @@ fn hide_methods(response: &mut Response, hidden: &[Method]) {
 }
 
 /// What a forwarding route needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Forwarder {
     client: ServiceClient,
     service: Arc<str>,
@@ -362,31 +367,28 @@ struct Forwarder {
     on_forward: Option<ForwardHook>,
 }
 
-type ForwardFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
-
 impl Forwarder {
-    fn handler(
-        self,
-    ) -> impl Fn(Option<RemoteAddr>, Request) -> ForwardFuture + Clone + Send + Sync + 'static {
-        move |remote, request: Request| {
-            let declared = request
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
-            if declared.is_some_and(|length| length > self.body_limit as u64) {
-                let problem = Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
-                    .with_detail(format!(
-                        "the request body is larger than the limit of {} bytes",
-                        self.body_limit
-                    ))
-                    .with_extension("limit", self.body_limit);
-                return Box::pin(std::future::ready(problem.into_response())) as ForwardFuture;
-            }
-            Box::pin(self.clone().forward(remote, request))
-        }
+    /// The 413 for a body declared larger than the limit, refused before anything is sent.
+    fn refuse_declared_length(&self, request: &Request) -> Option<Response> {
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())?;
+        (declared > self.body_limit as u64).then(|| {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+                .with_detail(format!(
+                    "the request body is larger than the limit of {} bytes",
+                    self.body_limit
+                ))
+                .with_extension("limit", self.body_limit)
+                .into_response()
+        })
     }
 
-    async fn forward(self, remote: Option<RemoteAddr>, request: Request) -> Response {
+    async fn forward(self: Arc<Self>, remote: Option<RemoteAddr>, request: Request) -> Response {
+        if let Some(refused) = self.refuse_declared_length(&request) {
+            return refused;
+        }
         let (mut parts, body) = request.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
         if let Some(ForwardHook(hook)) = &self.on_forward {
