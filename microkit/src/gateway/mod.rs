@@ -282,9 +282,8 @@ impl Gateway {
             });
             // The forwarding future itself, unboxed: the route boxes the handler's future
             // once, and a box of its own would cost a second allocation per request.
-            let forward = move |remote: Option<RemoteAddr>, request: Request| {
-                Forwarder::forward(Arc::clone(&forwarder), remote, request)
-            };
+            let forward =
+                move |request: Request| Forwarder::forward(Arc::clone(&forwarder), request);
             match method {
                 Some(method) if hidden.contains(method) => {}
                 Some(method) => {
@@ -385,11 +384,14 @@ impl Forwarder {
         })
     }
 
-    async fn forward(self: Arc<Self>, remote: Option<RemoteAddr>, request: Request) -> Response {
+    /// Forwards `request` (the whole request, not extractors: each extractor splits and
+    /// rebuilds it, and this runs for every request crossing the gateway).
+    async fn forward(self: Arc<Self>, request: Request) -> Response {
         if let Some(refused) = self.refuse_declared_length(&request) {
             return refused;
         }
         let (mut parts, body) = request.into_parts();
+        let remote = parts.extensions.get::<RemoteAddr>().copied();
         headers::strip_hop_by_hop(&mut parts.headers);
         if let Some(ForwardHook(hook)) = &self.on_forward {
             hook(&mut parts);
