@@ -266,23 +266,26 @@ impl ServiceClient {
     /// of `service`, and returns the answer whatever its status. Errors are what kept an
     /// answer from arriving.
     pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
-        self.send_with_lines(service, request, HeaderLines::new())
+        let (head, body) = request.into_parts();
+        self.send_with_lines(service, head, body, HeaderLines::new())
             .await
     }
 
-    /// [`send`](Self::send), with header fields of the caller's own written as `lines` after
-    /// the request's fields (the gateway's forwarding fields): the request's `headers` must
-    /// not carry them too.
+    /// [`send`](Self::send) of a request as its `head` and `body` (each layer an async request
+    /// passes through keeps its own copy of what it was given), with header fields of the
+    /// caller's own written as `lines` after the head's (the gateway's forwarding fields): the
+    /// head must not carry them too.
     pub(crate) async fn send_with_lines(
         &self,
         service: &str,
-        request: Request,
+        head: http::request::Parts,
+        body: Body,
         lines: HeaderLines,
     ) -> Result<Response, ClientError> {
         let started = Instant::now();
-        let call = CallTrace::start(service, request.method(), request.uri().path());
+        let call = CallTrace::start(service, &head.method, head.uri.path());
         let result = self
-            .send_inner(service, request, lines, started, &call)
+            .send_inner(service, head, body, lines, started, &call)
             .instrument(call.span().clone())
             .await;
         call.finish(&result);
@@ -315,7 +318,8 @@ impl ServiceClient {
     async fn send_inner(
         &self,
         service: &str,
-        request: Request,
+        mut head: http::request::Parts,
+        body: Body,
         mut lines: HeaderLines,
         started: Instant,
         call: &CallTrace,
@@ -326,7 +330,6 @@ impl ServiceClient {
             Some(inherited) => inherited.min(started + config.deadline),
             None => started + config.deadline,
         };
-        let (mut head, body) = request.into_parts();
         let idempotent = idempotency::is_retry_safe(&head.method, &head.headers);
         let mut payload = if body.is_end_stream() {
             Payload::Replayable(Bytes::new())

@@ -406,7 +406,7 @@ impl Forwarder {
         let (body, fault) = inbound::watch(body, self.body_limit);
         match self
             .client
-            .send_with_lines(&self.service, Request::from_parts(parts, body), lines)
+            .send_with_lines(&self.service, parts, body, lines)
             .await
         {
             Ok(mut response) => {
