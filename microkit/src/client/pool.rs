@@ -241,10 +241,11 @@ impl Pool {
 
 impl Shared {
     /// Takes back a connection whose exchange ended cleanly.
-    pub(super) fn put(self: &Arc<Self>, connection: Box<Connection>) {
+    pub(super) fn put(self: &Arc<Self>, mut connection: Box<Connection>) {
         if !connection.h1.is_reusable() {
             return;
         }
+        connection.h1.shrink_idle();
         {
             let mut idle = self.idle.lock().expect("pool lock poisoned");
             let list = idle.entry(connection.target.clone()).or_default();

@@ -87,11 +87,15 @@ pub(crate) fn write_forwarding(
     }
     let host_text = host.as_ref().and_then(|host| host.to_str().ok());
     let ip = client.map(|client| IpText::of(client.ip()));
-    if let Some(ip) = &ip {
-        lines.push_with(&X_FORWARDED_FOR, |out| {
+    match (&ip, &earlier_for) {
+        (Some(ip), _) => lines.push_with(&X_FORWARDED_FOR, |out| {
             push_earlier(out, earlier_for.as_ref());
             out.extend_from_slice(ip.as_bytes());
-        });
+        }),
+        // No peer address to add (a request not from microkit's server): what earlier proxies
+        // wrote still goes on.
+        (None, Some(earlier)) => lines.push(&X_FORWARDED_FOR, earlier.as_bytes()),
+        (None, None) => {}
     }
     lines.push_with(&FORWARDED, |out| {
         push_earlier(out, earlier_forwarded.as_ref());
@@ -235,6 +239,18 @@ mod tests {
             "for=203.0.113.9, for=\"127.0.0.1:5000\";proto=http;host=\"shop.example\""
         );
         assert_eq!(added[GATEWAY_MARK], "forwarded");
+    }
+
+    #[test]
+    fn without_a_peer_address_earlier_hops_still_go_on() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+        let mut lines = HeaderLines::new();
+        write_forwarding(&mut headers, None, &mut lines);
+        let lines = std::str::from_utf8(lines.as_bytes()).unwrap();
+        assert!(lines.contains("x-forwarded-for: 203.0.113.9\r\n"), "{lines}");
+        assert!(lines.contains("forwarded: proto=http\r\n"), "{lines}");
+        assert!(headers.is_empty());
     }
 
     #[test]

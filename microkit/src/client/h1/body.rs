@@ -142,6 +142,13 @@ fn decode_chunked(state: &mut Chunked, buf: &mut BytesMut) -> Result<Decoded, Er
                 if line > MAX_CHUNK_LINE {
                     return Err(Error::MalformedBody("chunk-size line too long"));
                 }
+                // httparse reads a chunk extension up to a CR: a bare LF inside one is a
+                // line end a server and a proxy could disagree on (hyper refuses it too).
+                if buf[..line - 1].contains(&b'\n') {
+                    return Err(Error::MalformedBody(
+                        "a chunk extension contains a line feed",
+                    ));
+                }
                 buf.advance(line);
                 *state = if size == 0 {
                     Chunked::Trailers
@@ -380,5 +387,19 @@ mod tests {
                 let _ = decode_all(framing, &input, rng.usize(1..8), rng.bool());
             }
         }
+    }
+
+    #[test]
+    fn a_bare_lf_in_a_chunk_extension_is_refused_as_hyper_does() {
+        let (decoded, _) = decode_all(
+            BodyFraming::Chunked,
+            b"5;a\nxyz\r\nhello\r\n0\r\n\r\n",
+            64,
+            false,
+        );
+        assert!(
+            matches!(decoded, Err(Error::MalformedBody(_))),
+            "{decoded:?}"
+        );
     }
 }

@@ -113,6 +113,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Lets go of buffers a large exchange grew, before the connection waits idle in the pool
+    /// (up to 1024 idle connections per address: 128 KiB each would add up).
+    pub(crate) fn shrink_idle(&mut self) {
+        const KEEP: usize = 8 * 1024;
+        self.outgoing.shrink(KEEP);
+        if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * KEEP {
+            self.read_buf = BytesMut::new();
+        }
+    }
+
     /// Begins an exchange: the head (`request`'s fields, then the caller's `lines`) goes into
     /// the write buffer (nothing is written yet) and the body is kept, to be written as the
     /// exchange is polled. Fails, before anything is written, when the request's own framing
@@ -320,7 +330,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             match frame.into_data() {
                                 Ok(data) => {
                                     push_data(&mut self.outgoing, data, left)?;
-                                    if *left == Some(0) || body.is_end_stream() {
+                                    // A chunked body's last chunk goes behind a large frame
+                                    // only once that frame is written (the ended body is polled
+                                    // again then, and says so).
+                                    if *left == Some(0)
+                                        || (body.is_end_stream() && self.outgoing.has_room())
+                                    {
                                         self.finish_body(None)?;
                                     }
                                 }
@@ -609,5 +624,149 @@ mod tests {
         let mut connection = Connection::new(client);
         drop(server);
         assert!(!poll_fn(|cx| Poll::Ready(connection.poll_idle(cx))).await);
+    }
+
+    /// Like a TLS stream: `poll_write` takes the bytes into its own buffer (as rustls takes
+    /// plaintext when the socket would block) and only `poll_flush` moves them to the socket;
+    /// the first flush finds the socket full (Pending, with a wake-up as the reactor would give).
+    struct Buffering {
+        inner: DuplexStream,
+        pending: Vec<u8>,
+        flushes: usize,
+    }
+
+    impl AsyncRead for Buffering {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Buffering {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.pending.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.flushes += 1;
+            if self.flushes == 1 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let this = &mut *self;
+            while !this.pending.is_empty() {
+                let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &this.pending))?;
+                this.pending.drain(..n);
+            }
+            Pin::new(&mut this.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_was_pending_is_retried() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut connection = Connection::new(Buffering {
+            inner: client,
+            pending: Vec::new(),
+            flushes: 0,
+        });
+        connection
+            .start(&head(Method::GET), b"", Body::empty())
+            .unwrap();
+        let serving = tokio::spawn(async move {
+            read_until(&mut server, b"\r\n\r\n").await;
+            server
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            server
+        });
+        let answered = tokio::time::timeout(
+            Duration::from_secs(2),
+            poll_fn(|cx| connection.poll_head(cx)),
+        )
+        .await;
+        assert!(
+            answered.is_ok(),
+            "the request never left the stream's buffer: flushes {}",
+            connection.io.flushes
+        );
+        serving.await.unwrap();
+    }
+
+    /// A body of unknown length whose last frame says it is the last (as an HTTP/2 request
+    /// body does once its END_STREAM DATA frame is taken).
+    struct LastFrameEnds(Option<Bytes>);
+
+    impl http_body::Body for LastFrameEnds {
+        type Data = Bytes;
+        type Error = crate::BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, crate::BoxError>>> {
+            Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
+        }
+        fn is_end_stream(&self) -> bool {
+            self.0.is_none()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_last_chunk_goes_before_the_last_chunk_marker() {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        let mut connection = Connection::new(client);
+        let data = Bytes::from(vec![b'd'; 5000]);
+        connection
+            .start(
+                &head(Method::POST),
+                b"",
+                Body::new(LastFrameEnds(Some(data))),
+            )
+            .unwrap();
+        let serving = tokio::spawn(async move {
+            let got = read_until(&mut server, b"0\r\n\r\n").await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut rest = [0u8; 16 * 1024];
+            let more = tokio::time::timeout(Duration::from_millis(50), server.read(&mut rest))
+                .await
+                .map(|r| r.unwrap())
+                .unwrap_or(0);
+            let mut all = got;
+            all.extend_from_slice(&rest[..more]);
+            server
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            (all, server)
+        });
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            poll_fn(|cx| connection.poll_head(cx)),
+        )
+        .await;
+        let (wire, _server) = serving.await.unwrap();
+        let body_start = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let body = &wire[body_start..];
+        let expected = [&b"1388\r\n"[..], &[b'd'; 5000], b"\r\n0\r\n\r\n"].concat();
+        assert!(
+            body == &expected[..],
+            "the body on the wire begins {:?} and ends {:?}",
+            String::from_utf8_lossy(&body[..16.min(body.len())]),
+            String::from_utf8_lossy(&body[body.len().saturating_sub(16)..])
+        );
     }
 }

@@ -28,12 +28,25 @@ pub(super) struct Outgoing {
     data: Bytes,
     /// Whether a chunk's end follows `data`.
     chunk_end: bool,
+    /// Bytes were written and the flush that must follow has not completed.
+    unflushed: bool,
 }
 
 impl Outgoing {
     /// Nothing left to write.
     pub(super) fn is_empty(&self) -> bool {
+        self.bytes_written() && !self.unflushed
+    }
+
+    fn bytes_written(&self) -> bool {
         self.written == self.buf.len() && self.data.is_empty() && !self.chunk_end
+    }
+
+    /// Lets go of a large buffer while nothing is pending, keeping a small one warm.
+    pub(super) fn shrink(&mut self, keep: usize) {
+        if self.is_empty() && self.buf.capacity() > keep {
+            self.buf = Vec::with_capacity(keep);
+        }
     }
 
     /// Whether more can be added behind what is pending without writing first.
@@ -69,7 +82,8 @@ impl Outgoing {
     where
         S: AsyncWrite + Unpin,
     {
-        while !self.is_empty() {
+        while !self.bytes_written() {
+            self.unflushed = true;
             let end: &[u8] = if self.chunk_end { CHUNK_END } else { &[] };
             let slices = [
                 IoSlice::new(&self.buf[self.written..]),
@@ -84,7 +98,9 @@ impl Outgoing {
         }
         self.buf.clear();
         self.written = 0;
-        Pin::new(io).poll_flush(cx)
+        ready!(Pin::new(io).poll_flush(cx))?;
+        self.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
     fn advance(&mut self, mut wrote: usize) {
