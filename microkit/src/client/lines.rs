@@ -43,6 +43,21 @@ impl HeaderLines {
         self.0.extend_from_slice(b"\r\n");
     }
 
+    /// Drops every line of the field `name` (rarely needed: a caller's override).
+    pub(crate) fn remove(&mut self, name: &HeaderName) {
+        let name = name.as_str().as_bytes();
+        let mut kept = Vec::with_capacity(self.0.capacity());
+        for line in self.0.split_inclusive(|&byte| byte == b'\n') {
+            let named = line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name)
+                && line[name.len()] == b':';
+            if !named {
+                kept.extend_from_slice(line);
+            }
+        }
+        self.0 = kept;
+    }
+
     /// How many bytes the lines take.
     pub(crate) fn len(&self) -> usize {
         self.0.len()
@@ -87,6 +102,16 @@ mod tests {
         );
         lines.truncate(lines.len() - b"x-microkit-deadline-ms: 250\r\n".len());
         assert_eq!(lines.as_bytes(), b"host: 10.0.0.7:8080\r\n");
+    }
+
+    #[test]
+    fn a_line_is_removed_by_its_name_alone() {
+        let mut lines = HeaderLines::new();
+        lines.push(&HeaderName::from_static("x-forwarded-for"), b"10.0.0.1");
+        lines.push(&HeaderName::from_static("x-forwarded"), b"1");
+        lines.push(&HeaderName::from_static("x-forwarded-for"), b"10.0.0.2");
+        lines.remove(&HeaderName::from_static("x-forwarded-for"));
+        assert_eq!(lines.as_bytes(), b"x-forwarded: 1\r\n");
     }
 
     #[test]

@@ -126,6 +126,22 @@ pub(crate) fn write_forwarding(
     lines.push(&GATEWAY_MARK, b"forwarded");
 }
 
+/// Drops the forwarding lines whose fields a forward hook set in `headers`: the hook's value
+/// wins, as it did when the gateway's fields were map entries the hook could overwrite.
+pub(crate) fn let_hook_override(headers: &HeaderMap, lines: &mut HeaderLines) {
+    for name in [
+        X_FORWARDED_FOR,
+        FORWARDED,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_HOST,
+        GATEWAY_MARK,
+    ] {
+        if headers.contains_key(&name) {
+            lines.remove(&name);
+        }
+    }
+}
+
 /// What an earlier proxy wrote, and the separator before this hop's part.
 fn push_earlier(out: &mut Vec<u8>, earlier: Option<&HeaderValue>) {
     if let Some(earlier) = earlier.filter(|earlier| !earlier.is_empty()) {
@@ -242,13 +258,33 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_setting_a_forwarding_field_replaces_the_gateways() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("shop.example"));
+        let mut lines = HeaderLines::new();
+        write_forwarding(&mut headers, Some(([10, 0, 0, 1], 80).into()), &mut lines);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        let_hook_override(&headers, &mut lines);
+        let lines = std::str::from_utf8(lines.as_bytes()).unwrap();
+        assert!(!lines.contains("x-forwarded-proto"), "{lines}");
+        assert!(
+            lines.contains("x-forwarded-host: shop.example\r\n"),
+            "{lines}"
+        );
+        assert!(lines.contains("x-forwarded-for: 10.0.0.1\r\n"), "{lines}");
+    }
+
+    #[test]
     fn without_a_peer_address_earlier_hops_still_go_on() {
         let mut headers = HeaderMap::new();
         headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
         let mut lines = HeaderLines::new();
         write_forwarding(&mut headers, None, &mut lines);
         let lines = std::str::from_utf8(lines.as_bytes()).unwrap();
-        assert!(lines.contains("x-forwarded-for: 203.0.113.9\r\n"), "{lines}");
+        assert!(
+            lines.contains("x-forwarded-for: 203.0.113.9\r\n"),
+            "{lines}"
+        );
         assert!(lines.contains("forwarded: proto=http\r\n"), "{lines}");
         assert!(headers.is_empty());
     }

@@ -122,10 +122,10 @@ impl Gateway {
         self
     }
 
-    /// Calls `hook` on every request about to be forwarded, once the hop-by-hop fields are
-    /// gone and before the gateway writes `Forwarded`, `X-Forwarded-*` and its mark (what the
-    /// hook sets of those counts as an earlier proxy's, or is replaced): to relay a verified identity (`microkit::auth::IdentityRelay::forward_hook`,
-    /// feature `auth`), or to add a header of your own.
+    /// Calls `hook` on every request about to be forwarded, after the gateway's own header
+    /// changes: to relay a verified identity (`microkit::auth::IdentityRelay::forward_hook`,
+    /// feature `auth`), or to add a header of your own. A forwarding field the hook sets
+    /// (`X-Forwarded-Proto: https` behind a TLS terminator, say) replaces the gateway's.
     pub fn on_forward(
         mut self,
         hook: impl Fn(&mut http::request::Parts) + Send + Sync + 'static,
@@ -393,15 +393,16 @@ impl Forwarder {
         let (mut parts, body) = request.into_parts();
         let remote = parts.extensions.get::<RemoteAddr>().copied();
         headers::strip_hop_by_hop(&mut parts.headers);
-        if let Some(ForwardHook(hook)) = &self.on_forward {
-            hook(&mut parts);
-        }
         let mut lines = HeaderLines::new();
         headers::write_forwarding(
             &mut parts.headers,
             remote.map(|RemoteAddr(addr)| addr),
             &mut lines,
         );
+        if let Some(ForwardHook(hook)) = &self.on_forward {
+            hook(&mut parts);
+            headers::let_hook_override(&parts.headers, &mut lines);
+        }
         let http1 = parts.version < Version::HTTP_2;
         let (body, fault) = inbound::watch(body, self.body_limit);
         match self
