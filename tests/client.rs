@@ -277,6 +277,39 @@ async fn a_500_or_a_4xx_is_never_retried() {
 }
 
 #[tokio::test]
+async fn a_request_that_cannot_be_framed_fails_without_blaming_an_instance() {
+    let (first, first_hits) = backend("first", StatusCode::OK).await;
+    let (second, second_hits) = backend("second", StatusCode::OK).await;
+    let registry = MemoryRegistry::new();
+    let _a = register(&registry, "svc", first.addr).await;
+    let _b = register(&registry, "svc", second.addr).await;
+    // Ejection after one failure: blaming an instance for the caller's request would show.
+    let config = round_robin().ejection(1, Duration::from_secs(30), Duration::from_secs(300));
+    let client = ServiceClient::with_config(registry, config);
+    let request = Request::get("/thing")
+        .header("content-length", "12")
+        .body(Body::empty())
+        .expect("a request");
+    let err = client
+        .send("svc", request)
+        .await
+        .expect_err("a GET announcing a body it does not have cannot be sent");
+    assert!(
+        matches!(err, ClientError::Transport { .. }),
+        "not retried on the other instance: {err}"
+    );
+    assert_eq!(first_hits.get() + second_hits.get(), 0, "nothing was sent");
+    for _ in 0..4 {
+        assert_eq!(get_status(&client, "svc", "/thing").await, StatusCode::OK);
+    }
+    assert_eq!(
+        (first_hits.get(), second_hits.get()),
+        (2, 2),
+        "neither was ejected"
+    );
+}
+
+#[tokio::test]
 async fn a_post_that_never_reached_a_server_is_retried_elsewhere() {
     let (healthy, healthy_hits) = backend("healthy", StatusCode::OK).await;
     let registry = MemoryRegistry::new();

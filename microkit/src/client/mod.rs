@@ -429,6 +429,15 @@ impl ServiceClient {
                     };
                     (error, true)
                 }
+                Ok(Err(SendError::Invalid(source))) => {
+                    // The caller's request, not the instance: no failure recorded, no retry.
+                    let error = ClientError::Transport {
+                        service: service.to_owned(),
+                        source,
+                    };
+                    trace.failed(&error);
+                    return Err(error);
+                }
                 Ok(Err(SendError::Failed(source))) => {
                     trace
                         .span()

@@ -106,6 +106,9 @@ pub(crate) enum SendError {
     NotSent { source: BoxError, body: Body },
     /// The request was written, at least in part, and the exchange failed.
     Failed(BoxError),
+    /// The request itself cannot be sent as it is (its framing fields contradict each other
+    /// or its body): nothing was written, and no instance is to blame.
+    Invalid(BoxError),
 }
 
 impl Pool {
@@ -165,7 +168,7 @@ impl Pool {
             },
         };
         if let Err(err) = connection.h1.start(head, lines, body) {
-            return Err(SendError::Failed(err.into()));
+            return Err(SendError::Invalid(err.into()));
         }
         match poll_fn(|cx| connection.h1.poll_head(cx)).await {
             Ok(parts) => {
