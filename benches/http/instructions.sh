@@ -44,6 +44,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=benches/http/nginx.sh
+. "$ROOT/benches/http/nginx.sh"
 cd "$ROOT"
 if [ "$BUILD" = 1 ]; then
     echo "building the servers (release)..."
@@ -149,47 +151,6 @@ if [ "$ONLY" != gateway ]; then
 fi
 
 if [ "$ONLY" != servers ]; then
-    # nginx as run.sh configures it, in one process so that callgrind sees the proxying.
-    nginx_conf() {
-        local port=$1 upstream=$2
-        mkdir -p "$WORK/nginx/logs"
-        cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream backend {
-        server 127.0.0.1:$upstream;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-            proxy_set_header X-Request-Id \$request_id;
-            add_header X-Request-Id \$request_id;
-        }
-    }
-}
-EOF
-    }
     # proxy KIND PORT UPSTREAM OUT: starts the gateway or nginx (under callgrind when WATCH is
     # "proxy"); its pid goes to STARTED.
     proxy() {
@@ -198,7 +159,8 @@ EOF
         if [ "$kind" = gateway ]; then
             command=("$BIN/bench_gateway" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$upstream" --threads 1)
         else
-            nginx_conf "$port" "$upstream"
+            # One process, so that callgrind sees the proxying.
+            write_nginx_conf "$WORK/nginx" "$port" "$upstream" off
             command=("$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log")
         fi
         if [ "$WATCH" = proxy ]; then

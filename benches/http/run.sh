@@ -67,6 +67,8 @@ fi
 TICKS=$(getconf CLK_TCK)
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=benches/http/nginx.sh
+. "$ROOT/benches/http/nginx.sh"
 cd "$ROOT"
 if [ "$BUILD" = 1 ]; then
     echo "building the servers (release)..."
@@ -268,44 +270,7 @@ if [ "$ONLY" != servers ]; then
     start upstream "$UPSTREAM" "$BIN/bench_axum" --listen "127.0.0.1:$UPSTREAM" --threads 1
     start gateway $((P + 4)) "$BIN/bench_gateway" --listen "127.0.0.1:$((P + 4))" \
         --upstream "127.0.0.1:$UPSTREAM" --threads 1
-    mkdir -p "$WORK/nginx/logs"
-    # One worker, an upstream pool of 64 keep-alive connections, and the forwarding headers
-    # the gateway adds, so that both proxies do the same work.
-    cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream backend {
-        server 127.0.0.1:$UPSTREAM;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$((P + 5));
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-            proxy_set_header X-Request-Id \$request_id;
-            add_header X-Request-Id \$request_id;
-        }
-    }
-}
-EOF
+    write_nginx_conf "$WORK/nginx" $((P + 5)) "$UPSTREAM" on
     start nginx $((P + 5)) "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log"
     # nginx's master forks the worker that does the proxying: count both.
     NGINX_PIDS=("${PID_OF[nginx]}" $(ps -o pid= --ppid "${PID_OF[nginx]}"))

@@ -1,0 +1,47 @@
+# Sourced by run.sh and instructions.sh: nginx set up as the gateway's peer.
+#
+# write_nginx_conf DIR PORT UPSTREAM MASTER: writes DIR/nginx.conf for an nginx with one
+# worker, listening on 127.0.0.1:PORT, proxying every path to 127.0.0.1:UPSTREAM through a pool
+# of 64 keep-alive connections and adding the forwarding fields the gateway adds, so that both
+# proxies do the same work. MASTER is `on` (nginx as deployed) or `off` (one process, for
+# callgrind).
+write_nginx_conf() {
+    local dir=$1 port=$2 upstream=$3 master=$4
+    mkdir -p "$dir/logs"
+    cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+master_process $master;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 1000000;
+    upstream backend {
+        server 127.0.0.1:$upstream;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Request-Id \$request_id;
+            add_header X-Request-Id \$request_id;
+        }
+    }
+}
+NGINX
+}
