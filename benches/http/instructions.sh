@@ -44,15 +44,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=benches/http/nginx.sh
-. "$ROOT/benches/http/nginx.sh"
+# shellcheck source=benches/http/common.sh
+. "$ROOT/benches/http/common.sh"
 cd "$ROOT"
-if [ "$BUILD" = 1 ]; then
-    echo "building the servers (release)..."
-    cargo build --release --quiet --example bench_server --example bench_axum \
-        --example bench_hyper --example bench_gateway
-fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
+build_servers "$ROOT" "$BUILD"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/microkit-instructions.XXXXXX")
 PIDS=()

@@ -67,15 +67,10 @@ fi
 TICKS=$(getconf CLK_TCK)
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=benches/http/nginx.sh
-. "$ROOT/benches/http/nginx.sh"
+# shellcheck source=benches/http/common.sh
+. "$ROOT/benches/http/common.sh"
 cd "$ROOT"
-if [ "$BUILD" = 1 ]; then
-    echo "building the servers (release)..."
-    cargo build --release --quiet --example bench_server --example bench_axum \
-        --example bench_hyper --example bench_gateway
-fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
+build_servers "$ROOT" "$BUILD"
 for binary in bench_server bench_axum bench_hyper bench_gateway; do
     [ -x "$BIN/$binary" ] || { echo "run.sh: $BIN/$binary is missing (drop --no-build)" >&2; exit 1; }
 done

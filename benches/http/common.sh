@@ -1,4 +1,17 @@
-# Sourced by run.sh and instructions.sh: nginx set up as the gateway's peer.
+# Sourced by run.sh and instructions.sh: the servers they compare, and nginx set up as the
+# gateway's peer.
+
+# build_servers ROOT BUILD: builds the four bench servers (release) when BUILD is 1, and sets
+# BIN to the directory that holds them.
+build_servers() {
+    local root=$1 build=$2
+    if [ "$build" = 1 ]; then
+        echo "building the servers (release)..."
+        (cd "$root" && cargo build --release --quiet --example bench_server --example bench_axum \
+            --example bench_hyper --example bench_gateway)
+    fi
+    BIN="${CARGO_TARGET_DIR:-$root/target}/release/examples"
+}
 #
 # write_nginx_conf DIR PORT UPSTREAM MASTER: writes DIR/nginx.conf for an nginx with one
 # worker, listening on 127.0.0.1:PORT, proxying every path to 127.0.0.1:UPSTREAM through a pool
