@@ -266,19 +266,21 @@ impl ServiceClient {
     /// of `service`, and returns the answer whatever its status. Errors are what kept an
     /// answer from arriving.
     pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
-        let (head, body) = request.into_parts();
-        self.send_with_lines(service, head, body, HeaderLines::new())
+        let (mut head, body) = request.into_parts();
+        self.send_with_lines(service, &mut head, body, HeaderLines::new())
             .await
     }
 
-    /// [`send`](Self::send) of a request as its `head` and `body` (each layer an async request
-    /// passes through keeps its own copy of what it was given), with header fields of the
+    /// [`send`](Self::send) of a request as its `head` and `body`, with header fields of the
     /// caller's own written as `lines` after the head's (the gateway's forwarding fields): the
-    /// head must not carry them too.
+    /// head must not carry them too. The head is borrowed, not moved: every async function
+    /// keeps its own copy of what it is given for as long as it runs, and a head moved down
+    /// the calls would be stored once per level in the request's future; the attempts leave it
+    /// in origin form, without the fields they write themselves.
     pub(crate) async fn send_with_lines(
         &self,
         service: &str,
-        head: http::request::Parts,
+        head: &mut http::request::Parts,
         body: Body,
         lines: HeaderLines,
     ) -> Result<Response, ClientError> {
@@ -318,7 +320,7 @@ impl ServiceClient {
     async fn send_inner(
         &self,
         service: &str,
-        mut head: http::request::Parts,
+        head: &mut http::request::Parts,
         body: Body,
         mut lines: HeaderLines,
         started: Instant,
@@ -382,7 +384,7 @@ impl ServiceClient {
                     .pool
                     .send(
                         &Target::of(&endpoint.instance),
-                        &head,
+                        head,
                         lines.as_bytes(),
                         payload.body(),
                     )

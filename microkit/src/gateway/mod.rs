@@ -38,6 +38,7 @@ mod openapi;
 #[cfg(feature = "auth")]
 mod requirements;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH};
@@ -367,69 +368,86 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    /// The 413 for a body declared larger than the limit, refused before anything is sent.
-    fn refuse_declared_length(&self, request: &Request) -> Option<Response> {
-        let declared = request
+    /// Whether `request` declares a body larger than the limit, to be refused (413) before
+    /// anything is sent.
+    fn declares_too_much(&self, request: &Request) -> bool {
+        request
             .headers()
             .get(CONTENT_LENGTH)
-            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())?;
-        (declared > self.body_limit as u64).then(|| {
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
-                .with_detail(format!(
-                    "the request body is larger than the limit of {} bytes",
-                    self.body_limit
-                ))
-                .with_extension("limit", self.body_limit)
-                .into_response()
-        })
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|declared| declared > self.body_limit as u64)
+    }
+
+    fn too_large(&self) -> Response {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_detail(format!(
+                "the request body is larger than the limit of {} bytes",
+                self.body_limit
+            ))
+            .with_extension("limit", self.body_limit)
+            .into_response()
     }
 
     /// Forwards `request` (the whole request, not extractors: each extractor splits and
     /// rebuilds it, and this runs for every request crossing the gateway).
-    async fn forward(self: Arc<Self>, request: Request) -> Response {
-        if let Some(refused) = self.refuse_declared_length(&request) {
-            return refused;
-        }
+    ///
+    /// Why a function returning a future rather than an `async fn`: the request's head is
+    /// rewritten before anything waits, and only what crosses the wait is kept in the future.
+    /// An `async fn` would keep the request it was given and the parts split from it side by
+    /// side, and this future is moved and boxed on every request.
+    fn forward(
+        self: Arc<Self>,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let too_much = self.declares_too_much(&request);
         let (mut parts, body) = request.into_parts();
-        let remote = parts.extensions.get::<RemoteAddr>().copied();
-        headers::strip_hop_by_hop(&mut parts.headers);
         let mut lines = HeaderLines::new();
-        headers::write_forwarding(
-            &mut parts.headers,
-            remote.map(|RemoteAddr(addr)| addr),
-            &mut lines,
-        );
-        if let Some(ForwardHook(hook)) = &self.on_forward {
-            hook(&mut parts);
-            headers::let_hook_override(&parts.headers, &mut lines);
+        if !too_much {
+            let remote = parts.extensions.get::<RemoteAddr>().copied();
+            headers::strip_hop_by_hop(&mut parts.headers);
+            headers::write_forwarding(
+                &mut parts.headers,
+                remote.map(|RemoteAddr(addr)| addr),
+                &mut lines,
+            );
+            if let Some(ForwardHook(hook)) = &self.on_forward {
+                hook(&mut parts);
+                headers::let_hook_override(&parts.headers, &mut lines);
+            }
         }
         let http1 = parts.version < Version::HTTP_2;
         let (body, fault) = inbound::watch(body, self.body_limit);
-        match self
-            .client
-            .send_with_lines(&self.service, parts, body, lines)
-            .await
-        {
-            Ok(mut response) => {
-                headers::strip_hop_by_hop(response.headers_mut());
-                hide_methods(&mut response, &self.hidden);
-                response
+        async move {
+            if too_much {
+                return self.too_large();
             }
-            // The client's fault first: a broken or stalled body fails the upstream exchange too.
-            Err(err) => match fault.get() {
-                Some(fault) => {
-                    let mut response = fault.problem().into_response();
-                    // The rest of a broken body cannot be read, nor skipped: the connection is
-                    // done. (HTTP/2 resets the stream instead, and forbids the header.)
-                    if http1 {
-                        response
-                            .headers_mut()
-                            .insert(CONNECTION, HeaderValue::from_static("close"));
-                    }
+            match self
+                .client
+                .send_with_lines(&self.service, &mut parts, body, lines)
+                .await
+            {
+                Ok(mut response) => {
+                    headers::strip_hop_by_hop(response.headers_mut());
+                    hide_methods(&mut response, &self.hidden);
                     response
                 }
-                None => err.to_problem().into_response(),
-            },
+                // The client's fault first: a broken or stalled body fails the upstream
+                // exchange too.
+                Err(err) => match fault.get() {
+                    Some(fault) => {
+                        let mut response = fault.problem().into_response();
+                        // The rest of a broken body cannot be read, nor skipped: the connection
+                        // is done. (HTTP/2 resets the stream instead, and forbids the header.)
+                        if http1 {
+                            response
+                                .headers_mut()
+                                .insert(CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        response
+                    }
+                    None => err.to_problem().into_response(),
+                },
+            }
         }
     }
 }
