@@ -55,8 +55,9 @@ where
                 "path parameters are only available to handlers of a route",
             ));
         };
-        let decoded = matched.params.decode()?;
-        T::deserialize(PathDeserializer::new(&decoded))
+        matched
+            .params
+            .with_decoded(|decoded| T::deserialize(PathDeserializer::new(decoded)))?
             .map(Path)
             .map_err(|err| Rejection::new(RejectionKind::InvalidPath, err.to_string()))
     }
@@ -73,7 +74,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Rejection> {
         let matched = parts.extensions.get::<RouteMatch>();
-        if matched.is_none_or(|matched| matched.params.iter().next().is_none()) {
+        if matched.is_none_or(|matched| matched.params.len() == 0) {
             return Ok(None);
         }
         <Self as FromRequestParts<S>>::from_request_parts(parts, state)
@@ -94,41 +95,140 @@ pub(crate) struct RouteMatch {
 
 /// Raw (still percent-encoded) path parameters, copied out of the matched path.
 ///
-/// Keys and values share one buffer, so a match with parameters costs two allocations
-/// whatever their number.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PathParams {
-    buffer: String,
-    spans: Vec<(usize, usize, usize)>,
+/// Why in place: nearly every match has a parameter or two, and short ones (an id, a slug).
+/// Kept inside the route match they cost no allocation of their own; a match with more, or
+/// longer, keeps keys and values in one heap buffer, two allocations whatever their number.
+#[derive(Debug, Clone)]
+pub(crate) enum PathParams {
+    /// Keys and values back to back in `text`, each parameter's key starting at `spans[i].0`,
+    /// its value at `spans[i].1` and ending at `spans[i].2`.
+    Inline {
+        text: [u8; INLINE_TEXT],
+        spans: [(u8, u8, u8); INLINE_PARAMS],
+        count: u8,
+    },
+    /// The same, on the heap.
+    Heap {
+        buffer: String,
+        spans: Vec<(usize, usize, usize)>,
+    },
+}
+
+/// The most bytes of keys and values kept in place.
+const INLINE_TEXT: usize = 64;
+/// The most parameters kept in place.
+const INLINE_PARAMS: usize = 4;
+
+impl Default for PathParams {
+    fn default() -> Self {
+        Self::Inline {
+            text: [0; INLINE_TEXT],
+            spans: [(0, 0, 0); INLINE_PARAMS],
+            count: 0,
+        }
+    }
 }
 
 impl PathParams {
     pub(crate) fn push(&mut self, key: &str, value: &str) {
-        let start = self.buffer.len();
-        self.buffer.push_str(key);
-        let middle = self.buffer.len();
-        self.buffer.push_str(value);
-        self.spans.push((start, middle, self.buffer.len()));
+        if let Self::Inline { text, spans, count } = self {
+            let start = spans[..usize::from(*count)]
+                .last()
+                .map_or(0, |span| usize::from(span.2));
+            let middle = start + key.len();
+            let end = middle + value.len();
+            if usize::from(*count) < INLINE_PARAMS && end <= INLINE_TEXT {
+                text[start..middle].copy_from_slice(key.as_bytes());
+                text[middle..end].copy_from_slice(value.as_bytes());
+                // `end` fits in a byte: it is at most `INLINE_TEXT`.
+                spans[usize::from(*count)] = (start as u8, middle as u8, end as u8);
+                *count += 1;
+                return;
+            }
+            self.spill();
+        }
+        if let Self::Heap { buffer, spans } = self {
+            let start = buffer.len();
+            buffer.push_str(key);
+            let middle = buffer.len();
+            buffer.push_str(value);
+            spans.push((start, middle, buffer.len()));
+        }
+    }
+
+    /// Moves the parameters kept in place to the heap, to make room for more.
+    fn spill(&mut self) {
+        let mut buffer = String::new();
+        let mut spans = Vec::new();
+        for (key, value) in self.iter() {
+            let start = buffer.len();
+            buffer.push_str(key);
+            let middle = buffer.len();
+            buffer.push_str(value);
+            spans.push((start, middle, buffer.len()));
+        }
+        *self = Self::Heap { buffer, spans };
+    }
+
+    /// How many parameters there are.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Inline { count, .. } => usize::from(*count),
+            Self::Heap { spans, .. } => spans.len(),
+        }
     }
 
     /// The raw parameters in route order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.spans
-            .iter()
-            .map(|&(start, middle, end)| (&self.buffer[start..middle], &self.buffer[middle..end]))
+        (0..self.len()).map(move |i| match self {
+            Self::Inline { text, spans, .. } => {
+                let (start, middle, end) = spans[i];
+                (
+                    inline_str(&text[usize::from(start)..usize::from(middle)]),
+                    inline_str(&text[usize::from(middle)..usize::from(end)]),
+                )
+            }
+            Self::Heap { buffer, spans } => {
+                let (start, middle, end) = spans[i];
+                (&buffer[start..middle], &buffer[middle..end])
+            }
+        })
     }
 
-    fn decode(&self) -> Result<Vec<(&str, Cow<'_, str>)>, Rejection> {
-        self.iter()
-            .map(|(key, raw)| match percent_decode_str(raw).decode_utf8() {
-                Ok(value) => Ok((key, value)),
-                Err(_) => Err(Rejection::new(
-                    RejectionKind::InvalidPath,
-                    format!("path parameter `{key}` is not valid UTF-8 once percent-decoded"),
-                )),
-            })
-            .collect()
+    /// Calls `use_decoded` with the parameters percent-decoded, on the stack for a few (the
+    /// usual case), in a vector for more.
+    fn with_decoded<R>(
+        &self,
+        use_decoded: impl FnOnce(&[(&str, Cow<'_, str>)]) -> R,
+    ) -> Result<R, Rejection> {
+        if self.len() <= INLINE_PARAMS {
+            let mut decoded: [(&str, Cow<'_, str>); INLINE_PARAMS] = Default::default();
+            for (slot, (key, raw)) in decoded.iter_mut().zip(self.iter()) {
+                *slot = (key, decode(key, raw)?);
+            }
+            return Ok(use_decoded(&decoded[..self.len()]));
+        }
+        let decoded = self
+            .iter()
+            .map(|(key, raw)| Ok((key, decode(key, raw)?)))
+            .collect::<Result<Vec<_>, Rejection>>()?;
+        Ok(use_decoded(&decoded))
     }
+}
+
+/// A key or value kept in place: pushed as a `str` and cut where it was pushed, so it is
+/// UTF-8.
+fn inline_str(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("cut from pushed strings at their ends")
+}
+
+fn decode<'a>(key: &str, raw: &'a str) -> Result<Cow<'a, str>, Rejection> {
+    percent_decode_str(raw).decode_utf8().map_err(|_| {
+        Rejection::new(
+            RejectionKind::InvalidPath,
+            format!("path parameter `{key}` is not valid UTF-8 once percent-decoded"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -192,5 +292,63 @@ mod tests {
     async fn arity_mismatch_is_a_rejection() {
         assert!(extract::<(u32, u32)>(&[("a", "1")]).await.is_err());
         assert!(extract::<u32>(&[("a", "1"), ("b", "2")]).await.is_err());
+    }
+
+    #[test]
+    fn parameters_past_what_fits_in_place_move_to_the_heap_in_order() {
+        let long = "x".repeat(INLINE_TEXT);
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")],
+            &[
+                ("a", "1"),
+                ("b", "2"),
+                ("c", "3"),
+                ("d", "4"),
+                ("e", "5"),
+                ("f", "6"),
+            ],
+            &[("id", "7"), ("rest", &long), ("tail", "é")],
+            &[("rest", &long)],
+        ];
+        for params in cases {
+            let mut stored = PathParams::default();
+            for (key, value) in params {
+                stored.push(key, value);
+            }
+            let kept: Vec<(&str, &str)> = stored.iter().collect();
+            assert_eq!(kept, params.to_vec());
+            assert_eq!(stored.len(), params.len());
+            let in_place = matches!(stored, PathParams::Inline { .. });
+            assert_eq!(
+                in_place,
+                params.len() <= INLINE_PARAMS && params.iter().all(|(_, v)| v.len() < 8)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn many_parameters_still_deserialize() {
+        let six: (u8, u8, u8, u8, u8, String) = extract(&[
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+            ("e", "5"),
+            ("f", "s%C3%A9"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(six, (1, 2, 3, 4, 5, "sé".to_owned()));
+        let err = extract::<(u8, u8, u8, u8, u8, String)>(&[
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+            ("e", "5"),
+            ("f", "%FF"),
+        ])
+        .await
+        .unwrap_err();
+        assert!(err.problem().detail().unwrap().contains("`f`"), "{err}");
     }
 }
