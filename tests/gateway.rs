@@ -642,6 +642,31 @@ async fn a_clients_broken_body_is_its_fault_not_the_upstreams() {
 }
 
 #[tokio::test]
+async fn connect_is_never_forwarded() {
+    let edge = edge(client_config()).await;
+    // On a forwarding route: 501, from the gateway (a problem, no upstream answer).
+    let answer = send_and_close(
+        edge.gateway.addr,
+        b"CONNECT /api/tunnel HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("does not open tunnels"), "{answer}");
+    // To an authority: no route has it, and it is not a path to redirect to.
+    let answer = send_and_close(
+        edge.gateway.addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("location:"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn slow_bodies_are_408_at_the_gateway_even_while_streaming_to_a_service() {
     use tokio::io::AsyncWriteExt;
     let hooks = Arc::new(StreamHooks::default());

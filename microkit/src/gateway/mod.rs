@@ -399,10 +399,16 @@ impl Forwarder {
         self: Arc<Self>,
         request: Request,
     ) -> impl Future<Output = Response> + Send + 'static {
-        let too_much = self.declares_too_much(&request);
+        let refusal = if request.method() == Method::CONNECT {
+            Some(Refusal::Tunnel)
+        } else if self.declares_too_much(&request) {
+            Some(Refusal::TooLarge)
+        } else {
+            None
+        };
         let (mut parts, body) = request.into_parts();
         let mut lines = HeaderLines::new();
-        if !too_much {
+        if refusal.is_none() {
             let remote = parts.extensions.get::<RemoteAddr>().copied();
             headers::strip_hop_by_hop(&mut parts.headers);
             headers::write_forwarding(
@@ -418,8 +424,10 @@ impl Forwarder {
         let http1 = parts.version < Version::HTTP_2;
         let (body, fault) = inbound::watch(body, self.body_limit);
         async move {
-            if too_much {
-                return self.too_large();
+            match refusal {
+                Some(Refusal::TooLarge) => return self.too_large(),
+                Some(Refusal::Tunnel) => return refuse_tunnel(),
+                None => {}
             }
             match self
                 .client
@@ -450,6 +458,23 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// Why a request is answered at the edge rather than forwarded.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Its declared body is past the limit.
+    TooLarge,
+    /// A `CONNECT`: the gateway forwards requests, it does not open tunnels.
+    Tunnel,
+}
+
+/// 501, as RFC 9110 §15.6.2 has it for a method the server supports for no resource: a
+/// `CONNECT` forwarded would turn an upstream connection into a tunnel.
+fn refuse_tunnel() -> Response {
+    Problem::new(StatusCode::NOT_IMPLEMENTED)
+        .with_detail("the gateway does not open tunnels: CONNECT is not forwarded")
+        .into_response()
 }
 
 async fn refuse_internal() -> Problem {

@@ -209,7 +209,9 @@ impl RouterCore {
     /// routed for the request's method.
     fn slash_redirect(&self, request: &Request) -> Option<Response> {
         let path = request.uri().path();
-        if could_name_another_host(path) {
+        // Only a path has a form with or without the slash: not the authority of a `CONNECT`
+        // (`example.com:443`, whose path is empty) nor the `*` of `OPTIONS`.
+        if !path.starts_with('/') || could_name_another_host(path) {
             return None;
         }
         let alternative = match path.strip_suffix('/') {
@@ -453,6 +455,22 @@ mod tests {
         let response = service.call(request).await;
         assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(response.headers()[LOCATION], "/shop");
+    }
+
+    #[tokio::test]
+    async fn a_target_that_is_not_a_path_is_not_redirected() {
+        let service = Router::new()
+            .route("/", crate::router::any(|| async { "root" }))
+            .into_service();
+        let request = Request::builder()
+            .method(Method::CONNECT)
+            .uri("example.com:443")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(request.uri().path(), "");
+        let response = service.call(request).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(response.headers().get(LOCATION).is_none());
     }
 
     #[tokio::test]

@@ -12,6 +12,10 @@ use super::head::BodyFraming;
 /// them the server is broken or hostile.
 const MAX_CHUNK_LINE: usize = 4096;
 const MAX_TRAILERS: usize = 16 * 1024;
+/// The most bytes of chunk extensions in one body (hyper's limit): each line is bounded, and
+/// this bounds their sum, so that a server cannot make the client parse extensions forever at
+/// the cost of a byte of data each.
+const MAX_EXTENSIONS: usize = 16 * 1024;
 const MAX_TRAILER_FIELDS: usize = 64;
 
 /// What the buffer held.
@@ -32,8 +36,8 @@ pub(super) enum Decoded {
 pub(super) enum BodyDecoder {
     /// This many bytes left.
     Length(u64),
-    /// Inside a chunked body.
-    Chunked(Chunked),
+    /// Inside a chunked body, with the bytes of chunk extensions read so far.
+    Chunked(Chunked, usize),
     /// Everything until the connection ends.
     UntilClose,
     /// Past the end.
@@ -58,7 +62,7 @@ impl BodyDecoder {
         match framing {
             BodyFraming::Length(0) => Self::Done,
             BodyFraming::Length(length) => Self::Length(length),
-            BodyFraming::Chunked => Self::Chunked(Chunked::Size),
+            BodyFraming::Chunked => Self::Chunked(Chunked::Size, 0),
             BodyFraming::UntilClose => Self::UntilClose,
         }
     }
@@ -107,8 +111,8 @@ impl BodyDecoder {
                     Ok(Decoded::More)
                 }
             }
-            Self::Chunked(state) => {
-                let decoded = decode_chunked(state, buf)?;
+            Self::Chunked(state, extensions) => {
+                let decoded = decode_chunked(state, extensions, buf)?;
                 match decoded {
                     Decoded::End => *self = Self::Done,
                     Decoded::Trailers(_) => *self = Self::Done,
@@ -121,7 +125,11 @@ impl BodyDecoder {
     }
 }
 
-fn decode_chunked(state: &mut Chunked, buf: &mut BytesMut) -> Result<Decoded, Error> {
+fn decode_chunked(
+    state: &mut Chunked,
+    extensions: &mut usize,
+    buf: &mut BytesMut,
+) -> Result<Decoded, Error> {
     loop {
         match state {
             Chunked::Size => {
@@ -148,6 +156,12 @@ fn decode_chunked(state: &mut Chunked, buf: &mut BytesMut) -> Result<Decoded, Er
                     return Err(Error::MalformedBody(
                         "a chunk extension contains a line feed",
                     ));
+                }
+                if let Some(start) = buf[..line].iter().position(|&byte| byte == b';') {
+                    *extensions += line - start;
+                    if *extensions > MAX_EXTENSIONS {
+                        return Err(Error::MalformedBody("too many bytes of chunk extensions"));
+                    }
                 }
                 buf.advance(line);
                 *state = if size == 0 {
@@ -350,7 +364,12 @@ mod tests {
             &b"x-t: 1\r\n".repeat(MAX_TRAILERS / 8 + 1),
         ]
         .concat();
-        let cases: [&[u8]; 8] = [
+        // Each line within bounds, their extensions together past them.
+        let endless_extensions = [b"1;".as_slice(), &[b'x'; 1000], b"\r\na\r\n"]
+            .concat()
+            .repeat(MAX_EXTENSIONS / 1000 + 1);
+        let cases: [&[u8]; 9] = [
+            &endless_extensions,
             b"zz\r\nhello\r\n0\r\n\r\n",
             b"\r\nhello\r\n0\r\n\r\n",
             b"fffffffffffffffff\r\n",
@@ -387,6 +406,22 @@ mod tests {
                 let _ = decode_all(framing, &input, rng.usize(1..8), rng.bool());
             }
         }
+    }
+
+    #[test]
+    fn extensions_within_the_limit_are_read_past() {
+        let body = [b"1;".as_slice(), &[b'x'; 1000], b"\r\na\r\n"]
+            .concat()
+            .repeat(MAX_EXTENSIONS / 1002);
+        let body = [body.as_slice(), b"0\r\n\r\n"].concat();
+        let (decoded, _) = decode_all(BodyFraming::Chunked, &body, 4096, false);
+        let decoded = decoded.expect("within the limit");
+        let data = decoded
+            .iter()
+            .filter(|frame| matches!(frame, Decoded::Data(_)))
+            .count();
+        assert_eq!(data, MAX_EXTENSIONS / 1002);
+        assert_eq!(decoded.last(), Some(&Decoded::End));
     }
 
     #[test]

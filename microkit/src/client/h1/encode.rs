@@ -58,6 +58,11 @@ pub(super) fn write_head(
     lines: &[u8],
     body: BodyHint,
 ) -> Result<EncodedHead, Error> {
+    // A `2xx` to `CONNECT` turns the connection into a tunnel, which this client does not
+    // open: refused before a byte is written, rather than misreading what follows.
+    if request.method == http::Method::CONNECT {
+        return Err(Error::InvalidRequest("CONNECT (a tunnel) is not supported"));
+    }
     let start = buf.len();
     buf.extend_from_slice(request.method.as_str().as_bytes());
     buf.push(b' ');
@@ -241,6 +246,15 @@ mod tests {
         let head = head.unwrap();
         assert_eq!(head.framing, Framing::Length(0));
         assert!(!head.close);
+    }
+
+    #[test]
+    fn connect_is_refused_before_a_byte_is_written() {
+        for uri in ["example.com:443", "/"] {
+            let (text, head) = encode(&parts(Method::CONNECT, uri, &[]), BodyHint::Empty);
+            assert!(text.is_empty(), "{text}");
+            assert!(matches!(head, Err(Error::InvalidRequest(_))));
+        }
     }
 
     #[test]
