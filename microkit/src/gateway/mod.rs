@@ -378,6 +378,7 @@ impl Forwarder {
             .is_some_and(|declared| declared > self.body_limit as u64)
     }
 
+    /// The 413 for a body declared past the limit.
     fn too_large(&self) -> Response {
         Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
             .with_detail(format!(
