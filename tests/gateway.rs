@@ -644,13 +644,20 @@ async fn a_clients_broken_body_is_its_fault_not_the_upstreams() {
 #[tokio::test]
 async fn connect_is_never_forwarded() {
     let edge = edge(client_config()).await;
-    // On a forwarding route: 501, from the gateway (a problem, no upstream answer).
+    // On a forwarding route: 405, from the gateway (a problem, no upstream answer), with the
+    // methods it does forward.
     let answer = send_and_close(
         edge.gateway.addr,
         b"CONNECT /api/tunnel HTTP/1.1\r\nHost: x\r\n\r\n",
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("allow: get,head,post,put,patch,delete\r\n"),
+        "{answer}"
+    );
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert!(answer.contains("does not open tunnels"), "{answer}");
     // To an authority: no route has it, and it is not a path to redirect to.

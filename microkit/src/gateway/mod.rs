@@ -279,6 +279,7 @@ impl Gateway {
                 service: service.clone(),
                 body_limit: self.body_limit,
                 hidden: hidden.clone(),
+                allow: allow_value(&PUBLIC_METHODS, &hidden),
                 on_forward: self.on_forward.clone(),
             });
             // The forwarding future itself, unboxed: the route boxes the handler's future
@@ -364,6 +365,9 @@ struct Forwarder {
     body_limit: usize,
     /// The route's internal methods, kept out of `Allow` answers.
     hidden: Arc<[Method]>,
+    /// `Allow` of the gateway's own 405 (to `CONNECT`): what it forwards, as an edge
+    /// `OPTIONS` answers.
+    allow: HeaderValue,
     on_forward: Option<ForwardHook>,
 }
 
@@ -376,6 +380,16 @@ impl Forwarder {
             .get(CONTENT_LENGTH)
             .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|declared| declared > self.body_limit as u64)
+    }
+
+    /// 405 to a `CONNECT`: forwarded, it would turn an upstream connection into a tunnel. (A
+    /// `CONNECT` in its proper form, to an authority, has no path and matches no route.)
+    fn refuse_tunnel(&self) -> Response {
+        let mut response = Problem::new(StatusCode::METHOD_NOT_ALLOWED)
+            .with_detail("the gateway does not open tunnels: CONNECT is not forwarded")
+            .into_response();
+        response.headers_mut().insert(ALLOW, self.allow.clone());
+        response
     }
 
     /// The 413 for a body declared past the limit.
@@ -427,7 +441,7 @@ impl Forwarder {
         async move {
             match refusal {
                 Some(Refusal::TooLarge) => return self.too_large(),
-                Some(Refusal::Tunnel) => return refuse_tunnel(),
+                Some(Refusal::Tunnel) => return self.refuse_tunnel(),
                 None => {}
             }
             match self
@@ -468,14 +482,6 @@ enum Refusal {
     TooLarge,
     /// A `CONNECT`: the gateway forwards requests, it does not open tunnels.
     Tunnel,
-}
-
-/// 501, as RFC 9110 §15.6.2 has it for a method the server supports for no resource: a
-/// `CONNECT` forwarded would turn an upstream connection into a tunnel.
-fn refuse_tunnel() -> Response {
-    Problem::new(StatusCode::NOT_IMPLEMENTED)
-        .with_detail("the gateway does not open tunnels: CONNECT is not forwarded")
-        .into_response()
 }
 
 async fn refuse_internal() -> Problem {
