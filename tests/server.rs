@@ -4,6 +4,8 @@
 
 use microkit_test_support as support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -403,6 +405,59 @@ fn slow_app(sleep: Duration) -> (Router, mpsc::UnboundedReceiver<()>) {
         }),
     );
     (app, started_rx)
+}
+
+/// Sends `GET /finishing` and closes the sending side at once, as a client that only
+/// reads from then on; returns what the server wrote before closing, and whether the handler
+/// ran to its end.
+async fn half_closing_client(config: ServerConfig) -> (String, bool) {
+    let finished = Arc::new(AtomicBool::new(false));
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let flag = finished.clone();
+    let app = Router::new().route(
+        "/finishing",
+        get(move || {
+            let (flag, started_tx) = (flag.clone(), started_tx.clone());
+            async move {
+                let _ = started_tx.send(());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                flag.store(true, Ordering::SeqCst);
+                "done"
+            }
+        }),
+    );
+    let server = spawn(app, config).await;
+    let mut stream = support::connect(server.addr).await;
+    stream
+        .write_all(b"GET /finishing HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(PATIENCE, started.recv())
+        .await
+        .expect("the handler started in time");
+    stream.shutdown().await.unwrap();
+    let answer = support::read_until_closed(&mut stream, PATIENCE)
+        .await
+        .expect("the server closes the connection");
+    // Long enough for a handler that was not stopped to have finished.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.stop().await;
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        finished.load(Ordering::SeqCst),
+    )
+}
+
+#[tokio::test]
+async fn a_client_that_closes_its_side_stops_its_request_unless_aborts_are_ignored() {
+    let (answer, finished) = half_closing_client(config()).await;
+    assert_eq!(answer, "", "answered a client that left");
+    assert!(!finished, "the handler ran on after its client left");
+
+    let (answer, finished) = half_closing_client(config().ignore_client_abort(true)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("done"), "{answer}");
+    assert!(finished);
 }
 
 #[tokio::test]

@@ -242,6 +242,9 @@ fn protocols(config: &ServerConfig) -> Protocols {
                 // No timer for HTTP/1: the server times header reads itself (see
                 // `IdleTimeouts`); hyper would arm its own header read timer per request.
                 .header_read_timeout(None)
+                // hyper's "half close": it stops reading, so stops noticing a client leave,
+                // while a request runs.
+                .half_close(config.ignore_client_abort)
                 // hyper answers past its own limits with a bare 431; give it twice ours, so
                 // that the connection (see `HeaderLimits`) answers the usual overflow with a
                 // problem body.
