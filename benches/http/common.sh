@@ -58,3 +58,14 @@ http {
 }
 NGINX
 }
+
+# The body `POST /echo` carries (a product); write_echo_lua DIR writes DIR/echo.lua, the wrk
+# script that sends it.
+ECHO_BODY='{"id":7,"name":"Lamp","price_cents":1999,"tags":["home","light"],"description":"A lamp that lights a desk."}'
+write_echo_lua() {
+    cat >"$1/echo.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$ECHO_BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+}

@@ -59,12 +59,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ECHO_BODY='{"id":7,"name":"Lamp","price_cents":1999,"tags":["home","light"],"description":"A lamp that lights a desk."}'
-cat >"$WORK/echo.lua" <<EOF
-wrk.method = "POST"
-wrk.body = '$ECHO_BODY'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+write_echo_lua "$WORK"
 declare -A PATH_OF=([plaintext]=/plaintext [json]=/json [user]=/user/7 [echo]=/echo)
 
 # A free port from the kernel.

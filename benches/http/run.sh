@@ -135,12 +135,7 @@ cpu_ticks() {
 }
 
 # --- the load ------------------------------------------------------------------------------
-ECHO_BODY='{"id":7,"name":"Lamp","price_cents":1999,"tags":["home","light"],"description":"A lamp that lights a desk."}'
-cat >"$WORK/echo.lua" <<EOF
-wrk.method = "POST"
-wrk.body = '$ECHO_BODY'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+write_echo_lua "$WORK"
 {
     echo "local paths = {"
     grep -v '^[[:space:]]*$' benches/data/github-api-routes.txt |

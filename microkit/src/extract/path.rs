@@ -158,16 +158,16 @@ impl PathParams {
 
     /// Moves the parameters kept in place to the heap, to make room for more.
     fn spill(&mut self) {
-        let mut buffer = String::new();
-        let mut spans = Vec::new();
-        for (key, value) in self.iter() {
-            let start = buffer.len();
-            buffer.push_str(key);
-            let middle = buffer.len();
-            buffer.push_str(value);
-            spans.push((start, middle, buffer.len()));
+        let kept = std::mem::replace(
+            self,
+            Self::Heap {
+                buffer: String::new(),
+                spans: Vec::new(),
+            },
+        );
+        for (key, value) in kept.iter() {
+            self.push(key, value);
         }
-        *self = Self::Heap { buffer, spans };
     }
 
     /// How many parameters there are.
