@@ -28,7 +28,7 @@ pub(crate) struct AttemptTrace {
 
 impl CallTrace {
     pub(crate) fn start(service: &str, method: &Method, path: &str) -> Self {
-        let context = super::current::with_current(|current| match current {
+        let mut context = super::current::with_current(|current| match current {
             Some(parent) => parent.child(),
             None => TraceContext::root(),
         });
@@ -55,6 +55,7 @@ impl CallTrace {
             parent_span_id = Empty,
         );
         if !span.is_disabled() {
+            context.recorded();
             span.record("otel.name", format!("{method} {service}").as_str());
             if let Some(parent) = context.parent_id() {
                 span.record("parent_span_id", display(parent));
@@ -75,6 +76,8 @@ impl CallTrace {
         instance: &str,
         addr: SocketAddr,
     ) -> AttemptTrace {
+        // A child of the call's context, passed on when the call's is (the attempt's span is
+        // recorded when the call's is: same target, same level).
         let context = self.context.child();
         if self.span.is_disabled() {
             return AttemptTrace {

@@ -181,6 +181,11 @@ pub struct TraceContext {
     sampled: bool,
     /// Boxed: rarely sent, and the context is moved in and out of place on every poll.
     state: Option<Box<HeaderValue>>,
+    /// Whether calls pass the context on: it came from a caller, or a span of it is recorded
+    /// here. A trace that no caller started and nobody here records is not sent on: the next
+    /// hop starts its own, as a proxy without tracing does, and four fewer header fields cross
+    /// the wire (the next hop's parser pays for every one).
+    passed_on: bool,
 }
 
 impl TraceContext {
@@ -192,6 +197,7 @@ impl TraceContext {
             parent_id: None,
             sampled: true,
             state: None,
+            passed_on: false,
         }
     }
 
@@ -231,6 +237,7 @@ impl TraceContext {
             parent_id: Some(parent.span_id),
             sampled: parent.sampled,
             state,
+            passed_on: true,
         }
     }
 
@@ -243,7 +250,14 @@ impl TraceContext {
             parent_id: Some(self.span_id),
             sampled: self.sampled,
             state: self.state.clone(),
+            passed_on: self.passed_on,
         }
+    }
+
+    /// Marks the context as recorded (a span of it is): calls pass it on from now on, and so
+    /// do its children.
+    pub(crate) fn recorded(&mut self) {
+        self.passed_on = true;
     }
 
     /// The trace's id.
@@ -276,9 +290,13 @@ impl TraceContext {
         traceparent::format(self.trace_id, self.span_id, self.sampled)
     }
 
-    /// Writes `traceparent` (and `tracestate`, when there is one) as header lines; the
-    /// request's own copies must be gone.
+    /// Writes `traceparent` (and `tracestate`, when there is one) as header lines, when the
+    /// context is passed on at all (see [`recorded`](Self::recorded)); the request's own
+    /// copies must be gone.
     pub(crate) fn write_lines(&self, lines: &mut crate::client::HeaderLines) {
+        if !self.passed_on {
+            return;
+        }
         lines.push(
             &TRACEPARENT,
             &traceparent::text(self.trace_id, self.span_id, self.sampled),
@@ -363,5 +381,39 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_eq!(context.parent_id(), None);
+    }
+
+    /// The lines a call made in `context` would send.
+    fn sent(context: &TraceContext) -> String {
+        let mut lines = crate::client::HeaderLines::new();
+        context.child().write_lines(&mut lines);
+        String::from_utf8(lines.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_trace_is_passed_on_when_a_caller_started_it_or_it_is_recorded() {
+        let mut unrecorded = TraceContext::root();
+        assert_eq!(
+            sent(&unrecorded),
+            "",
+            "nobody records it, no caller started it"
+        );
+        unrecorded.recorded();
+        assert!(
+            sent(&unrecorded).starts_with(&format!("traceparent: 00-{}-", unrecorded.trace_id()))
+        );
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+        );
+        let continued = TraceContext::from_headers(&headers);
+        let lines = sent(&continued);
+        assert!(
+            lines.starts_with("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-")
+                && lines.ends_with("-00\r\n"),
+            "a caller's trace goes on, its sampling flag with it: {lines}"
+        );
     }
 }

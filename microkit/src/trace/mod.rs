@@ -11,7 +11,10 @@
 //! Every call through a [`ServiceClient`](crate::client::ServiceClient) runs in a `call`
 //! span with one `attempt` span per attempt, retries, ejections and deadline cut-offs
 //! recorded on them; each attempt sends its own span as the `traceparent` of the next hop,
-//! with the caller's `tracestate` and the request id. The gateway is one such hop.
+//! with the caller's `tracestate` and the request id. The gateway is one such hop. A trace is
+//! passed on when a caller started it or a span of it is recorded here: with no subscriber
+//! listening and no `traceparent` in, a call sends none (as a proxy without tracing does), and
+//! the next hop starts the trace.
 //!
 //! A [`Problem`](crate::Problem) answered within a request carries the trace id as its
 //! `trace_id` member, so the id a user reports finds every log line of the request, in every

@@ -61,7 +61,7 @@ impl ServerTrace {
     /// Reads `request`'s trace context (a new trace when it carries none, or a malformed
     /// one) and opens its span, with the client's address from [`RemoteAddr`] when present.
     pub fn start<B>(request: &mut http::Request<B>) -> Self {
-        let context = TraceContext::from_headers(request.headers());
+        let mut context = TraceContext::from_headers(request.headers());
         // Checked first so that, with nobody listening at this level, not even a disabled span
         // is made (with `tracing`'s `log` feature on, one costs a visit of every field).
         if !tracing::level_enabled!(tracing::Level::INFO) {
@@ -93,6 +93,7 @@ impl ServerTrace {
             request_id = Empty,
         );
         if !span.is_disabled() {
+            context.recorded();
             describe(&span, &context, request);
             request.extensions_mut().insert(ServerSpan(span.clone()));
         }
