@@ -458,10 +458,14 @@ impl ServiceClient {
         head.uri = http::Uri::from_static("/health");
         let mut lines = super::HeaderLines::new();
         lines.push(&http::header::HOST, addr.to_string().as_bytes());
-        let answered = tokio::time::timeout(within, async {
+        let deadline = tokio::time::Instant::now() + within;
+        let answered = tokio::time::timeout_at(deadline, async {
             let target = super::pool::Target::of(instance);
             let body = crate::Body::empty();
-            let sent = self.inner.pool.send(&target, &head, lines.as_bytes(), body);
+            let sent = self
+                .inner
+                .pool
+                .send(&target, &head, lines.as_bytes(), body, deadline);
             let response = sent.await.ok()?;
             let healthy = response.status().is_success();
             // Read to the end, so that the connection goes back to the pool.

@@ -378,23 +378,22 @@ impl ServiceClient {
             self.stamp_token(service, &mut head.headers);
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
-            let result = tokio::time::timeout_at(
-                attempt_deadline,
-                self.inner
-                    .pool
-                    .send(
-                        &Target::of(&endpoint.instance),
-                        head,
-                        lines.as_bytes(),
-                        payload.body(),
-                    )
-                    .instrument(trace.span().clone()),
-            )
-            .await;
+            let result = self
+                .inner
+                .pool
+                .send(
+                    &Target::of(&endpoint.instance),
+                    head,
+                    lines.as_bytes(),
+                    payload.body(),
+                    attempt_deadline,
+                )
+                .instrument(trace.span().clone())
+                .await;
             drop(in_flight);
 
             let (error, retry_safe) = match result {
-                Ok(Ok(response)) => {
+                Ok(response) => {
                     let status = response.status();
                     trace.answered(status);
                     let response =
@@ -416,7 +415,7 @@ impl ServiceClient {
                     }
                     continue;
                 }
-                Ok(Err(SendError::NotSent { source, body })) => {
+                Err(SendError::NotSent { source, body }) => {
                     // Nothing was written: whatever the method, the request can go elsewhere,
                     // its body with it.
                     trace
@@ -431,7 +430,7 @@ impl ServiceClient {
                     };
                     (error, true)
                 }
-                Ok(Err(SendError::Invalid(source))) => {
+                Err(SendError::Invalid(source)) => {
                     // The caller's request, not the instance: no failure recorded, no retry.
                     let error = ClientError::Transport {
                         service: service.to_owned(),
@@ -440,7 +439,7 @@ impl ServiceClient {
                     trace.failed(&error);
                     return Err(error);
                 }
-                Ok(Err(SendError::Failed(source))) => {
+                Err(SendError::Failed(source)) => {
                     trace
                         .span()
                         .in_scope(|| balancer.record_failure(&endpoint, config));
@@ -450,7 +449,7 @@ impl ServiceClient {
                     };
                     (error, replayable && idempotent)
                 }
-                Err(_) => {
+                Err(SendError::TimedOut) => {
                     trace
                         .span()
                         .in_scope(|| balancer.record_failure(&endpoint, config));
