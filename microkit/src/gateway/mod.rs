@@ -53,7 +53,7 @@ use crate::extract::{RemoteAddr, DEFAULT_BODY_LIMIT};
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::middleware::RequestIdLayer;
 use crate::response::IntoResponse;
-use crate::router::{get, MethodRouter, Router};
+use crate::router::{get, MethodRouter, Route, Router};
 use crate::{Json, Problem, Request, Response};
 
 /// A route table from path patterns to services, turned into a [`Router`].
@@ -282,19 +282,21 @@ impl Gateway {
                 allow: allow_value(&PUBLIC_METHODS, &hidden),
                 on_forward: self.on_forward.clone(),
             });
-            // The forwarding future itself, unboxed: the route boxes the handler's future
-            // once, and a box of its own would cost a second allocation per request.
-            let forward =
-                move |request: Request| Forwarder::forward(Arc::clone(&forwarder), request);
+            // The forwarding future boxed as it is: through a handler taking `Request`, the
+            // box would also hold the request the handler was given, and the future would be
+            // moved into it once more.
+            let forward = Route::from_fn(move |request: Request| {
+                Box::pin(Forwarder::forward(Arc::clone(&forwarder), request))
+            });
             match method {
                 Some(method) if hidden.contains(method) => {}
                 Some(method) => {
                     public.push(method.clone());
-                    methods = methods.on(method.clone(), forward);
+                    methods = methods.on_route(method.clone(), forward);
                 }
                 None => {
                     public.extend(PUBLIC_METHODS.iter().cloned());
-                    methods = methods.any(forward);
+                    methods = methods.any_route(forward);
                 }
             }
         }

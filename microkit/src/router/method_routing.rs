@@ -283,6 +283,23 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
         routed
     }
 
+    /// Routes requests of `method` to `route`, documented as a service is.
+    pub(crate) fn on_route(self, method: Method, route: Route) -> Self {
+        let mut routed = self.on_endpoint(method.clone(), Endpoint::Route(route));
+        routed
+            .docs
+            .push((Some(method), RouteDoc::new(describe_service)));
+        routed
+    }
+
+    /// Routes requests of every method not routed otherwise to `route`, documented as a
+    /// service is.
+    pub(crate) fn any_route(self, route: Route) -> Self {
+        let mut routed = self.any_endpoint(Endpoint::Route(route));
+        routed.docs.push((None, RouteDoc::new(describe_service)));
+        routed
+    }
+
     /// Routes requests of every method not routed otherwise to `handler`. The document
     /// gives the handler's operation under each of those methods (an operation id set with
     /// [`describe`](Self::describe) gets the method appended, `proxyGet`, so that ids stay
