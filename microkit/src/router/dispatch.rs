@@ -17,7 +17,7 @@ use tower_service::Service;
 use super::matched_route::{MatchedRoute, ReportMatchedRoute};
 use super::matcher::Matcher;
 use super::method_routing::{join, MethodTable};
-use super::route::{CallRoute, Endpoint, Route};
+use super::route::{CallRoute, Endpoint, Route, RouteFuture};
 use super::Router;
 use crate::extract::{PathParams, RouteMatch};
 use crate::handler::HandlerFuture;
@@ -368,6 +368,12 @@ struct CoreRoute(Arc<RouterCore>);
 impl CallRoute for CoreRoute {
     fn call(&self, request: Request) -> HandlerFuture {
         Box::pin(RouterFuture {
+            state: self.0.dispatch(request),
+        })
+    }
+
+    fn call_service(&self, request: Request) -> RouteFuture {
+        RouteFuture::router(RouterFuture {
             state: self.0.dispatch(request),
         })
     }

@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::dispatch::RouterFuture;
 use crate::handler::{Handler, HandlerFuture};
 use crate::response::IntoResponse;
 use crate::{Body, BoxError, Problem, Request, Response};
@@ -26,6 +27,11 @@ pub struct Route(Arc<dyn CallRoute>);
 
 pub(super) trait CallRoute: Send + Sync {
     fn call(&self, request: Request) -> HandlerFuture;
+
+    /// The call as a tower service's future: what a layer around this route polls.
+    fn call_service(&self, request: Request) -> RouteFuture {
+        RouteFuture(RouteCall::Boxed(self.call(request)))
+    }
 }
 
 struct HandlerRoute<H, T, S> {
@@ -160,12 +166,27 @@ impl Service<Request> for Route {
     }
 
     fn call(&mut self, request: Request) -> RouteFuture {
-        RouteFuture(self.0.call(request))
+        self.0.call_service(request)
     }
 }
 
 /// The future of a [`Route`] used as a tower service.
-pub struct RouteFuture(HandlerFuture);
+pub struct RouteFuture(RouteCall);
+
+/// What a route's call runs.
+pub(super) enum RouteCall {
+    /// An endpoint's boxed future.
+    Boxed(HandlerFuture),
+    /// The router itself under router-wide layers, inline: its own future already holds the
+    /// endpoint's box, and a second box per request would only wrap it.
+    Router(RouterFuture),
+}
+
+impl RouteFuture {
+    pub(super) fn router(future: RouterFuture) -> Self {
+        Self(RouteCall::Router(future))
+    }
+}
 
 impl fmt::Debug for RouteFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -177,7 +198,10 @@ impl Future for RouteFuture {
     type Output = Result<Response, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx).map(Ok)
+        match &mut self.0 {
+            RouteCall::Boxed(future) => future.as_mut().poll(cx).map(Ok),
+            RouteCall::Router(future) => Pin::new(future).poll(cx).map(Ok),
+        }
     }
 }
 
