@@ -2,7 +2,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::{Entry, HeaderName, HeaderValue};
 use http::request::Parts;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -130,12 +130,24 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let id = request
-            .headers()
-            .get(&X_REQUEST_ID)
-            .and_then(RequestId::from_incoming)
-            .unwrap_or_else(RequestId::generate);
-        request.headers_mut().insert(X_REQUEST_ID, id.0.clone());
+        // One lookup for the caller's id and the place of ours: the request goes on with the
+        // id the handler sees, the caller's if sane, a fresh one otherwise.
+        let id = match request.headers_mut().entry(X_REQUEST_ID) {
+            Entry::Occupied(mut incoming) => match RequestId::from_incoming(incoming.get()) {
+                // Kept as it came, when it is the only one.
+                Some(id) if incoming.iter().nth(1).is_none() => id,
+                kept => {
+                    let id = kept.unwrap_or_else(RequestId::generate);
+                    incoming.insert(id.0.clone());
+                    id
+                }
+            },
+            Entry::Vacant(place) => {
+                let id = RequestId::generate();
+                place.insert(id.0.clone());
+                id
+            }
+        };
         if let Some(span) = request.extensions().get::<ServerSpan>() {
             span.request_id(id.as_str());
         }
@@ -183,6 +195,47 @@ mod tests {
         assert!(RequestId::from_incoming(&HeaderValue::from_static("has space")).is_none());
         let long = HeaderValue::from_str(&"x".repeat(MAX_INCOMING_LEN + 1)).unwrap();
         assert!(RequestId::from_incoming(&long).is_none());
+    }
+
+    /// The `x-request-id` values a handler behind the layer sees for a request sending
+    /// `sent`, and the id it was given.
+    async fn seen_behind_the_layer(sent: &[&'static str]) -> (Vec<String>, String) {
+        use tower::{service_fn, ServiceExt};
+        let handler = service_fn(|request: http::Request<()>| async move {
+            let values: Vec<String> = request
+                .headers()
+                .get_all(&X_REQUEST_ID)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect();
+            let id = request.extensions().get::<RequestId>().unwrap().clone();
+            let body = (values, id.as_str().to_owned());
+            Ok::<_, std::convert::Infallible>(http::Response::new(body))
+        });
+        let mut request = http::Request::new(());
+        for value in sent {
+            let value = HeaderValue::from_static(value);
+            request.headers_mut().append(X_REQUEST_ID, value);
+        }
+        let response = RequestIdLayer::new().layer(handler).oneshot(request);
+        response.await.unwrap().into_body()
+    }
+
+    #[tokio::test]
+    async fn the_request_goes_on_with_exactly_the_id_it_was_given() {
+        let (values, id) = seen_behind_the_layer(&[]).await;
+        assert_eq!(values, std::slice::from_ref(&id));
+        assert!(uuid::Uuid::parse_str(&id).is_ok());
+
+        let (values, id) = seen_behind_the_layer(&["order-7"]).await;
+        assert_eq!((values, id.as_str()), (vec![id.clone()], "order-7"));
+
+        let (values, id) = seen_behind_the_layer(&["has space"]).await;
+        assert_eq!(values, std::slice::from_ref(&id));
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+
+        let (values, id) = seen_behind_the_layer(&["first", "second"]).await;
+        assert_eq!((values, id.as_str()), (vec![id.clone()], "first"));
     }
 
     #[test]
