@@ -4,7 +4,7 @@
 
 mod request_id;
 
-pub(crate) use self::request_id::with_request_id;
 pub use self::request_id::{
     current_request_id, RequestId, RequestIdLayer, RequestIdService, X_REQUEST_ID,
 };
+pub(crate) use self::request_id::{with_request_id, X_REQUEST_ID_NAME};

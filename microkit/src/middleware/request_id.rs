@@ -26,7 +26,10 @@ pub(crate) async fn with_request_id<F: Future>(id: RequestId, future: F) -> F::O
 }
 
 /// The header that carries a request's id.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static(X_REQUEST_ID_NAME);
+
+/// [`X_REQUEST_ID`]'s name, for walks over a request's names.
+pub(crate) const X_REQUEST_ID_NAME: &str = "x-request-id";
 
 /// The longest incoming id kept; a longer one is replaced, so ids stay fit for logs.
 const MAX_INCOMING_LEN: usize = 128;

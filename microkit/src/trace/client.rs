@@ -11,7 +11,7 @@ use super::TraceContext;
 use crate::client::ClientError;
 use crate::client::HeaderLines;
 use crate::middleware::current_request_id;
-use crate::middleware::X_REQUEST_ID;
+use crate::middleware::{X_REQUEST_ID, X_REQUEST_ID_NAME};
 
 /// A call's trace: its context (a child of the request being handled, or a new trace) and
 /// its span.
@@ -134,7 +134,11 @@ impl AttemptTrace {
     /// header lines: this attempt's span is the parent of the next hop's.
     pub(crate) fn write_lines(&self, headers: &HeaderMap, lines: &mut HeaderLines) {
         self.context.write_lines(lines);
-        if !headers.contains_key(&X_REQUEST_ID) {
+        // A walk over the request's few names costs less than hashing this custom one.
+        if !headers
+            .keys()
+            .any(|name| name.as_str() == X_REQUEST_ID_NAME)
+        {
             if let Some(id) = current_request_id() {
                 lines.push(&X_REQUEST_ID, id.header_value().as_bytes());
             }
