@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 /// The header that carries the milliseconds left before the caller gives up.
@@ -35,16 +35,15 @@ pub(crate) async fn scope<F: Future>(deadline: Instant, future: F) -> F::Output 
     DEADLINE.scope(deadline, future).await
 }
 
-/// The deadline a request's headers carry: the instant [`DEADLINE_HEADER`] points to, from
-/// now. `None` when the header is missing or not a number of milliseconds.
-///
-/// Why a walk over the names rather than a lookup: the server asks this of every request,
-/// which carries a handful of fields, and hashing this long custom name costs more than
-/// comparing the lengths of a handful (the walk stops at the first copy, as a lookup would).
-pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Instant> {
-    let (_, value) = headers
-        .iter()
-        .find(|(name, _)| name.as_str() == DEADLINE_NAME)?;
+/// Whether `name` is [`DEADLINE_HEADER`]'s: the server finds the field in the one walk over
+/// a request's fields it makes anyway, rather than hashing this long custom name in a lookup.
+pub(crate) fn is_deadline_field(name: &HeaderName) -> bool {
+    name.as_str() == DEADLINE_NAME
+}
+
+/// The deadline a [`DEADLINE_HEADER`] value points to, from now. `None` when it is not a
+/// number of milliseconds.
+pub(crate) fn from_value(value: &HeaderValue) -> Option<Instant> {
     let millis: u64 = value.to_str().ok()?.trim().parse().ok()?;
     Some(Instant::now() + Duration::from_millis(millis))
 }
@@ -68,7 +67,7 @@ fn header_millis(remaining: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::HeaderMap;
 
     /// The headers a server reads from the line written for `remaining`.
     fn written(remaining: Duration) -> HeaderMap {
@@ -88,7 +87,7 @@ mod tests {
     async fn a_header_written_reads_back_as_about_the_same_deadline() {
         let headers = written(Duration::from_millis(250));
         assert_eq!(headers[&DEADLINE_HEADER], "250");
-        let deadline = from_headers(&headers).expect("a deadline");
+        let deadline = from_value(&headers[&DEADLINE_HEADER]).expect("a deadline");
         let left = deadline - Instant::now();
         assert!(left <= Duration::from_millis(250) && left > Duration::from_millis(200));
     }
@@ -102,9 +101,10 @@ mod tests {
     #[test]
     fn a_malformed_header_is_no_deadline() {
         for text in ["", "soon", "-5", "1.5", "99999999999999999999999"] {
-            let mut headers = HeaderMap::new();
-            headers.insert(DEADLINE_HEADER, HeaderValue::from_static(text));
-            assert!(from_headers(&headers).is_none(), "{text:?}");
+            assert!(
+                from_value(&HeaderValue::from_static(text)).is_none(),
+                "{text:?}"
+            );
         }
     }
 

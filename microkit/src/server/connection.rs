@@ -7,6 +7,7 @@ use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::EXPECT;
 use hyper::body::Incoming;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -65,19 +66,37 @@ pub(super) struct HeaderLimits {
     pub(super) count: usize,
 }
 
+/// What the server reads of every request's fields before routing it, in one walk over them.
+struct FieldCheck {
+    /// The request line and fields are past the connection's limits.
+    too_large: bool,
+    /// The first `Expect` asks for something other than `100-continue` (which hyper answers
+    /// itself): 417, rather than acting as if the client had not asked (RFC 9110 §10.1.1).
+    unmet_expectation: bool,
+    /// The caller's deadline, from the first [`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER).
+    deadline: Option<Instant>,
+}
+
 impl HeaderLimits {
-    fn exceeded_by<B>(&self, request: &http::Request<B>) -> bool {
+    fn check<B>(&self, request: &http::Request<B>) -> FieldCheck {
         let headers = request.headers();
-        if headers.len() > self.count {
-            return true;
-        }
         // The request line and each `name: value\r\n`, as they came on the wire.
-        let line = request.method().as_str().len() + request_target_len(request.uri()) + 12;
-        let fields: usize = headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 4)
-            .sum();
-        line + fields > self.bytes
+        let mut bytes = request.method().as_str().len() + request_target_len(request.uri()) + 12;
+        let (mut expect, mut deadline) = (None, None);
+        for (name, value) in headers {
+            bytes += name.as_str().len() + value.len() + 4;
+            if *name == EXPECT {
+                expect.get_or_insert(value);
+            } else if deadline.is_none() && deadline::is_deadline_field(name) {
+                deadline = Some(value);
+            }
+        }
+        FieldCheck {
+            too_large: headers.len() > self.count || bytes > self.bytes,
+            unmet_expectation: expect
+                .is_some_and(|expect| !expect.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+            deadline: deadline.and_then(deadline::from_value),
+        }
     }
 }
 
@@ -93,18 +112,10 @@ fn request_target_len(uri: &http::Uri) -> usize {
     }
 }
 
-/// An `Expect` other than `100-continue` (which hyper answers itself) cannot be met: 417,
-/// rather than acting as if the client had not asked (RFC 9110 §10.1.1).
-fn unmet_expectation<B>(request: &http::Request<B>) -> Option<Response> {
-    let expect = request.headers().get(http::header::EXPECT)?;
-    if expect.as_bytes().eq_ignore_ascii_case(b"100-continue") {
-        return None;
-    }
-    Some(
-        Problem::new(http::StatusCode::EXPECTATION_FAILED)
-            .with_detail("the server meets no expectation but `100-continue`")
-            .into_response(),
-    )
+fn expectation_failed() -> Response {
+    Problem::new(http::StatusCode::EXPECTATION_FAILED)
+        .with_detail("the server meets no expectation but `100-continue`")
+        .into_response()
 }
 
 fn headers_too_large() -> Response {
@@ -197,18 +208,18 @@ impl<IO: Transport> Connection<IO> {
             if let Some(limit) = custom_limit {
                 request.extensions_mut().insert(limit);
             }
-            let deadline = deadline::from_headers(request.headers());
+            let checked = header_limits.check(&request);
             // Everything answered from here on, refusals included, is in the request's trace.
             let trace = ServerTrace::start(&mut request);
             let answer = trace.in_scope(|| {
-                if header_limits.exceeded_by(&request) {
+                if checked.too_large {
                     return RouterFuture::ready(headers_too_large());
                 }
-                if let Some(refused) = unmet_expectation(&request) {
-                    return RouterFuture::ready(refused);
+                if checked.unmet_expectation {
+                    return RouterFuture::ready(expectation_failed());
                 }
                 let answer = router.call(request);
-                match deadline {
+                match checked.deadline {
                     None => answer,
                     // Boxed: few callers send a deadline, and the timer would triple the size
                     // of every request's future.
