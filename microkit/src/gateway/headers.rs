@@ -23,8 +23,12 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// standard ones, which describe one connection and must not travel further.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none: one look at each name is cheaper than nine removals, each of
-    // which hashes its name.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // which hashes its name. (Compared as text: a `const` array of names is built and dropped
+    // at every use.)
+    if !headers
+        .keys()
+        .any(|name| HOP_BY_HOP_NAMES.contains(&name.as_str()))
+    {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -41,6 +45,19 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
 }
+
+/// [`HOP_BY_HOP`]'s names.
+const HOP_BY_HOP_NAMES: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 /// The hop-by-hop headers every proxy removes.
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -78,9 +95,19 @@ pub(crate) fn write_forwarding(
         // Every copy a client sent goes: the mark is the gateway's alone.
         GATEWAY_MARK,
     ];
+    const CLAIMED_NAMES: [&str; 5] = [
+        "x-forwarded-for",
+        "forwarded",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        super::mark::GATEWAY_MARK_NAME,
+    ];
     // Most requests come straight from clients, with none of these: one walk over the names
-    // finds that, rather than a lookup each.
-    if headers.keys().any(|name| CLAIMED.contains(name)) {
+    // finds that, rather than a lookup each (by text, as in `strip_hop_by_hop`).
+    if headers
+        .keys()
+        .any(|name| CLAIMED_NAMES.contains(&name.as_str()))
+    {
         earlier_for = headers.remove(X_FORWARDED_FOR);
         earlier_forwarded = headers.remove(FORWARDED);
         remove_fields(headers, &CLAIMED[2..]);
@@ -206,6 +233,35 @@ fn push_quoted(out: &mut Vec<u8>, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_compared_as_text_are_the_headers_removed() {
+        let hop_by_hop = HOP_BY_HOP;
+        let names: Vec<&str> = hop_by_hop.iter().map(HeaderName::as_str).collect();
+        assert_eq!(names, HOP_BY_HOP_NAMES);
+        for name in HOP_BY_HOP_NAMES {
+            let mut headers = HeaderMap::new();
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            strip_hop_by_hop(&mut headers);
+            assert!(headers.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_claimed_forwarding_field_is_replaced() {
+        for name in [
+            "x-forwarded-for",
+            "forwarded",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-microkit-gateway",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            let (kept, _) = forwarding(headers, "10.0.0.1:80");
+            assert!(kept.is_empty(), "{name}: {kept:?}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_are_removed_including_those_named_in_connection() {

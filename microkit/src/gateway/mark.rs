@@ -17,7 +17,10 @@ use http::HeaderMap;
 
 /// The header the gateway sets on every request it forwards; services refuse it on internal
 /// routes (see [`AllowNetworks`](super::AllowNetworks)).
-pub const GATEWAY_MARK: HeaderName = HeaderName::from_static("x-microkit-gateway");
+pub const GATEWAY_MARK: HeaderName = HeaderName::from_static(GATEWAY_MARK_NAME);
+
+/// [`GATEWAY_MARK`]'s name, for walks over a request's names.
+pub(crate) const GATEWAY_MARK_NAME: &str = "x-microkit-gateway";
 
 /// Whether a request came through a gateway.
 pub(crate) fn is_marked(headers: &HeaderMap) -> bool {
