@@ -340,6 +340,51 @@ async fn the_request_id_and_the_deadline_travel_to_the_backend() {
     assert_eq!(reply.json()["headers"]["x-request-id"], generated.as_str());
 }
 
+/// With no subscriber in this test binary, a gateway records a trace only through its
+/// metrics' exemplars: it passes a trace on when its caller started one or its metrics record
+/// it, and otherwise sends no `traceparent` (the service starts the trace).
+#[tokio::test]
+async fn a_trace_goes_on_when_the_caller_started_it_or_the_gateway_records_it() {
+    let edge = edge(client_config()).await;
+    let reply = get_path(edge.gateway.addr, "/api/inspect/t").await;
+    let headers = &reply.json()["headers"];
+    assert!(headers.get("traceparent").is_none(), "{headers}");
+    assert!(
+        headers["x-request-id"].is_string(),
+        "the request id goes on all the same"
+    );
+
+    let callers = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut traced = request(Method::GET, "/api/inspect/t", Bytes::new());
+    traced
+        .headers_mut()
+        .insert("traceparent", support::value(callers));
+    let reply = send(edge.gateway.addr, traced).await;
+    let sent = reply.json()["headers"]["traceparent"]
+        .as_str()
+        .expect("the caller's trace goes on")
+        .to_owned();
+    assert!(
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent != callers,
+        "{sent}"
+    );
+
+    let registry = MemoryRegistry::new();
+    let _registration = register(&registry, "backend", edge._backend.addr).await;
+    let client = ServiceClient::with_config(registry.clone(), client_config());
+    let measured = Gateway::new(client)
+        .route("/api/{*rest}", "backend")
+        .metrics(Arc::new(microkit::metrics::Metrics::new()))
+        .into_router();
+    let measured = spawn(measured, server_config()).await;
+    let reply = get_path(measured.addr, "/api/inspect/t").await;
+    let sent = reply.json()["headers"]["traceparent"].clone();
+    assert!(
+        sent.as_str().is_some_and(|sent| sent.starts_with("00-")),
+        "exemplars record the trace, so it goes on: {sent}"
+    );
+}
+
 #[tokio::test]
 async fn failures_become_502_503_and_504_problems() {
     let registry = MemoryRegistry::new();

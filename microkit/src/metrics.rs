@@ -578,6 +578,9 @@ where
         let in_flight = Opened::new(metrics.clone(), Gauge::InFlight);
         let answer = self.inner.call(request);
         Box::pin(async move {
+            // The exemplar records this trace: the calls the request makes pass it on. (Here,
+            // in the request's future, where its calls run, not in `call`'s own scope.)
+            crate::trace::record_current();
             let response = answer.await?;
             drop(in_flight);
             let matched = response.extensions().get::<MatchedRoute>();

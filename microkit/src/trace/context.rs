@@ -181,10 +181,11 @@ pub struct TraceContext {
     sampled: bool,
     /// Boxed: rarely sent, and the context is moved in and out of place on every poll.
     state: Option<Box<HeaderValue>>,
-    /// Whether calls pass the context on: it came from a caller, or a span of it is recorded
-    /// here. A trace that no caller started and nobody here records is not sent on: the next
-    /// hop starts its own, as a proxy without tracing does, and four fewer header fields cross
-    /// the wire (the next hop's parser pays for every one).
+    /// Whether calls pass the context on: it came from a caller, or it is recorded here (a
+    /// span of it, or its ids in a metric's exemplar). A trace that no caller started and
+    /// nothing here records is not sent on: the next hop starts its own, as a proxy without
+    /// tracing does, and a field fewer crosses the wire (the next hop's parser pays ~1.3k
+    /// instructions for each).
     passed_on: bool,
 }
 
@@ -254,8 +255,8 @@ impl TraceContext {
         }
     }
 
-    /// Marks the context as recorded (a span of it is): calls pass it on from now on, and so
-    /// do its children.
+    /// Marks the context as recorded (a span of it is, or an exemplar names it): calls pass it
+    /// on from now on, and so do its children.
     pub(crate) fn recorded(&mut self) {
         self.passed_on = true;
     }

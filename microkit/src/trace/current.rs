@@ -41,6 +41,11 @@ pub(super) fn with_current<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
     CURRENT.with(|current| f(current.borrow().as_ref()))
 }
 
+/// Changes the current context, if any: the change stays with the future whose slot it is.
+pub(super) fn with_current_mut<R>(f: impl FnOnce(Option<&mut TraceContext>) -> R) -> R {
+    CURRENT.with(|current| f(current.borrow_mut().as_mut()))
+}
+
 pin_project_lite::pin_project! {
     /// A future polled with a trace context current: see [`scope`](super::scope).
     pub struct InTrace<F> {

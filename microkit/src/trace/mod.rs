@@ -12,9 +12,10 @@
 //! span with one `attempt` span per attempt, retries, ejections and deadline cut-offs
 //! recorded on them; each attempt sends its own span as the `traceparent` of the next hop,
 //! with the caller's `tracestate` and the request id. The gateway is one such hop. A trace is
-//! passed on when a caller started it or a span of it is recorded here: with no subscriber
-//! listening and no `traceparent` in, a call sends none (as a proxy without tracing does), and
-//! the next hop starts the trace.
+//! passed on when a caller started it or it is recorded here (a subscriber records its spans,
+//! or a [`MetricsLayer`](crate::metrics::MetricsLayer) its ids in exemplars): with none of
+//! these and no `traceparent` in, a call sends none (as a proxy without tracing does), and the
+//! next hop starts the trace.
 //!
 //! A [`Problem`](crate::Problem) answered within a request carries the trace id as its
 //! `trace_id` member, so the id a user reports finds every log line of the request, in every
@@ -78,6 +79,16 @@ pub fn current_trace_id() -> Option<TraceId> {
 
 /// The trace and span ids of the current trace context, if any: what an exemplar links to
 /// (two copies out of the context, no allocation).
+/// Marks the current trace as recorded (by metrics' exemplars, say): calls made from here on
+/// pass it on, as they do when a subscriber records its spans.
+pub(crate) fn record_current() {
+    current::with_current_mut(|context| {
+        if let Some(context) = context {
+            context.recorded();
+        }
+    });
+}
+
 pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
     current::with_current(|context| context.map(|context| (context.trace_id(), context.span_id())))
 }
