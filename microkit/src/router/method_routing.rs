@@ -273,14 +273,7 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
     /// # Panics
     /// When `method` already has a handler here.
     pub fn on_service<Svc: RouteService>(self, method: Method, service: Svc) -> Self {
-        let mut routed = self.on_endpoint(
-            method.clone(),
-            Endpoint::Route(Route::from_service(service)),
-        );
-        routed
-            .docs
-            .push((Some(method), RouteDoc::new(describe_service)));
-        routed
+        self.on_route(method, Route::from_service(service))
     }
 
     /// Routes requests of `method` to `route`, documented as a service is.
