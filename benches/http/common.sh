@@ -1,16 +1,17 @@
 # Sourced by run.sh and instructions.sh: the servers they compare, and nginx set up as the
 # gateway's peer.
 
-# build_servers ROOT BUILD: builds the four bench servers (release) when BUILD is 1, and sets
-# BIN to the directory that holds them.
+# build_servers ROOT BUILD: builds the four bench servers when BUILD is 1, and sets BIN to the
+# directory that holds them. All four are built with the `production` profile (Cargo.toml: fat
+# LTO, one codegen unit), as a team would ship them.
 build_servers() {
     local root=$1 build=$2
     if [ "$build" = 1 ]; then
-        echo "building the servers (release)..."
-        (cd "$root" && cargo build --release --quiet --example bench_server --example bench_axum \
+        echo "building the servers (profile production)..."
+        (cd "$root" && cargo build --profile production --quiet --example bench_server --example bench_axum \
             --example bench_hyper --example bench_gateway)
     fi
-    BIN="${CARGO_TARGET_DIR:-$root/target}/release/examples"
+    BIN="${CARGO_TARGET_DIR:-$root/target}/production/examples"
 }
 #
 # write_nginx_conf DIR PORT UPSTREAM MASTER: writes DIR/nginx.conf for an nginx with one
