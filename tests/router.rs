@@ -407,6 +407,82 @@ async fn router_layers_see_everything_route_layers_only_matches() {
     assert_eq!(matched.load(Ordering::SeqCst), 1);
 }
 
+/// A layer whose service is not ready on its first poll (and wakes its task), or never: its
+/// `poll_ready` fails.
+#[derive(Clone)]
+struct ReadinessLayer {
+    fails: bool,
+}
+
+#[derive(Clone)]
+struct ReadinessService<S> {
+    inner: S,
+    fails: bool,
+    polled: bool,
+}
+
+impl<S> tower::Layer<S> for ReadinessLayer {
+    type Service = ReadinessService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ReadinessService {
+            inner,
+            fails: self.fails,
+            polled: false,
+        }
+    }
+}
+
+impl<S> tower::Service<Request> for ReadinessService<S>
+where
+    S: tower::Service<Request>,
+    S::Error: Into<microkit::BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = microkit::BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<S::Response, microkit::BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        if self.fails {
+            return std::task::Poll::Ready(Err("overloaded".into()));
+        }
+        if !self.polled {
+            self.polled = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let answer = self.inner.call(request);
+        Box::pin(async move { answer.await.map_err(Into::into) })
+    }
+}
+
+#[tokio::test]
+async fn a_layer_is_called_once_ready_and_its_readiness_error_is_a_500_problem() {
+    let service = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .route_layer(ReadinessLayer { fails: false })
+        .into_service();
+    assert_eq!(body_text(send(&service, "GET", "/x").await).await, "x");
+
+    let service = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .route_layer(ReadinessLayer { fails: true })
+        .into_service();
+    let response = send(&service, "GET", "/x").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(problem(response).await["status"], 500);
+}
+
 #[tokio::test]
 async fn state_reaches_handlers() {
     #[derive(Clone)]

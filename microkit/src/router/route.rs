@@ -2,14 +2,13 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -63,12 +62,21 @@ where
     B::Error: Into<BoxError>,
 {
     fn call(&self, request: Request) -> HandlerFuture {
-        let service = self.service.clone();
+        let mut service = self.service.clone();
         Box::pin(async move {
-            match service.oneshot(request).await {
+            // `poll_ready` then `call`, rather than `oneshot`: its state enum would hold the
+            // request and then the service's future side by side, each moved in and out.
+            // The error is boxed before the next await: the service's own need not be `Send`.
+            let ready: Result<(), BoxError> = poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(Into::into);
+            let answered = match ready {
+                Ok(()) => service.call(request).await.map_err(Into::into),
+                Err(err) => Err(err),
+            };
+            match answered {
                 Ok(response) => response.map(Body::new),
                 Err(err) => {
-                    let err: BoxError = err.into();
                     tracing::error!(error = %err, "a service behind the router failed");
                     Problem::internal("the request could not be processed").into_response()
                 }
