@@ -152,9 +152,10 @@ impl ServiceBalancer {
             .clone()
     }
 
-    /// Picks an instance, avoiding those already tried for this call while others remain.
-    pub(crate) fn pick(&self, tried: &[Arc<Endpoint>]) -> Option<Arc<Endpoint>> {
-        let picked = self.pick_among(tried);
+    /// Picks an instance at `now`, avoiding those already tried for this call while others
+    /// remain.
+    pub(crate) fn pick(&self, tried: &[Arc<Endpoint>], now: Instant) -> Option<Arc<Endpoint>> {
+        let picked = self.pick_among(tried, now);
         if picked.is_some() {
             self.attempts.fetch_add(1, Ordering::Relaxed);
             // A call's first attempt has tried nothing yet.
@@ -165,9 +166,8 @@ impl ServiceBalancer {
         picked
     }
 
-    fn pick_among(&self, tried: &[Arc<Endpoint>]) -> Option<Arc<Endpoint>> {
+    fn pick_among(&self, tried: &[Arc<Endpoint>], now: Instant) -> Option<Arc<Endpoint>> {
         let all = self.endpoints();
-        let now = Instant::now();
         // The usual case, a first attempt with no instance ejected: choose among all without
         // building the lists below.
         if tried.is_empty() && !all.iter().any(|endpoint| endpoint.is_ejected(now)) {
@@ -223,10 +223,9 @@ impl ServiceBalancer {
         }
     }
 
-    /// Learns from an answer in `latency`.
-    pub(crate) fn record_success(&self, endpoint: &Endpoint, latency: Duration) {
+    /// Learns from an answer that came at `now`, `latency` after the attempt started.
+    pub(crate) fn record_success(&self, endpoint: &Endpoint, now: Instant, latency: Duration) {
         let mut state = endpoint.state();
-        let now = Instant::now();
         let elapsed = now.duration_since(state.updated).as_secs_f64();
         let sample = latency.as_secs_f64();
         state.ewma = if sample > state.ewma {
@@ -508,7 +507,7 @@ mod tests {
         balancer.record_failure(&endpoints[0], &config());
         assert!(endpoints[0].is_ejected(Instant::now()));
         for _ in 0..20 {
-            assert_eq!(balancer.pick(&[]).unwrap().instance.id, "2");
+            assert_eq!(balancer.pick(&[], Instant::now()).unwrap().instance.id, "2");
         }
         for _ in 0..10 {
             balancer.record_failure(&endpoints[1], &config());
@@ -542,7 +541,7 @@ mod tests {
             "the second ejection lasts 60 s"
         );
         tokio::time::advance(Duration::from_secs(2)).await;
-        balancer.record_success(&endpoints[0], Duration::from_millis(1));
+        balancer.record_success(&endpoints[0], Instant::now(), Duration::from_millis(1));
         balancer.record_failure(&endpoints[0], &config());
         assert!(
             !endpoints[0].is_ejected(Instant::now()),
@@ -562,7 +561,14 @@ mod tests {
         assert!(endpoints[..2].iter().all(|e| e.is_ejected(Instant::now())));
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            seen.insert(balancer.pick(&[]).unwrap().instance.id.clone());
+            seen.insert(
+                balancer
+                    .pick(&[], Instant::now())
+                    .unwrap()
+                    .instance
+                    .id
+                    .clone(),
+            );
         }
         assert_eq!(seen.len(), 3);
     }
@@ -571,10 +577,10 @@ mod tests {
     async fn p2c_prefers_the_faster_instance() {
         let (balancer, _sender) = balancer(&[1, 2]);
         let endpoints = balancer.endpoints();
-        balancer.record_success(&endpoints[0], Duration::from_millis(200));
-        balancer.record_success(&endpoints[1], Duration::from_millis(1));
+        balancer.record_success(&endpoints[0], Instant::now(), Duration::from_millis(200));
+        balancer.record_success(&endpoints[1], Instant::now(), Duration::from_millis(1));
         let fast = (0..100)
-            .filter(|_| balancer.pick(&[]).unwrap().instance.id == "2")
+            .filter(|_| balancer.pick(&[], Instant::now()).unwrap().instance.id == "2")
             .count();
         assert_eq!(fast, 100, "with two instances, P2C always compares both");
     }
@@ -589,6 +595,6 @@ mod tests {
         let after = balancer.endpoints();
         assert_eq!(after.len(), 3);
         assert!(Arc::ptr_eq(&before[0], &after[0]));
-        assert!(balancer.pick(&before).unwrap().instance.id == "3");
+        assert!(balancer.pick(&before, Instant::now()).unwrap().instance.id == "3");
     }
 }

@@ -358,7 +358,7 @@ impl ServiceClient {
                     service: service.to_owned(),
                 });
             }
-            let Some(endpoint) = balancer.pick(&tried) else {
+            let Some(endpoint) = balancer.pick(&tried, now) else {
                 return Err(ClientError::NoInstances {
                     service: service.to_owned(),
                 });
@@ -399,7 +399,8 @@ impl ServiceClient {
                     let response =
                         response.map(|body| Body::new(DeadlineBody::new(body, deadline)));
                     if !is_gateway_failure(status) {
-                        balancer.record_success(&endpoint, now.elapsed());
+                        let answered = Instant::now();
+                        balancer.record_success(&endpoint, answered, answered - now);
                         return Ok(response);
                     }
                     trace
