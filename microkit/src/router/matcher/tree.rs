@@ -730,6 +730,42 @@ impl<'n, 'p> SkippedStack<'n, 'p> {
     }
 }
 
+/// Whether `a` and `b`, of equal length, hold the same bytes. Compared inline, as memcmp does
+/// it: whole words, the last one overlapping the one before. A node's prefix is a few bytes
+/// to a few dozen, and `==` on slices calls `memcmp`, whose call costs more than the
+/// comparison (a lookup compares about six prefixes).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let len = a.len();
+    match len {
+        0 => true,
+        1 => a[0] == b[0],
+        2..4 => {
+            word::<2>(a, 0) == word::<2>(b, 0) && word::<2>(a, len - 2) == word::<2>(b, len - 2)
+        }
+        4..8 => {
+            word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, len - 4) == word::<4>(b, len - 4)
+        }
+        _ => {
+            let mut at = 0;
+            while at + 8 < len {
+                if word::<8>(a, at) != word::<8>(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            word::<8>(a, len - 8) == word::<8>(b, len - 8)
+        }
+    }
+}
+
+/// The `N` bytes of `bytes` from `at`.
+#[inline]
+fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    bytes[at..at + N].try_into().expect("N bytes")
+}
+
 /// A successful lookup: the value slot, the parameter names and values.
 pub(super) type Found<'n, 'p> = (usize, &'n [Box<str>], ParamValues<'p>);
 
@@ -755,7 +791,7 @@ impl Node {
                 let Some((head, tail)) = rest.split_at_checked(prefix.len()) else {
                     break 'walk;
                 };
-                if head != prefix {
+                if !same_bytes(head, prefix) {
                     break 'walk;
                 }
                 let Some(&next) = tail.first() else {
@@ -968,6 +1004,20 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_agrees_with_slice_equality_at_every_length_and_position() {
+        let a: Vec<u8> = (0..40).map(|i| b'a' + i % 26).collect();
+        for len in 0..=a.len() {
+            let a = &a[..len];
+            assert!(same_bytes(a, a), "length {len}");
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "length {len}, differing at {at}");
+            }
+        }
+    }
 
     fn tree(routes: &[&str]) -> Node {
         let mut root = Node::default();
