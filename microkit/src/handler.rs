@@ -71,6 +71,33 @@ where
     }
 }
 
+/// A handler whose only argument takes the whole request: the request goes to it as it came,
+/// not split into its parts and put back together (each a move of the request, kept in the
+/// handler's future).
+impl<F, Fut, S, Res, M, T1> Handler<(M, T1), S> for F
+where
+    F: FnOnce(T1) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Res> + Send,
+    S: Send + Sync + 'static,
+    Res: IntoResponse + OperationOutput,
+    T1: FromRequest<S, M> + OperationInput + Send,
+{
+    fn call(self, request: Request, state: S) -> HandlerFuture {
+        Box::pin(async move {
+            let argument = match T1::from_request(request, &state).await {
+                Ok(value) => value,
+                Err(rejection) => return rejection.into_response(),
+            };
+            self(argument).await.into_response()
+        })
+    }
+
+    fn describe(operation: &mut Operation) {
+        T1::describe_input(operation);
+        Res::describe_output(operation);
+    }
+}
+
 macro_rules! impl_handler {
     ([$($part:ident),*], $last:ident) => {
         #[allow(non_snake_case)]
@@ -111,7 +138,6 @@ macro_rules! impl_handler {
     };
 }
 
-impl_handler!([], T1);
 impl_handler!([T1], T2);
 impl_handler!([T1, T2], T3);
 impl_handler!([T1, T2, T3], T4);
