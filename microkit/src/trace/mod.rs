@@ -77,8 +77,6 @@ pub fn current_trace_id() -> Option<TraceId> {
     current::with_current(|context| context.map(TraceContext::trace_id))
 }
 
-/// The trace and span ids of the current trace context, if any: what an exemplar links to
-/// (two copies out of the context, no allocation).
 /// Marks the current trace as recorded (by metrics' exemplars, say): calls made from here on
 /// pass it on, as they do when a subscriber records its spans.
 pub(crate) fn record_current() {
@@ -89,6 +87,8 @@ pub(crate) fn record_current() {
     });
 }
 
+/// The trace and span ids of the current trace context, if any: what an exemplar links to
+/// (two copies out of the context, no allocation).
 pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
     current::with_current(|context| context.map(|context| (context.trace_id(), context.span_id())))
 }
