@@ -43,6 +43,8 @@ pub(crate) mod probed_io;
 mod tls;
 
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -286,10 +288,11 @@ impl ServiceClient {
     ) -> Result<Response, ClientError> {
         let started = Instant::now();
         let call = CallTrace::start(service, &head.method, head.uri.path());
-        let result = self
-            .send_inner(service, head, body, lines, started, &call)
-            .instrument(call.span().clone())
-            .await;
+        // The attempts run in the call's span. Polled where it lies, not wrapped by
+        // `instrument`: the attempts' future is the largest of a call, and each move of it into
+        // a wrapper is a copy of over a kilobyte.
+        let mut attempts = pin!(self.send_inner(service, head, body, lines, started, &call));
+        let result = poll_fn(|cx| call.span().in_scope(|| attempts.as_mut().poll(cx))).await;
         call.finish(&result);
         if let Some(observer) = &self.inner.observer {
             let outcome = match &result {
