@@ -43,20 +43,18 @@ pub(crate) mod probed_io;
 mod tls;
 
 use std::collections::HashMap;
-use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{HeaderName, CONTENT_TYPE, HOST};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, StatusCode, Uri};
 use http_body::Body as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 pub(crate) use self::balancer::{ClientStats, ClientView, InstanceStats, Retired, ServiceStats};
 use self::balancer::{Endpoint, ServiceBalancer};
@@ -71,7 +69,7 @@ use self::pool::{Pool, SendError, Target};
 pub use self::tls::ClientTls;
 use crate::deadline::{self, DEADLINE_HEADER};
 use crate::discovery::Registry;
-use crate::trace::{CallTrace, TRACEPARENT, TRACESTATE};
+use crate::trace::{in_span, CallTrace, TRACEPARENT, TRACESTATE};
 use crate::{Body, Problem, Request, Response};
 
 /// How a call ended, for metrics.
@@ -181,6 +179,10 @@ impl Payload {
     }
 }
 
+/// The fields each attempt writes itself, as lines: a caller's copies are removed. (A
+/// `static`: a `const` array of names would be built and dropped on every call.)
+static ATTEMPT_FIELDS: [HeaderName; 4] = [HOST, DEADLINE_HEADER, TRACEPARENT, TRACESTATE];
+
 impl ServiceClient {
     /// A client resolving through `registry`, with the default configuration.
     pub fn new(registry: impl Registry) -> Self {
@@ -288,11 +290,8 @@ impl ServiceClient {
     ) -> Result<Response, ClientError> {
         let started = Instant::now();
         let call = CallTrace::start(service, &head.method, head.uri.path());
-        // The attempts run in the call's span. Polled where it lies, not wrapped by
-        // `instrument`: the attempts' future is the largest of a call, and each move of it into
-        // a wrapper is a copy of over a kilobyte.
-        let mut attempts = pin!(self.send_inner(service, head, body, lines, started, &call));
-        let result = poll_fn(|cx| call.span().in_scope(|| attempts.as_mut().poll(cx))).await;
+        let attempts = pin!(self.send_inner(service, head, body, lines, started, &call));
+        let result = in_span(call.span(), attempts).await;
         call.finish(&result);
         if let Some(observer) = &self.inner.observer {
             let outcome = match &result {
@@ -344,10 +343,7 @@ impl ServiceClient {
         head.uri = origin_form(std::mem::take(&mut head.uri));
         // Each attempt writes these itself, as header lines (see `HeaderLines`): the caller's
         // copies go, and the head stays as it is for every attempt, without a clone.
-        remove_fields(
-            &mut head.headers,
-            &[HOST, DEADLINE_HEADER, TRACEPARENT, TRACESTATE],
-        );
+        remove_fields(&mut head.headers, &ATTEMPT_FIELDS);
         let callers_lines = lines.len();
 
         self.inner.budget.deposit();
@@ -381,18 +377,17 @@ impl ServiceClient {
             self.stamp_token(service, &mut head.headers);
             let attempt_deadline = (now + config.attempt_timeout).min(deadline);
             let in_flight = endpoint.start();
-            let result = self
-                .inner
-                .pool
-                .send(
-                    &Target::of(&endpoint.instance),
+            let target = Target::of(&endpoint.instance);
+            let result = {
+                let exchange = pin!(self.inner.pool.send(
+                    &target,
                     head,
                     lines.as_bytes(),
                     payload.body(),
                     attempt_deadline,
-                )
-                .instrument(trace.span().clone())
-                .await;
+                ));
+                in_span(trace.span(), exchange).await
+            };
             drop(in_flight);
 
             let (error, retry_safe) = match result {
