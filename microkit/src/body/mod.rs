@@ -11,6 +11,7 @@
 //!
 //! [`ServerConfig`]: crate::ServerConfig
 
+mod collect;
 mod pace;
 
 use std::any::Any;
@@ -23,6 +24,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+pub use self::collect::CollectLimited;
 pub(crate) use self::pace::BodyPace;
 pub use self::pace::BodyTimeout;
 use self::pace::Pacer;
@@ -142,25 +144,8 @@ impl Body {
     }
 
     /// Collects the whole body into one buffer, failing once more than `limit` bytes arrive.
-    pub async fn collect_limited(self, limit: usize) -> Result<Bytes, BodyError> {
-        if let Kind::Full(bytes) = self.kind {
-            let bytes = bytes.unwrap_or_default();
-            return if bytes.len() > limit {
-                Err(BodyError::TooLarge { limit })
-            } else {
-                Ok(bytes)
-            };
-        }
-        match http_body_util::Limited::new(self, limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                Err(BodyError::TooLarge { limit })
-            }
-            Err(err) => match err.downcast::<BodyTimeout>() {
-                Ok(timeout) => Err(BodyError::TimedOut(*timeout)),
-                Err(err) => Err(BodyError::Read(err)),
-            },
-        }
+    pub fn collect_limited(self, limit: usize) -> CollectLimited {
+        CollectLimited::new(self, limit)
     }
 }
 

@@ -1,11 +1,16 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 
 use super::path::RouteMatch;
 use super::{FromRequest, Rejection, RejectionKind};
-use crate::body::BodyError;
-use crate::Request;
+use crate::body::{BodyError, CollectLimited};
+use crate::{Body, Request};
 
 /// The largest request body a body extractor reads, unless the route or server says otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -32,7 +37,7 @@ impl BodyLimit {
 
 /// Reads the whole body, refusing it as soon as it is known to exceed the limit: at once when
 /// `Content-Length` says so, else when the bytes arrive.
-pub(crate) async fn read_limited(request: Request) -> Result<(Parts, Bytes), Rejection> {
+pub(crate) fn read_limited(request: Request) -> ReadLimited {
     let (parts, body) = request.into_parts();
     let limit = BodyLimit::of(&parts);
     let declared = parts
@@ -41,19 +46,52 @@ pub(crate) async fn read_limited(request: Request) -> Result<(Parts, Bytes), Rej
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large(limit));
+        return ReadLimited {
+            parts: None,
+            refused_past: Some(limit),
+            collect: Body::empty().collect_limited(0),
+        };
     }
-    match body.collect_limited(limit).await {
-        Ok(bytes) => Ok((parts, bytes)),
-        Err(BodyError::TooLarge { limit }) => Err(too_large(limit)),
-        Err(BodyError::TimedOut(timeout)) => Err(Rejection::new(
-            RejectionKind::BodyTimeout,
-            format!("{timeout}; the connection is closed"),
-        )),
-        Err(BodyError::Read(err)) => Err(Rejection::new(
-            RejectionKind::BodyRead,
-            format!("the request body could not be read: {err}"),
-        )),
+    ReadLimited {
+        parts: Some(parts),
+        refused_past: None,
+        collect: body.collect_limited(limit),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`read_limited`], written out rather than an `async fn`, which would keep
+    /// the request it was given beside the parts and the collection (see
+    /// [`CollectLimited`](crate::body::CollectLimited)).
+    pub(crate) struct ReadLimited {
+        parts: Option<Parts>,
+        // The limit a declared length is past: refused without reading.
+        refused_past: Option<usize>,
+        #[pin]
+        collect: CollectLimited,
+    }
+}
+
+impl Future for ReadLimited {
+    type Output = Result<(Parts, Bytes), Rejection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(limit) = this.refused_past.take() {
+            return Poll::Ready(Err(too_large(limit)));
+        }
+        Poll::Ready(match ready!(this.collect.poll(cx)) {
+            Ok(bytes) => Ok((this.parts.take().expect("polled after completion"), bytes)),
+            Err(BodyError::TooLarge { limit }) => Err(too_large(limit)),
+            Err(BodyError::TimedOut(timeout)) => Err(Rejection::new(
+                RejectionKind::BodyTimeout,
+                format!("{timeout}; the connection is closed"),
+            )),
+            Err(BodyError::Read(err)) => Err(Rejection::new(
+                RejectionKind::BodyRead,
+                format!("the request body could not be read: {err}"),
+            )),
+        })
     }
 }
 
@@ -68,21 +106,31 @@ fn too_large(limit: usize) -> Rejection {
 impl<S: Send + Sync> FromRequest<S> for Bytes {
     type Rejection = Rejection;
 
-    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
-        read_limited(request).await.map(|(_, bytes)| bytes)
+    // The read's future as it is, not awaited in an `async fn` that would also keep the
+    // request (see `ReadLimited`).
+    fn from_request(
+        request: Request,
+        _: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        read_limited(request).map(|read| read.map(|(_, bytes)| bytes))
     }
 }
 
 impl<S: Send + Sync> FromRequest<S> for String {
     type Rejection = Rejection;
 
-    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let (_, bytes) = read_limited(request).await?;
-        String::from_utf8(bytes.into()).map_err(|_| {
-            Rejection::new(
-                RejectionKind::MalformedBody,
-                "the request body is not valid UTF-8",
-            )
+    fn from_request(
+        request: Request,
+        _: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        read_limited(request).map(|read| {
+            let (_, bytes) = read?;
+            String::from_utf8(bytes.into()).map_err(|_| {
+                Rejection::new(
+                    RejectionKind::MalformedBody,
+                    "the request body is not valid UTF-8",
+                )
+            })
         })
     }
 }

@@ -1,4 +1,8 @@
+use std::future::Future;
+
 use bytes::{BufMut, BytesMut};
+use futures_util::future::{ready, Either};
+use futures_util::FutureExt;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::HeaderMap;
 use serde::de::DeserializeOwned;
@@ -85,15 +89,24 @@ where
 {
     type Rejection = Rejection;
 
-    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(request.headers()) {
-            return Err(Rejection::new(
+    // Not an `async fn`: it would keep the request beside the read that took it over (see
+    // `ReadLimited`), and this future sits inside every JSON handler's.
+    fn from_request(
+        request: Request,
+        _: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        let read = if is_json(request.headers()) {
+            Either::Left(read_limited(request))
+        } else {
+            Either::Right(ready(Err(Rejection::new(
                 RejectionKind::UnsupportedMediaType,
                 "expected a request body with `Content-Type: application/json`",
-            ));
-        }
-        let (_, bytes) = read_limited(request).await?;
-        Self::from_bytes(&bytes)
+            ))))
+        };
+        read.map(|read| {
+            let (_, bytes) = read?;
+            Self::from_bytes(&bytes)
+        })
     }
 }
 
