@@ -8,12 +8,16 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::{Buf, BytesMut};
-use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{
+    HeaderName, InvalidHeaderName, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE,
+    ETAG, LOCATION, SERVER, TRANSFER_ENCODING, VARY,
+};
 use http::{response, HeaderMap, HeaderValue, StatusCode, Version};
 use hyper::ext::ReasonPhrase;
 
 use super::error::Error;
 use super::fields::{self, ContentLength};
+use crate::middleware::X_REQUEST_ID;
 
 /// The longest head read, interim answers apart: a server sending more is broken or hostile.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -163,7 +167,7 @@ fn build(
     let (mut coded, mut ends_chunked) = (false, false);
     let (mut close, mut keep_alive_asked) = (false, false);
     for span in spans {
-        let name = HeaderName::from_bytes(&head[span.name.clone()])
+        let name = field_name(&head[span.name.clone()])
             .map_err(|_| Error::MalformedHead("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(span.value.clone()))
             .map_err(|_| Error::MalformedHead("invalid header value"))?;
@@ -226,9 +230,58 @@ fn build(
     })
 }
 
+/// A field's name. The names most answers carry, as servers write them (lowercase), are
+/// matched whole; any other goes through `HeaderName::from_bytes`, which checks and folds the
+/// case of every byte (about 110 instructions a name, and for a name it does not know an
+/// allocation: the request id a microkit service answers with is one).
+fn field_name(bytes: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
+    Ok(match bytes {
+        b"content-type" => CONTENT_TYPE,
+        b"content-length" => CONTENT_LENGTH,
+        b"date" => DATE,
+        b"server" => SERVER,
+        b"x-request-id" => X_REQUEST_ID,
+        b"connection" => CONNECTION,
+        b"transfer-encoding" => TRANSFER_ENCODING,
+        b"cache-control" => CACHE_CONTROL,
+        b"etag" => ETAG,
+        b"location" => LOCATION,
+        b"vary" => VARY,
+        _ => return HeaderName::from_bytes(bytes),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_matched_whole_is_the_name_from_bytes() {
+        for name in [
+            "content-type",
+            "content-length",
+            "date",
+            "server",
+            "x-request-id",
+            "connection",
+            "transfer-encoding",
+            "cache-control",
+            "etag",
+            "location",
+            "vary",
+            "x-custom",
+            "Content-Type",
+            "X-Request-Id",
+            "dat",
+            "dates",
+        ] {
+            let expected = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(field_name(name.as_bytes()).unwrap(), expected, "{name}");
+        }
+        for bad in ["", "con tent", "date:", "\u{e9}tag"] {
+            assert!(field_name(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
 
     fn parse_all(bytes: &[u8], head_request: bool) -> (Result<Option<Head>, Error>, BytesMut) {
         let mut buf = BytesMut::from(bytes);
