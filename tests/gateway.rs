@@ -687,6 +687,32 @@ async fn a_clients_broken_body_is_its_fault_not_the_upstreams() {
 }
 
 #[tokio::test]
+async fn a_declared_length_past_the_limit_is_refused_before_any_byte_of_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let edge = edge(client_config()).await;
+    let mut stream = connect(edge.gateway.addr).await;
+    // The head alone: an answer that waited for the body, or for the upstream to read it,
+    // would not come.
+    stream
+        .write_all(b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, async {
+        let mut chunk = [0; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before an answer");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to the head alone");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
 async fn connect_is_never_forwarded() {
     let edge = edge(client_config()).await;
     // On a forwarding route: 405, from the gateway (a problem, no upstream answer), with the

@@ -41,8 +41,9 @@ mod requirements;
 use std::future::Future;
 use std::sync::Arc;
 
-use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH};
+use http::header::{HeaderValue, ALLOW, CONNECTION};
 use http::{Method, StatusCode, Version};
+use http_body::Body as _;
 use serde_json::json;
 
 pub use self::mark::GATEWAY_MARK;
@@ -375,13 +376,11 @@ struct Forwarder {
 
 impl Forwarder {
     /// Whether `request` declares a body larger than the limit, to be refused (413) before
-    /// anything is sent.
+    /// anything is sent. Read from the body's size hint: the server made the body from the
+    /// `Content-Length` it checked (hyper refuses an invalid one), so the field is not looked
+    /// up and parsed again.
     fn declares_too_much(&self, request: &Request) -> bool {
-        request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|declared| declared > self.body_limit as u64)
+        request.body().size_hint().lower() > self.body_limit as u64
     }
 
     /// 405 to a `CONNECT`: forwarded, it would turn an upstream connection into a tunnel. (A
