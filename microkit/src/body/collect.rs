@@ -54,6 +54,15 @@ impl CollectLimited {
         };
         Self { state }
     }
+
+    /// A collection refused before it starts: the body is known to be past `limit`.
+    pub(crate) fn too_large(limit: usize) -> Self {
+        Self {
+            state: State::Done {
+                result: Some(Err(BodyError::TooLarge { limit })),
+            },
+        }
+    }
 }
 
 impl Future for CollectLimited {

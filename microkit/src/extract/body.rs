@@ -10,7 +10,7 @@ use http::request::Parts;
 use super::path::RouteMatch;
 use super::{FromRequest, Rejection, RejectionKind};
 use crate::body::{BodyError, CollectLimited};
-use crate::{Body, Request};
+use crate::Request;
 
 /// The largest request body a body extractor reads, unless the route or server says otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -45,17 +45,15 @@ pub(crate) fn read_limited(request: Request) -> ReadLimited {
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return ReadLimited {
-            parts: None,
-            refused_past: Some(limit),
-            collect: Body::empty().collect_limited(0),
-        };
-    }
+    let collect = if declared.is_some_and(|length| length > limit as u64) {
+        // Refused without reading a byte.
+        CollectLimited::too_large(limit)
+    } else {
+        body.collect_limited(limit)
+    };
     ReadLimited {
         parts: Some(parts),
-        refused_past: None,
-        collect: body.collect_limited(limit),
+        collect,
     }
 }
 
@@ -65,8 +63,6 @@ pin_project_lite::pin_project! {
     /// [`CollectLimited`](crate::body::CollectLimited)).
     pub(crate) struct ReadLimited {
         parts: Option<Parts>,
-        // The limit a declared length is past: refused without reading.
-        refused_past: Option<usize>,
         #[pin]
         collect: CollectLimited,
     }
@@ -77,9 +73,6 @@ impl Future for ReadLimited {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(limit) = this.refused_past.take() {
-            return Poll::Ready(Err(too_large(limit)));
-        }
         Poll::Ready(match ready!(this.collect.poll(cx)) {
             Ok(bytes) => Ok((this.parts.take().expect("polled after completion"), bytes)),
             Err(BodyError::TooLarge { limit }) => Err(too_large(limit)),
