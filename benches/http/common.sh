@@ -14,13 +14,23 @@ build_servers() {
     BIN="${CARGO_TARGET_DIR:-$root/target}/production/examples"
 }
 #
-# write_nginx_conf DIR PORT UPSTREAM MASTER: writes DIR/nginx.conf for an nginx with one
-# worker, listening on 127.0.0.1:PORT, proxying every path to 127.0.0.1:UPSTREAM through a pool
-# of 64 keep-alive connections and adding the forwarding fields the gateway adds, so that both
-# proxies do the same work. MASTER is `on` (nginx as deployed) or `off` (one process, for
-# callgrind).
+# write_nginx_conf DIR PORT UPSTREAM MASTER [FIELDS]: writes DIR/nginx.conf for an nginx with
+# one worker, listening on 127.0.0.1:PORT, proxying every path to 127.0.0.1:UPSTREAM through a
+# pool of 64 keep-alive connections and adding the forwarding fields the gateway adds, so that
+# both proxies do the same work. MASTER is `on` (nginx as deployed) or `off` (one process, for
+# callgrind). FIELDS is `usual` (the default: the X-Forwarded-* fields and the request id, what
+# an nginx deployment sends) or `gateway`: also the three fields only the gateway writes
+# (`Forwarded`, its mark, the deadline; nginx keeps no deadline, so a fixed one of the same
+# length), so that the upstream gets requests of the same fields from both proxies and pays
+# the same to parse them.
 write_nginx_conf() {
-    local dir=$1 port=$2 upstream=$3 master=$4
+    local dir=$1 port=$2 upstream=$3 master=$4 fields=${5:-usual}
+    local gateway_fields=""
+    if [ "$fields" = gateway ]; then
+        gateway_fields='proxy_set_header Forwarded "for=\"$remote_addr:$remote_port\";proto=$scheme;host=\"$http_host\"";
+            proxy_set_header X-Microkit-Gateway forwarded;
+            proxy_set_header X-Microkit-Deadline-Ms 30000;'
+    fi
     mkdir -p "$dir/logs"
     cat >"$dir/nginx.conf" <<NGINX
 worker_processes 1;
@@ -54,6 +64,7 @@ http {
             proxy_set_header X-Forwarded-Host \$host;
             proxy_set_header X-Request-Id \$request_id;
             add_header X-Request-Id \$request_id;
+            $gateway_fields
         }
     }
 }

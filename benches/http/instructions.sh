@@ -6,14 +6,15 @@
 #
 # Needs valgrind (with callgrind_control and callgrind_annotate), wrk, nginx, curl and cargo
 # (Debian: apt-get install valgrind wrk nginx-light curl). Installs nothing. Not part of
-# `cargo test`; a full run takes about three minutes.
+# `cargo test`; a full run takes about five minutes.
 #
 #   benches/http/instructions.sh [--only servers|gateway] [--duration SECONDS] [--no-build]
 #
 # servers: bench_server, bench_axum and bench_hyper on /plaintext, /json, /user/7, POST /echo.
 # gateway: the proxy's own instructions (bench_gateway, then nginx with one worker and no
-# master process), and those of the axum upstream behind each (what the proxy's request costs
-# the service it reaches).
+# master process, as usual and sending the gateway's fields too: see write_nginx_conf), and
+# those of the axum upstream behind each (what the proxy's request costs the service it
+# reaches).
 set -euo pipefail
 
 ONLY=all
@@ -141,8 +142,8 @@ if [ "$ONLY" != gateway ]; then
 fi
 
 if [ "$ONLY" != servers ]; then
-    # proxy KIND PORT UPSTREAM OUT: starts the gateway or nginx (under callgrind when WATCH is
-    # "proxy"); its pid goes to STARTED.
+    # proxy KIND PORT UPSTREAM OUT: starts the gateway, nginx or nginx_fields (nginx sending the
+    # gateway's fields) under callgrind when WATCH is "proxy"; its pid goes to STARTED.
     proxy() {
         local kind=$1 port=$2 upstream=$3 out=$4
         local command
@@ -150,7 +151,9 @@ if [ "$ONLY" != servers ]; then
             command=("$BIN/bench_gateway" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$upstream" --threads 1)
         else
             # One process, so that callgrind sees the proxying.
-            write_nginx_conf "$WORK/nginx" "$port" "$upstream" off
+            local fields=usual
+            [ "$kind" = nginx_fields ] && fields=gateway
+            write_nginx_conf "$WORK/nginx" "$port" "$upstream" off "$fields"
             command=("$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log")
         fi
         if [ "$WATCH" = proxy ]; then
@@ -160,12 +163,12 @@ if [ "$ONLY" != servers ]; then
         fi
     }
     echo
-    echo "| endpoint | gateway | nginx | upstream behind the gateway | upstream behind nginx |"
-    echo "|---|---|---|---|---|"
+    echo "| endpoint | gateway | nginx | nginx (gateway's fields) | upstream behind the gateway | upstream behind nginx | upstream behind nginx (gateway's fields) |"
+    echo "|---|---|---|---|---|---|---|"
     for endpoint in plaintext user echo; do
         row="| $endpoint"
         for WATCH in proxy upstream; do
-            for kind in gateway nginx; do
+            for kind in gateway nginx nginx_fields; do
                 upstream=$(free_port)
                 port=$(free_port)
                 out="$WORK/cg.$kind.$WATCH.$endpoint"

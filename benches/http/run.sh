@@ -3,11 +3,13 @@
 # axum and a raw hyper twin, and microkit's Gateway against nginx, each in front of the same
 # axum upstream. Servers run pinned to CPU 0, wrk to CPU 1; rounds interleave the targets;
 # the table shows medians of requests per second and of server CPU microseconds per request
-# (utime + stime from /proc/<pid>/stat).
+# (utime + stime from /proc/<pid>/stat). nginx runs twice: with the forwarding fields an nginx
+# deployment sends, and with the gateway's own three added (see write_nginx_conf), so that the
+# upstream parses the same request from both proxies; the upstream's CPU per request is shown.
 #
 # Needs wrk and nginx (Debian: apt-get install wrk nginx-light), taskset (util-linux), curl
 # and cargo. Installs nothing. Not part of `cargo test` or .ci/run: a full run takes about
-# four minutes.
+# five minutes.
 #
 #   benches/http/run.sh [--rounds N] [--duration SECONDS] [--connections N]
 #                       [--only servers|gateway] [--port-base PORT] [--no-build]
@@ -121,17 +123,20 @@ start() {
     wait_for_port "$port" "$name"
 }
 
-# The CPU ticks a process (all its threads) and, for nginx, its workers have used.
+# The CPU ticks processes (all their threads; for nginx, the master and its worker) have
+# used: "total user", user time being the proxy's own code and system time the kernel's work
+# for it (the sockets, on loopback both ends of each).
 cpu_ticks() {
-    local total=0 pid
+    local total=0 user=0 pid
     for pid in "$@"; do
-        # Fields 14 and 15, counted after the ")" that ends the command name.
+        # Fields 14 (utime) and 15 (stime), counted after the ")" that ends the command name.
         local fields
         fields=$(sed 's/.*) //' "/proc/$pid/stat")
         set -- $fields
         total=$((total + ${12} + ${13}))
+        user=$((user + ${12}))
     done
-    echo "$total"
+    echo "$total $user"
 }
 
 # --- the load ------------------------------------------------------------------------------
@@ -155,17 +160,24 @@ declare -A SCRIPT_OF=([echo]="$WORK/echo.lua" [github]="$WORK/github.lua")
 RESULTS="$WORK/results"
 : >"$RESULTS"
 
-# measure SUITE ENDPOINT TARGET ROUND SECONDS PID...: one wrk run, one line of results.
+# measure SUITE ENDPOINT TARGET ROUND SECONDS PID...: one wrk run, one line of results:
+# requests per second, CPU microseconds per request of the PIDs, of UPSTREAM_PID (the server
+# behind a proxy; 0 when unset), and the PIDs' user-space share of theirs.
+UPSTREAM_PID=
 measure() {
     local suite=$1 endpoint=$2 target=$3 round=$4 seconds=$5
     shift 5
     local port=${PORT_OF[$target]}
     local args=(-t1 "-c$CONNECTIONS" "-d${seconds}s")
     [ -n "${SCRIPT_OF[$endpoint]:-}" ] && args+=(-s "${SCRIPT_OF[$endpoint]}")
-    local before after output
-    before=$(cpu_ticks "$@")
+    local before after output up_before=0 up_after=0 ticks user
+    before=($(cpu_ticks "$@"))
+    [ -n "$UPSTREAM_PID" ] && up_before=$(cpu_ticks "$UPSTREAM_PID" | cut -d' ' -f1)
     output=$(taskset -c "$LOAD_CPU" wrk "${args[@]}" "http://127.0.0.1:$port${PATH_OF[$endpoint]}")
-    after=$(cpu_ticks "$@")
+    after=($(cpu_ticks "$@"))
+    [ -n "$UPSTREAM_PID" ] && up_after=$(cpu_ticks "$UPSTREAM_PID" | cut -d' ' -f1)
+    ticks=$((after[0] - before[0]))
+    user=$((after[1] - before[1]))
     local rps requests errors
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$output")
     requests=$(awk '/requests in/ {print $1}' <<<"$output")
@@ -175,11 +187,11 @@ measure() {
     fi
     [ "$round" = 0 ] && return 0
     awk -v s="$suite" -v e="$endpoint" -v t="$target" -v r="$round" -v rps="$rps" \
-        -v req="$requests" -v ticks=$((after - before)) -v hz="$TICKS" \
-        'BEGIN { printf "%s %s %s %s %.0f %.2f\n", s, e, t, r, rps, ticks / hz * 1e6 / (req > 0 ? req : 1) }' \
+        -v req="$requests" -v ticks="$ticks" -v up=$((up_after - up_before)) -v user="$user" -v hz="$TICKS" \
+        'BEGIN { n = req > 0 ? req : 1; printf "%s %s %s %s %.0f %.2f %.2f %.2f\n", s, e, t, r, rps, ticks / hz * 1e6 / n, up / hz * 1e6 / n, user / hz * 1e6 / n }' \
         >>"$RESULTS"
     printf '  round %s %-9s %-14s %9.0f req/s %7.2f us/req\n' "$round" "$endpoint" "$target" \
-        "$rps" "$(awk -v t=$((after - before)) -v hz="$TICKS" -v req="$requests" 'BEGIN { print t / hz * 1e6 / (req > 0 ? req : 1) }')"
+        "$rps" "$(awk -v t="$ticks" -v hz="$TICKS" -v req="$requests" 'BEGIN { print t / hz * 1e6 / (req > 0 ? req : 1) }')"
 }
 
 # Same bytes from every twin, or the comparison means nothing.
@@ -219,13 +231,26 @@ median() {
     sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# stat SUITE ENDPOINT TARGET FIELD (5 = req/s, 6 = us/req)
+# stat SUITE ENDPOINT TARGET FIELD (5 = req/s, 6 = CPU us/req, 7 = upstream's CPU us/req,
+# 8 = user-space CPU us/req)
 stat() {
     awk -v s="$1" -v e="$2" -v t="$3" -v f="$4" '$1 == s && $2 == e && $3 == t { print $f }' "$RESULTS" | median
 }
 
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+# paired SUITE ENDPOINT A B FIELD: A's figure over B's, round by round (the two ran minutes
+# apart at most, so a machine that drifts between rounds moves both), as "median (lowest-highest)":
+# the spread says how far one run's ratio can be trusted.
+paired() {
+    awk -v s="$1" -v e="$2" -v a="$3" -v b="$4" -v f="$5" '
+        $1 == s && $2 == e && $3 == a { x[$4] = $f }
+        $1 == s && $2 == e && $3 == b { y[$4] = $f }
+        END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$RESULTS" |
+        sort -n | awk '{ v[NR] = $1 }
+            END {
+                if (NR == 0) { print "-"; exit }
+                m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                printf "%.2f (%.2f-%.2f)", m, v[1], v[NR]
+            }'
 }
 
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -260,29 +285,35 @@ if [ "$ONLY" != servers ]; then
     start upstream "$UPSTREAM" "$BIN/bench_axum" --listen "127.0.0.1:$UPSTREAM" --threads 1
     start gateway $((P + 4)) "$BIN/bench_gateway" --listen "127.0.0.1:$((P + 4))" \
         --upstream "127.0.0.1:$UPSTREAM" --threads 1
-    write_nginx_conf "$WORK/nginx" $((P + 5)) "$UPSTREAM" on
-    start nginx $((P + 5)) "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log"
     # nginx's master forks the worker that does the proxying: count both.
-    NGINX_PIDS=("${PID_OF[nginx]}" $(ps -o pid= --ppid "${PID_OF[nginx]}"))
-    for endpoint in plaintext user echo; do
-        same_answers "$endpoint" upstream gateway nginx
+    declare -A PROXY_PIDS=([gateway]="${PID_OF[gateway]}")
+    for fields in usual gateway; do
+        name=nginx; port=$((P + 5))
+        [ "$fields" = gateway ] && name=nginx_fields && port=$((P + 6))
+        write_nginx_conf "$WORK/$name" "$port" "$UPSTREAM" on "$fields"
+        start "$name" "$port" "$NGINX" -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/logs/error.log"
+        PROXY_PIDS[$name]="${PID_OF[$name]} $(ps -o pid= --ppid "${PID_OF[$name]}" | tr '\n' ' ')"
     done
+    for endpoint in plaintext user echo; do
+        same_answers "$endpoint" upstream gateway nginx nginx_fields
+    done
+    UPSTREAM_PID=${PID_OF[upstream]}
     echo "warming up..."
     for endpoint in plaintext user echo; do
-        measure gateway "$endpoint" gateway 0 1 "${PID_OF[gateway]}"
-        measure gateway "$endpoint" nginx 0 1 "${NGINX_PIDS[@]}"
+        for target in gateway nginx nginx_fields; do
+            # shellcheck disable=SC2086 # the pids are words
+            measure gateway "$endpoint" "$target" 0 1 ${PROXY_PIDS[$target]}
+        done
     done
     for round in $(seq 1 "$ROUNDS"); do
         for endpoint in plaintext user echo; do
-            for target in $(rotate "$round" gateway nginx); do
-                if [ "$target" = nginx ]; then
-                    measure gateway "$endpoint" nginx "$round" "$DURATION" "${NGINX_PIDS[@]}"
-                else
-                    measure gateway "$endpoint" gateway "$round" "$DURATION" "${PID_OF[gateway]}"
-                fi
+            for target in $(rotate "$round" gateway nginx nginx_fields); do
+                # shellcheck disable=SC2086
+                measure gateway "$endpoint" "$target" "$round" "$DURATION" ${PROXY_PIDS[$target]}
             done
         done
     done
+    UPSTREAM_PID=
 fi
 
 echo
@@ -293,22 +324,34 @@ if [ "$ONLY" != gateway ]; then
         mk=$(stat servers "$endpoint" microkit 5)
         ax=$(stat servers "$endpoint" axum 5)
         hy=$(stat servers "$endpoint" hyper 5)
-        mk_cpu=$(stat servers "$endpoint" microkit 6)
-        ax_cpu=$(stat servers "$endpoint" axum 6)
         printf '| %s | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$endpoint" "$mk" "$ax" "$hy" \
-            "$(ratio "$mk" "$ax")" "$(ratio "$mk_cpu" "$ax_cpu")" "$(ratio "$mk" "$hy")"
+            "$(paired servers "$endpoint" microkit axum 5)" "$(paired servers "$endpoint" microkit axum 6)" \
+            "$(paired servers "$endpoint" microkit hyper 5)"
     done
     echo
 fi
 if [ "$ONLY" != servers ]; then
-    echo "| endpoint | gateway req/s | nginx req/s | gateway / nginx req/s | gateway CPU us/req | nginx CPU us/req | gateway / nginx CPU per request |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| endpoint | gateway req/s | nginx req/s | gateway / nginx req/s | gateway CPU us/req (user) | nginx CPU us/req (user) | gateway / nginx CPU per request | upstream CPU us/req behind gateway / nginx |"
+    echo "|---|---|---|---|---|---|---|---|"
     for endpoint in plaintext user echo; do
         gw=$(stat gateway "$endpoint" gateway 5)
         ng=$(stat gateway "$endpoint" nginx 5)
         gw_cpu=$(stat gateway "$endpoint" gateway 6)
         ng_cpu=$(stat gateway "$endpoint" nginx 6)
-        printf '| %s | %.0f | %.0f | %s | %.1f | %.1f | %s |\n' "$endpoint" "$gw" "$ng" \
-            "$(ratio "$gw" "$ng")" "$gw_cpu" "$ng_cpu" "$(ratio "$gw_cpu" "$ng_cpu")"
+        printf '| %s | %.0f | %.0f | %s | %.1f (%.1f) | %.1f (%.1f) | %s | %.1f / %.1f |\n' "$endpoint" "$gw" "$ng" \
+            "$(paired gateway "$endpoint" gateway nginx 5)" "$gw_cpu" "$(stat gateway "$endpoint" gateway 8)" \
+            "$ng_cpu" "$(stat gateway "$endpoint" nginx 8)" "$(paired gateway "$endpoint" gateway nginx 6)" \
+            "$(stat gateway "$endpoint" gateway 7)" "$(stat gateway "$endpoint" nginx 7)"
+    done
+    echo
+    echo "nginx sending the gateway's fields too (the same request reaches the upstream):"
+    echo
+    echo "| endpoint | nginx (gateway's fields) req/s | gateway / nginx req/s | nginx CPU us/req (user) | gateway / nginx CPU per request | upstream CPU us/req behind nginx |"
+    echo "|---|---|---|---|---|---|"
+    for endpoint in plaintext user echo; do
+        ng=$(stat gateway "$endpoint" nginx_fields 5)
+        ng_cpu=$(stat gateway "$endpoint" nginx_fields 6)
+        printf '| %s | %.0f | %s | %.1f (%.1f) | %s | %.1f |\n' "$endpoint" "$ng" "$(paired gateway "$endpoint" gateway nginx_fields 5)" \
+            "$ng_cpu" "$(stat gateway "$endpoint" nginx_fields 8)" "$(paired gateway "$endpoint" gateway nginx_fields 6)" "$(stat gateway "$endpoint" nginx_fields 7)"
     done
 fi
