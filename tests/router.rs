@@ -484,6 +484,32 @@ async fn a_layer_is_called_once_ready_and_its_readiness_error_is_a_500_problem()
 }
 
 #[tokio::test]
+async fn a_layer_panicking_when_called_is_a_500_problem_and_the_router_keeps_serving() {
+    // The panic is in the layer's `call` (`MapRequest` maps the request there), not in its
+    // future: the router calls a ready service as it dispatches.
+    let panic_on_call = || {
+        tower::util::MapRequestLayer::new(|request: Request| {
+            assert_ne!(request.uri().path(), "/boom", "the layer broke");
+            request
+        })
+    };
+    let routes = || {
+        Router::new()
+            .route("/boom", get(|| async { "unreached" }))
+            .route("/x", get(|| async { "x" }))
+    };
+    for service in [
+        routes().route_layer(panic_on_call()).into_service(),
+        routes().layer(panic_on_call()).into_service(),
+    ] {
+        let response = send(&service, "GET", "/boom").await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem(response).await["status"], 500);
+        assert_eq!(body_text(send(&service, "GET", "/x").await).await, "x");
+    }
+}
+
+#[tokio::test]
 async fn state_reaches_handlers() {
     #[derive(Clone)]
     struct AppState {

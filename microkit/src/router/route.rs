@@ -63,26 +63,76 @@ where
 {
     fn call(&self, request: Request) -> HandlerFuture {
         let mut service = self.service.clone();
-        Box::pin(async move {
-            // `poll_ready` then `call`, rather than `oneshot`: its state enum would hold the
-            // request and then the service's future side by side, each moved in and out.
-            // The error is boxed before the next await: the service's own need not be `Send`.
-            let ready: Result<(), BoxError> = poll_fn(|cx| service.poll_ready(cx))
-                .await
-                .map_err(Into::into);
-            let answered = match ready {
-                Ok(()) => service.call(request).await.map_err(Into::into),
-                Err(err) => Err(err),
-            };
-            match answered {
-                Ok(response) => response.map(Body::new),
-                Err(err) => {
-                    tracing::error!(error = %err, "a service behind the router failed");
-                    Problem::internal("the request could not be processed").into_response()
-                }
+        // Most services are ready at once (a layer over a route passes on the route's
+        // readiness, which is always): asked once with a waker that does nothing, a ready one
+        // is called here, and the request goes straight into its future rather than first
+        // into one of ours (a copy of the request, and a larger box, per request). One that is
+        // not ready is asked again, with the real waker, by the future below.
+        match service.poll_ready(&mut Context::from_waker(
+            futures_util::task::noop_waker_ref(),
+        )) {
+            Poll::Ready(Ok(())) => Box::pin(Answered {
+                future: service.call(request),
+            }),
+            Poll::Ready(Err(err)) => {
+                let response = failed(err.into());
+                Box::pin(std::future::ready(response))
             }
-        })
+            Poll::Pending => Box::pin(async move {
+                // `poll_ready` then `call`, rather than `oneshot`: its state enum would hold
+                // the request and then the service's future side by side, each moved in and
+                // out. The error is boxed before the next await: the service's own need not be
+                // `Send`.
+                let ready: Result<(), BoxError> = poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(Into::into);
+                match ready {
+                    Ok(()) => {
+                        Answered {
+                            future: service.call(request),
+                        }
+                        .await
+                    }
+                    Err(err) => failed(err),
+                }
+            }),
+        }
     }
+}
+
+pin_project_lite::pin_project! {
+    /// A tower service's future, answering with microkit's response: its body boxed (unless it
+    /// is microkit's), its error a 500 problem.
+    struct Answered<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F, B, E> Future for Answered<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    E: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        self.project()
+            .future
+            .poll(cx)
+            .map(|answered| match answered {
+                Ok(response) => response.map(Body::new),
+                Err(err) => failed(err.into()),
+            })
+    }
+}
+
+/// The answer when a service behind the router fails: a 500 problem, the error logged.
+fn failed(err: BoxError) -> Response {
+    tracing::error!(error = %err, "a service behind the router failed");
+    Problem::internal("the request could not be processed").into_response()
 }
 
 /// A function from a request to its answer's future, called as it is: no extractors.
