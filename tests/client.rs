@@ -736,24 +736,35 @@ async fn a_slow_microkit_upstream_ends_at_the_deadline() {
     );
 }
 
-#[tokio::test]
-async fn a_microkit_server_answers_504_at_once_when_no_time_is_left() {
+/// Sends `GET /slow` (a handler that takes 3 s) with `millis` left to a microkit server;
+/// checks that the answer is a 504 problem and says how long it took.
+async fn deadline_problem_after(millis: u64) -> Duration {
     let server = spawn(sleepy_router(), server_config()).await;
     let started = Instant::now();
-    let response = raw_exchange(
-        server.addr,
-        b"GET /slow HTTP/1.1\r\nHost: x\r\nx-microkit-deadline-ms: 0\r\n\r\n".to_vec(),
-    )
-    .await;
+    let request =
+        format!("GET /slow HTTP/1.1\r\nHost: x\r\nx-microkit-deadline-ms: {millis}\r\n\r\n");
+    let response = raw_exchange(server.addr, request.into_bytes()).await;
+    let elapsed = started.elapsed();
     assert_eq!(response.status, 504);
     assert_eq!(
         response.header("content-type"),
         Some("application/problem+json")
     );
+    elapsed
+}
+
+#[tokio::test]
+async fn a_microkit_server_answers_504_at_once_when_no_time_is_left() {
+    let elapsed = deadline_problem_after(0).await;
+    assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_microkit_server_cuts_a_slow_handler_off_with_504_at_the_deadline() {
+    let elapsed = deadline_problem_after(250).await;
     assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        started.elapsed()
+        elapsed >= Duration::from_millis(240) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
     );
 }
 

@@ -10,7 +10,7 @@
 //! The server reads the header and the client writes it; both do so here, so the header's
 //! form lives in one place.
 
-use std::future::Future;
+use std::cell::Cell;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
@@ -21,18 +21,30 @@ pub const DEADLINE_HEADER: HeaderName = HeaderName::from_static(DEADLINE_NAME);
 
 const DEADLINE_NAME: &str = "x-microkit-deadline-ms";
 
-tokio::task_local! {
-    static DEADLINE: Instant;
+thread_local! {
+    /// The deadline of the request whose future this thread is polling: set around each poll,
+    /// as a task-local would be, with one swap in and one out (see [`in_scope`]).
+    static CURRENT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// The deadline of the request being handled, if its caller sent one.
 pub fn current() -> Option<Instant> {
-    DEADLINE.try_with(|deadline| *deadline).ok()
+    CURRENT.with(Cell::get)
 }
 
-/// Runs `future` with `deadline` as the [`current`] deadline.
-pub(crate) async fn scope<F: Future>(deadline: Instant, future: F) -> F::Output {
-    DEADLINE.scope(deadline, future).await
+/// Runs `f` (a poll of the request's future) with `deadline` as the [`current`] deadline,
+/// then makes current again what was before, also when `f` panics.
+pub(crate) fn in_scope<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Instant>);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|current| current.set(self.0));
+        }
+    }
+
+    let _restore = Restore(CURRENT.with(|current| current.replace(Some(deadline))));
+    f()
 }
 
 /// Whether `name` is [`DEADLINE_HEADER`]'s: the server finds the field in the one walk over
@@ -110,8 +122,18 @@ mod tests {
 
     #[tokio::test]
     async fn the_deadline_is_current_inside_its_scope_only() {
+        let outer = Instant::now() + Duration::from_secs(1);
+        let inner = outer + Duration::from_secs(1);
+        let seen = in_scope(outer, || (current(), in_scope(inner, current), current()));
+        assert_eq!(seen, (Some(outer), Some(inner), Some(outer)));
+        assert_eq!(current(), None);
+    }
+
+    #[test]
+    fn a_panic_inside_the_scope_leaves_no_deadline_behind() {
         let deadline = Instant::now() + Duration::from_secs(1);
-        assert_eq!(scope(deadline, async { current() }).await, Some(deadline));
+        let panicked = std::panic::catch_unwind(|| in_scope(deadline, || panic!("on purpose")));
+        assert!(panicked.is_err());
         assert_eq!(current(), None);
     }
 }

@@ -318,13 +318,6 @@ impl RouterFuture {
             state: Answer::ready(response),
         }
     }
-
-    /// A future that answers with `future`, a panic in it becoming a 500 problem.
-    pub(crate) fn from_future(future: HandlerFuture) -> Self {
-        Self {
-            state: Answer::running(future),
-        }
-    }
 }
 
 impl fmt::Debug for RouterFuture {

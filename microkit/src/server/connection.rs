@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::protocol::{Protocols, Serving, Transport};
 use super::tracker::{InFlight, Told, Tracker};
+use super::within::{deadline_passed, Within};
 use super::PeerIdentity;
 use crate::body::BodyPace;
 use crate::deadline;
@@ -46,7 +47,7 @@ pin_project_lite::pin_project! {
     /// moves it into place for every request.
     struct Answering {
         #[pin]
-        answer: Traced<RouterFuture>,
+        answer: Traced<Within>,
         _in_flight: InFlight,
     }
 }
@@ -121,24 +122,6 @@ fn expectation_failed() -> Response {
 fn headers_too_large() -> Response {
     Problem::new(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         .with_detail("the request's header fields are too large or too many")
-        .into_response()
-}
-
-/// `answer`, unless the caller's `deadline` passes first: it then no longer waits for an
-/// answer, so the work on one stops.
-async fn within(deadline: Instant, answer: RouterFuture) -> Response {
-    if deadline <= Instant::now() {
-        return deadline_passed();
-    }
-    match tokio::time::timeout_at(deadline, deadline::scope(deadline, answer)).await {
-        Ok(response) => response,
-        Err(_) => deadline_passed(),
-    }
-}
-
-fn deadline_passed() -> Response {
-    Problem::new(http::StatusCode::GATEWAY_TIMEOUT)
-        .with_detail("the caller's deadline passed before the request was answered")
         .into_response()
 }
 
@@ -218,16 +201,17 @@ impl<IO: Transport> Connection<IO> {
                 if checked.unmet_expectation {
                     return RouterFuture::ready(expectation_failed());
                 }
-                let answer = router.call(request);
                 match checked.deadline {
-                    None => answer,
-                    // Boxed: few callers send a deadline, and the timer would triple the size
-                    // of every request's future.
-                    Some(deadline) => RouterFuture::from_future(Box::pin(within(deadline, answer))),
+                    None => router.call(request),
+                    // No time left: refused before routing, so that no work starts.
+                    Some(deadline) if deadline <= Instant::now() => {
+                        RouterFuture::ready(deadline_passed())
+                    }
+                    Some(deadline) => deadline::in_scope(deadline, || router.call(request)),
                 }
             });
             Answering {
-                answer: trace.run(answer),
+                answer: trace.run(Within::new(answer, checked.deadline)),
                 _in_flight: in_flight,
             }
         });

@@ -24,6 +24,7 @@ mod protocol;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 mod tracker;
+mod within;
 
 use std::future::{Future, IntoFuture};
 use std::io;
