@@ -170,10 +170,6 @@ impl RouterCore {
             }
             None => return Answer::ready(method_not_allowed(&request, &table.allow)),
         };
-        let report = request
-            .extensions()
-            .get::<ReportMatchedRoute>()
-            .map(|_| MatchedRoute::new(pattern.clone(), table.allow.clone()));
         if let Some(span) = request.extensions().get::<ServerSpan>() {
             span.matched(method, pattern);
         }
@@ -181,7 +177,15 @@ impl RouterCore {
         for (key, value) in matched.params.iter() {
             params.push(key, value);
         }
-        request.extensions_mut().insert(RouteMatch {
+        let extensions = request.extensions_mut();
+        // Taken out, its work done, rather than read: the route match goes in next, and a
+        // service's layers (request id, metrics) and its server have by then filled the
+        // extensions' first table (three entries); a fourth would make it grow, a new table
+        // and every entry moved, on every request.
+        let report = extensions
+            .remove::<ReportMatchedRoute>()
+            .map(|_| MatchedRoute::new(pattern.clone(), table.allow.clone()));
+        extensions.insert(RouteMatch {
             pattern: pattern.clone(),
             params,
             body_limit: table.body_limit,
