@@ -40,6 +40,7 @@
 mod client;
 mod exposition;
 mod histogram;
+mod layer;
 #[cfg(feature = "otel")]
 pub mod otel;
 mod server;
@@ -47,22 +48,19 @@ mod sink;
 mod store;
 mod window;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Method, Uri};
-use tower_layer::Layer;
-use tower_service::Service;
+use http::{HeaderMap, Method};
 
 use self::exposition::Exposition;
 pub use self::exposition::Format;
 pub(crate) use self::histogram::unix_seconds;
 pub(crate) use self::histogram::Histogram;
+use self::layer::Asked;
+pub use self::layer::{MetricsFuture, MetricsLayer, MetricsService};
 use self::server::ProblemSeen;
 pub(crate) use self::server::ServerMetrics;
 use self::sink::{Family, Kind, OtelName, Sink};
@@ -74,9 +72,9 @@ pub(crate) use self::window::{Point, SLOT_SECONDS};
 use crate::client::{CallObserver, CallOutcome, ServiceClient};
 use crate::middleware::X_REQUEST_ID;
 use crate::problem::PROBLEM_JSON;
-use crate::router::{MatchedRoute, ReportMatchedRoute};
+use crate::router::MatchedRoute;
 pub(crate) use crate::trace::{SpanId, TraceId};
-use crate::{Body, Request, Response};
+use crate::{Body, Response};
 
 /// The method label for metrics whose values must stay a bounded set.
 const OTHER_METHOD: &str = "_OTHER";
@@ -518,91 +516,11 @@ impl Metrics {
     }
 }
 
-/// Records every request the wrapped router answers into [`Metrics`]. Put it on the whole
-/// router with [`Router::layer`](crate::Router::layer), so 404s and 405s count too.
-#[derive(Debug, Clone)]
-pub struct MetricsLayer {
-    metrics: Arc<Metrics>,
-}
-
-impl MetricsLayer {
-    /// Records into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
-    }
-}
-
-impl<S> Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        MetricsService {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// The service of [`MetricsLayer`].
-#[derive(Debug, Clone)]
-pub struct MetricsService<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> Service<Request> for MetricsService<S>
-where
-    S: Service<Request, Response = Response>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        request.extensions_mut().insert(ReportMatchedRoute);
-        let asked = Asked {
-            method: request.method().clone(),
-            // Cheap clones (shared bytes), kept for the rare problem answer.
-            uri: request.uri().clone(),
-            request_id: request.headers().get(X_REQUEST_ID).cloned(),
-            // The server's trace scope is current while the request is handed over.
-            trace: crate::trace::current_ids(),
-            started: Instant::now(),
-        };
-        let metrics = self.metrics.clone();
-        let in_flight = Opened::new(metrics.clone(), Gauge::InFlight);
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            // The exemplar records this trace: the calls the request makes pass it on. (Here,
-            // in the request's future, where its calls run, not in `call`'s own scope.)
-            crate::trace::record_current();
-            let response = answer.await?;
-            drop(in_flight);
-            let matched = response.extensions().get::<MatchedRoute>();
-            metrics.record_response(asked, matched, &response);
-            Ok(response)
-        })
-    }
-}
-
-/// What the metrics keep of a request until its answer.
-struct Asked {
-    method: Method,
-    uri: Uri,
-    request_id: Option<HeaderValue>,
-    /// The trace and the server span the request is in, for the exemplar and the problem.
-    trace: Option<(TraceId, SpanId)>,
-    started: Instant,
-}
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::router::get;
+    use crate::Request;
     use crate::Router;
 
     #[tokio::test]
@@ -695,6 +613,48 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("XMK"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_request_counts_in_flight_until_answered_or_abandoned() {
+        let metrics = Arc::new(Metrics::new());
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let opened = gate.clone();
+        let service = Router::new()
+            .route(
+                "/wait",
+                get(move || {
+                    let opened = opened.clone();
+                    async move { opened.notified().await }
+                }),
+            )
+            .layer(MetricsLayer::new(metrics.clone()))
+            .into_service();
+        let in_flight = || metrics.server.in_flight.load(Ordering::Relaxed);
+        let waiting = |service: &crate::router::RouterService| {
+            let request = Request::get("/wait").body(Body::empty()).unwrap();
+            tokio::spawn(service.call(request))
+        };
+
+        let answered = waiting(&service);
+        tokio::task::yield_now().await;
+        assert_eq!(in_flight(), 1);
+        gate.notify_one();
+        assert_eq!(answered.await.unwrap().status(), 200);
+        assert_eq!(in_flight(), 0);
+        assert!(metrics
+            .encode()
+            .contains(r#"route="/wait",status="200"} 1"#));
+
+        let abandoned = waiting(&service);
+        tokio::task::yield_now().await;
+        assert_eq!(in_flight(), 1);
+        abandoned.abort();
+        assert!(abandoned.await.unwrap_err().is_cancelled());
+        assert_eq!(in_flight(), 0);
+        assert!(metrics
+            .encode()
+            .contains(r#"route="/wait",status="200"} 1"#));
     }
 
     #[test]

@@ -1,0 +1,128 @@
+//! The layer that records every request a router answers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Uri};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Gauge, Metrics, Opened, SpanId, TraceId};
+use crate::middleware::X_REQUEST_ID;
+use crate::router::{MatchedRoute, ReportMatchedRoute};
+use crate::{Request, Response};
+
+/// Records every request the wrapped router answers into [`Metrics`]. Put it on the whole
+/// router with [`Router::layer`](crate::Router::layer), so 404s and 405s count too.
+#[derive(Debug, Clone)]
+pub struct MetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl MetricsLayer {
+    /// Records into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service of [`MetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request> for MetricsService<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = MetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        request.extensions_mut().insert(ReportMatchedRoute);
+        let asked = Asked {
+            method: request.method().clone(),
+            // Cheap clones (shared bytes), kept for the rare problem answer.
+            uri: request.uri().clone(),
+            request_id: request.headers().get(X_REQUEST_ID).cloned(),
+            // The server's trace scope is current while the request is handed over.
+            trace: crate::trace::current_ids(),
+            started: Instant::now(),
+        };
+        let in_flight = Opened::new(self.metrics.clone(), Gauge::InFlight);
+        MetricsFuture {
+            answer: self.inner.call(request),
+            asked: Some(asked),
+            in_flight: Some(in_flight),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`MetricsService`]: the answer, recorded when it comes. A named future
+    /// rather than a boxed `async` block, so that a request costs no allocation here.
+    pub struct MetricsFuture<F> {
+        #[pin]
+        answer: F,
+        asked: Option<Asked>,
+        // Counts the request in flight until it is answered, or until this future is dropped.
+        in_flight: Option<Opened>,
+    }
+}
+
+impl<F, E> Future for MetricsFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The exemplar records this trace: the calls the request makes pass it on. (Here, in
+        // the request's future, where its calls run, not in `call`'s own scope.)
+        crate::trace::record_current();
+        let response = std::task::ready!(this.answer.poll(cx))?;
+        if let (Some(asked), Some(in_flight)) = (this.asked.take(), this.in_flight.take()) {
+            let matched = response.extensions().get::<MatchedRoute>();
+            in_flight.metrics.record_response(asked, matched, &response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<F> std::fmt::Debug for MetricsFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsFuture").finish_non_exhaustive()
+    }
+}
+
+/// What the metrics keep of a request until its answer.
+pub(super) struct Asked {
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) request_id: Option<HeaderValue>,
+    /// The trace and the server span the request is in, for the exemplar and the problem.
+    pub(super) trace: Option<(TraceId, SpanId)>,
+    pub(super) started: Instant,
+}
