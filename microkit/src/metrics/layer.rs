@@ -73,8 +73,7 @@ where
         let in_flight = Opened::new(self.metrics.clone(), Gauge::InFlight);
         MetricsFuture {
             answer: self.inner.call(request),
-            asked: Some(asked),
-            in_flight: Some(in_flight),
+            waiting: Some((asked, in_flight)),
         }
     }
 }
@@ -85,9 +84,9 @@ pin_project_lite::pin_project! {
     pub struct MetricsFuture<F> {
         #[pin]
         answer: F,
-        asked: Option<Asked>,
-        // Counts the request in flight until it is answered, or until this future is dropped.
-        in_flight: Option<Opened>,
+        // What is recorded with the answer, and the request counted in flight until it comes
+        // (or until this future is dropped).
+        waiting: Option<(Asked, Opened)>,
     }
 }
 
@@ -103,7 +102,7 @@ where
         // the request's future, where its calls run, not in `call`'s own scope.)
         crate::trace::record_current();
         let response = std::task::ready!(this.answer.poll(cx))?;
-        if let (Some(asked), Some(in_flight)) = (this.asked.take(), this.in_flight.take()) {
+        if let Some((asked, in_flight)) = this.waiting.take() {
             let matched = response.extensions().get::<MatchedRoute>();
             in_flight.metrics.record_response(asked, matched, &response);
         }
