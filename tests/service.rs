@@ -8,10 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use microkit::client::{ClientConfig, ServiceClient};
 use microkit::discovery::{MemoryRegistry, Registry};
 use microkit::http::{Method, StatusCode};
 use microkit::metrics::Metrics;
+use microkit::middleware::RequestId;
 use microkit::router::get;
 use microkit::service::Microservice;
 use microkit::{Body, Request, Router, ServerConfig};
@@ -121,6 +123,42 @@ async fn once_register_returns_peers_find_the_instance_without_waiting() {
         registered(&registry, "catalog").await.is_empty(),
         "deregistered on shutdown"
     );
+}
+
+/// A service names every request (keeping the caller's name), its handler sees that name, and
+/// its metrics count the request under its route.
+#[tokio::test]
+async fn every_request_is_named_for_its_handler_and_counted() {
+    let router = Router::new().route(
+        "/id",
+        get(|id: RequestId| async move { id.as_str().to_owned() }),
+    );
+    let mut service = run(Microservice::new("catalog", router)).await;
+    let unnamed = get_path(service.addr, "/id").await;
+    assert_eq!(unnamed.status, StatusCode::OK);
+    let id = unnamed.header("x-request-id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "a generated id: {id}");
+    assert_eq!(
+        unnamed.text(),
+        id,
+        "the handler saw the id it was answered with"
+    );
+    let mut named = support::request(Method::GET, "/id", Bytes::new());
+    named
+        .headers_mut()
+        .insert("x-request-id", "order-7".parse().unwrap());
+    let named = support::send(service.addr, named).await;
+    assert_eq!(
+        (named.header("x-request-id"), named.text().as_str()),
+        ("order-7", "order-7")
+    );
+    let text = get_path(service.addr, "/metrics").await.text();
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/id",status="200"} 2"#),
+        "{text}"
+    );
+    service.shut_down();
+    service.finished().await;
 }
 
 #[tokio::test]

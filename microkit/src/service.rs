@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_layer::Stack;
 
 use self::registering::Registering;
 use crate::console::{Console, REGISTERED_SINCE};
@@ -213,9 +214,14 @@ impl Microservice {
                 .undocumented(),
             )
             .merge(console.operator_router(self.operators))
-            .layer(MetricsLayer::new(self.metrics.clone()))
-            // Every service keeps the caller's request id, so calls it makes pass it on.
-            .layer(RequestIdLayer::new());
+            // Every service keeps the caller's request id (the outer layer), so calls it makes
+            // pass it on, and records each request (the inner one). One layer of two rather
+            // than two calls to `layer`: each is a level of its own, a boxed future and a
+            // clone of what it wraps per request.
+            .layer(Stack::new(
+                MetricsLayer::new(self.metrics.clone()),
+                RequestIdLayer::new(),
+            ));
         Ok(BoundService {
             listener,
             router,
