@@ -18,13 +18,11 @@ use super::{
 };
 
 mod failure;
+mod readers;
 
 /// How long a connection waits for another connection (maybe in another process) to release
 /// the database before it gives up with a backend error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How many idle read connections are kept open.
-const MAX_IDLE_READERS: usize = 4;
 
 /// The table of idempotency key records. Its leading underscore keeps it apart from every
 /// collection (collection names start with a letter). The index on the expiry lets the
@@ -56,8 +54,13 @@ const PURGE_EVERY: u32 = 256;
 /// runs one write transaction at a time per database anyway; queueing writers on an
 /// in-process mutex is fair and immediate, where several write connections would contend
 /// for the file lock through `busy_timeout`'s sleep-and-retry. WAL lets readers run
-/// alongside the writer, each on a consistent snapshot. All database work happens in
-/// `tokio::task::spawn_blocking`, never on the async workers.
+/// alongside the writer, each on a consistent snapshot. Writes, lists and anything that may
+/// wait for a lock or open a file happen in `tokio::task::spawn_blocking`, never on the async
+/// workers. A point read ([`get`](Store::get), an idempotency key's record) runs on the task
+/// that asks for it when a read connection is idle, without waiting for any lock (a busy
+/// database sends it to the blocking pool): the pool's two thread hand-offs cost more than
+/// such a read of cached pages; only a page that is not cached makes the worker wait for the
+/// disk.
 ///
 /// # Schema
 ///
@@ -158,28 +161,6 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         blocking(move || f(&mut lock(&inner.writer))).await
-    }
-
-    /// Runs `f` on a read connection, on the blocking pool.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let inner = self.inner.clone();
-        blocking(move || {
-            let idle = lock(&inner.readers).pop();
-            let mut conn = match idle {
-                Some(conn) => conn,
-                None => connect(&inner.path, true).map_err(failure)?,
-            };
-            let result = f(&mut conn);
-            let mut readers = lock(&inner.readers);
-            if readers.len() < MAX_IDLE_READERS {
-                readers.push(conn);
-            }
-            result
-        })
-        .await
     }
 }
 
@@ -625,7 +606,7 @@ impl Store for SqliteStore {
             check_id(c, id)?;
             let sql = self.sql(c).await?;
             let (id, parent) = (id.clone(), parent.map(str::to_owned));
-            self.read(move |conn| {
+            self.read_point(move |conn| {
                 let row = conn
                     .prepare_cached(&sql.select)
                     .and_then(|mut stmt| {
@@ -637,9 +618,9 @@ impl Store for SqliteStore {
                     .map_err(failure)?;
                 let (version, data) = row.ok_or(StoreError::NotFound)?;
                 Ok(Record {
-                    id,
+                    id: id.clone(),
                     version: self::version(version),
-                    parent,
+                    parent: parent.clone(),
                     data: Arc::new(from_json(&data)?),
                 })
             })
@@ -842,7 +823,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             self.keys_table().await?;
             let (scope, key) = (scope.to_owned(), key.to_owned());
-            self.read(move |conn| {
+            self.read_point(move |conn| {
                 let row = conn
                     .prepare_cached(
                         "SELECT fingerprint, status, headers, body, expires_at \
