@@ -120,8 +120,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_deadline_is_current_inside_its_scope_only() {
+    #[test]
+    fn the_deadline_is_current_inside_its_scope_only() {
         let outer = Instant::now() + Duration::from_secs(1);
         let inner = outer + Duration::from_secs(1);
         let seen = in_scope(outer, || (current(), in_scope(inner, current), current()));
