@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{ffi, params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value};
@@ -54,13 +55,17 @@ const PURGE_EVERY: u32 = 256;
 /// runs one write transaction at a time per database anyway; queueing writers on an
 /// in-process mutex is fair and immediate, where several write connections would contend
 /// for the file lock through `busy_timeout`'s sleep-and-retry. WAL lets readers run
-/// alongside the writer, each on a consistent snapshot. Writes, lists and anything that may
-/// wait for a lock or open a file happen in `tokio::task::spawn_blocking`, never on the async
-/// workers. A point read ([`get`](Store::get), an idempotency key's record) runs on the task
-/// that asks for it when a read connection is idle, without waiting for any lock (a busy
-/// database sends it to the blocking pool): the pool's two thread hand-offs cost more than
-/// such a read of cached pages; only a page that is not cached makes the worker wait for the
-/// disk.
+/// alongside the writer, each on a consistent snapshot. Writes and anything that may wait for
+/// a lock or open a file happen in `tokio::task::spawn_blocking`, never on the async workers.
+/// A read ([`get`](Store::get), [`list`](Store::list), an idempotency key's record) runs on
+/// the task that asks for it when a read connection is idle, without waiting for any lock and
+/// within a budget of SQLite's work (about 80 us: a page and count of a few hundred records);
+/// a busy database, or a read that outgrows the budget (stopped, and its snapshot let go),
+/// sends it to the blocking pool. The pool's two thread hand-offs cost more than such a read
+/// of cached pages; only a page that is not cached makes the worker wait for the disk.
+///
+/// Statements are prepared once per connection and cached, with SQLite's query planner
+/// stability guarantee on: a list's `LIMIT` and `OFFSET` are bound, not planned for.
 ///
 /// # Schema
 ///
@@ -173,6 +178,10 @@ fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     }
     // List statements vary with their filters: keep more than the default 16.
     conn.set_prepared_statement_cache_capacity(64);
+    // A cached statement stays prepared: without the planner's stability guarantee, SQLite
+    // plans a page's `LIMIT ?` and `OFFSET ?` for their bound values and prepares the
+    // statement again (parsing and planning it, as uncached) every time they are bound.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 
@@ -606,7 +615,7 @@ impl Store for SqliteStore {
             check_id(c, id)?;
             let sql = self.sql(c).await?;
             let (id, parent) = (id.clone(), parent.map(str::to_owned));
-            self.read_point(move |conn| {
+            self.read_here(move |conn| {
                 let row = conn
                     .prepare_cached(&sql.select)
                     .and_then(|mut stmt| {
@@ -685,26 +694,31 @@ impl Store for SqliteStore {
             check_filters(c, &query.filters)?;
             let sql = self.sql(c).await?;
             let (clause, mut values) = sql.list_filter(query);
-            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-            let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-            self.read(move |conn| {
-                let t = ident(sql.collection.name());
+            let t = ident(sql.collection.name());
+            let count_sql = format!("SELECT count(*) FROM {t} WHERE {clause}");
+            let filters = values.len();
+            values.push(SqlValue::Integer(
+                i64::try_from(query.limit).unwrap_or(i64::MAX),
+            ));
+            values.push(SqlValue::Integer(
+                i64::try_from(query.offset).unwrap_or(i64::MAX),
+            ));
+            let page_sql = format!(
+                "SELECT id, parent, version, data FROM {t} WHERE {clause} ORDER BY id LIMIT ?{} OFFSET ?{}",
+                filters + 1,
+                filters + 2
+            );
+            self.read_here(move |conn| {
                 // One read transaction: the count and the page see the same snapshot.
                 let tx = conn.transaction().map_err(failure)?;
                 let total = tx
-                    .prepare_cached(&format!("SELECT count(*) FROM {t} WHERE {clause}"))
+                    .prepare_cached(&count_sql)
                     .and_then(|mut stmt| {
-                        stmt.query_row(params_from_iter(&values), |row| row.get::<_, i64>(0))
+                        stmt.query_row(params_from_iter(&values[..filters]), |row| {
+                            row.get::<_, i64>(0)
+                        })
                     })
                     .map_err(failure)?;
-                let n = values.len();
-                values.push(SqlValue::Integer(limit));
-                values.push(SqlValue::Integer(offset));
-                let page_sql = format!(
-                    "SELECT id, parent, version, data FROM {t} WHERE {clause} ORDER BY id LIMIT ?{} OFFSET ?{}",
-                    n + 1,
-                    n + 2
-                );
                 let mut stmt = tx.prepare_cached(&page_sql).map_err(failure)?;
                 let rows = stmt
                     .query_map(params_from_iter(&values), |row| {
@@ -719,9 +733,17 @@ impl Store for SqliteStore {
                 let mut items = Vec::new();
                 for row in rows {
                     let (id, parent, version, data) = row.map_err(failure)?;
-                    items.push(Record { id, version: self::version(version), parent, data: Arc::new(from_json(&data)?) });
+                    items.push(Record {
+                        id,
+                        version: self::version(version),
+                        parent,
+                        data: Arc::new(from_json(&data)?),
+                    });
                 }
-                Ok(Page { items, total: self::version(total) })
+                Ok(Page {
+                    items,
+                    total: self::version(total),
+                })
             })
             .await
         })
@@ -823,7 +845,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             self.keys_table().await?;
             let (scope, key) = (scope.to_owned(), key.to_owned());
-            self.read_point(move |conn| {
+            self.read_here(move |conn| {
                 let row = conn
                     .prepare_cached(
                         "SELECT fingerprint, status, headers, body, expires_at \
