@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{ffi, params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{ffi, params, params_from_iter, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use self::failure::failure;
+use self::writer::Writer;
 use super::{
     check_filters, check_id, check_write, id_for_create, now_millis, Collection, Committed, Id,
     IdKind, KeyCommit, KeyRecord, ListQuery, Page, Record, Store, StoreError, StoreFuture, Write,
@@ -20,6 +21,7 @@ use super::{
 
 mod failure;
 mod readers;
+mod writer;
 
 /// How long a connection waits for another connection (maybe in another process) to release
 /// the database before it gives up with a backend error.
@@ -51,13 +53,17 @@ const PURGE_EVERY: u32 = 256;
 ///
 /// # Connections
 ///
-/// One writer connection behind a mutex, plus a small pool of read-only connections. SQLite
-/// runs one write transaction at a time per database anyway; queueing writers on an
-/// in-process mutex is fair and immediate, where several write connections would contend
-/// for the file lock through `busy_timeout`'s sleep-and-retry. WAL lets readers run
-/// alongside the writer, each on a consistent snapshot. Writes and anything that may wait for
-/// a lock or open a file happen in `tokio::task::spawn_blocking`, never on the async workers.
-/// A read ([`get`](Store::get), [`list`](Store::list), an idempotency key's record) runs on
+/// One writer connection, owned by a thread of its own, plus a small pool of read-only
+/// connections. SQLite runs one write transaction at a time per database anyway; queueing
+/// writes for one thread is fair and immediate, where several write connections would
+/// contend for the file lock through `busy_timeout`'s sleep-and-retry. The writer commits the
+/// writes queued while it was busy together (group commit): one `BEGIN IMMEDIATE`
+/// transaction and one fsync for all of them, each write in a savepoint of its own (one that
+/// fails is undone alone), every write answered only once the transaction is committed. With
+/// sixteen clients creating products in the shop's catalog on one CPU, 2.4-2.6k writes a
+/// second -> 9-11.6k, and 290 -> 70-80 us of CPU each. WAL lets readers run alongside the
+/// writer, each on a consistent snapshot. Anything else that may wait for a lock or open a
+/// file happens in `tokio::task::spawn_blocking`, never on the async workers. A read ([`get`](Store::get), [`list`](Store::list), an idempotency key's record) runs on
 /// the task that asks for it when a read connection is idle, without waiting for any lock and
 /// within a budget of SQLite's work (about 80 us: a page and count of a few hundred records);
 /// a busy database, or a read that outgrows the budget (stopped, and its snapshot let go),
@@ -85,7 +91,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Writer,
     readers: Mutex<Vec<Connection>>,
     /// The collections prepared so far, with their statements.
     tables: Mutex<HashMap<String, Arc<Sql>>>,
@@ -122,7 +128,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
-                writer: Mutex::new(writer),
+                writer: Writer::start(writer).map_err(StoreError::backend)?,
                 readers: Mutex::new(Vec::new()),
                 tables: Mutex::new(HashMap::new()),
                 keys_ready: AtomicBool::new(false),
@@ -159,13 +165,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `f` on the writer connection, on the blocking pool.
+    /// Runs `f` in the writer's next transaction, answering once it is committed.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let inner = self.inner.clone();
-        blocking(move || f(&mut lock(&inner.writer))).await
+        self.inner.writer.write(f).await
     }
 }
 
@@ -202,14 +207,9 @@ impl Inner {
     fn prepare(&self, c: Collection) -> Result<Arc<Sql>, StoreError> {
         let mut tables = lock(&self.tables);
         let sql = Arc::new(Sql::new(c));
-        {
-            let mut conn = lock(&self.writer);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(failure)?;
-            tx.execute_batch(&sql.ddl()).map_err(failure)?;
-            tx.commit().map_err(failure)?;
-        }
+        let ddl = sql.ddl();
+        self.writer
+            .write_blocking(move |conn| conn.execute_batch(&ddl).map_err(failure))?;
         tables.insert(sql.collection.name().to_owned(), sql.clone());
         Ok(sql)
     }
@@ -585,15 +585,10 @@ impl Store for SqliteStore {
             let parent = parent.map(str::to_owned);
             self.write(move |conn| {
                 let json = to_json(&data)?;
-                // An explicit transaction, committed below: in autocommit mode `INSERT ...
-                // RETURNING` commits when the statement is reset, after its row was read, and
-                // a failed commit there (a full disk) would go unreported: the record would be
-                // acknowledged but not written.
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(failure)?;
-                let (id, version) = insert(&tx, &sql, parent.as_deref(), id.as_ref(), &json)?;
-                tx.commit().map_err(failure)?;
+                // Inside the writer's transaction, committed before the answer: in autocommit
+                // mode `INSERT ... RETURNING` commits when the statement is reset, after its
+                // row was read, and a failed commit there (a full disk) would go unreported.
+                let (id, version) = insert(conn, &sql, parent.as_deref(), id.as_ref(), &json)?;
                 Ok(Record {
                     id,
                     version,
@@ -651,11 +646,7 @@ impl Store for SqliteStore {
             let (id, parent) = (id.clone(), parent.map(str::to_owned));
             self.write(move |conn| {
                 let json = to_json(&data)?;
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(failure)?;
-                let version = update(&tx, &sql, &id, parent.as_deref(), &json, if_version)?;
-                tx.commit().map_err(failure)?;
+                let version = update(conn, &sql, &id, parent.as_deref(), &json, if_version)?;
                 Ok(Record {
                     id,
                     version,
@@ -678,14 +669,8 @@ impl Store for SqliteStore {
             check_id(c, id)?;
             let sql = self.sql(c).await?;
             let (id, parent) = (id.clone(), parent.map(str::to_owned));
-            self.write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(failure)?;
-                remove(&tx, &sql, &id, parent.as_deref(), if_version)?;
-                tx.commit().map_err(failure)
-            })
-            .await
+            self.write(move |conn| remove(conn, &sql, &id, parent.as_deref(), if_version))
+                .await
         })
     }
 
@@ -786,21 +771,18 @@ impl Store for SqliteStore {
             let inner = self.inner.clone();
             self.write(move |conn| {
                 let now = now_millis();
-                // `BEGIN IMMEDIATE` holds the database's write lock from here to the commit,
-                // across processes: no other commit can record the key in between.
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(failure)?;
-                // The key is checked as it is written, after the writes: a taken key rolls
+                // The writer's `BEGIN IMMEDIATE` holds the database's write lock from before
+                // this to the commit, across processes: no other commit can record the key in
+                // between. The key is checked as it is written, after the writes: a taken key rolls
                 // them back. A write that fails where the key is taken (the first request's
                 // record makes this one a duplicate, say) is that key's replay all the same.
                 let mut written = Vec::with_capacity(planned.len());
                 for (sql, write) in planned {
-                    match apply(&tx, &sql, write) {
+                    match apply(conn, &sql, write) {
                         Ok(record) => written.push(record),
                         Err(error) => {
                             return Err(match &key {
-                                Some(key) if key_held(&tx, &key.scope, &key.key, now)? => {
+                                Some(key) if key_held(conn, &key.scope, &key.key, now)? => {
                                     StoreError::KeyTaken
                                 }
                                 _ => error,
@@ -812,13 +794,13 @@ impl Store for SqliteStore {
                     None => None,
                     Some(key) => {
                         let record = (key.respond)(&written)?;
-                        if !insert_key(&tx, &key.scope, &key.key, &record, now)? {
+                        if !insert_key(conn, &key.scope, &key.key, &record, now)? {
                             return Err(StoreError::KeyTaken);
                         }
                         if inner.commits_since_purge.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY
                             == 0
                         {
-                            tx.execute(
+                            conn.execute(
                                 "DELETE FROM \"_microkit_idempotency\" WHERE expires_at <= ?1",
                                 params![now],
                             )
@@ -827,7 +809,6 @@ impl Store for SqliteStore {
                         Some(record)
                     }
                 };
-                tx.commit().map_err(failure)?;
                 Ok(Committed {
                     written,
                     key_record,

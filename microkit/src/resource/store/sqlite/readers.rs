@@ -225,12 +225,18 @@ mod tests {
             let products = Collection::new("product");
             let (_dir, store) = store_with(&products, &["Lamp"]).await;
             // A thousand more in one statement, rather than a thousand commits.
-            lock(&store.inner.writer)
-                .execute_batch(
-                    "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 1001) \
-                     INSERT INTO \"product\" (id, version, data) \
-                     SELECT i, 1, json_object('name', 'P' || i) FROM n;",
-                )
+            store
+                .inner
+                .writer
+                .write(|conn| {
+                    conn.execute_batch(
+                        "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 1001) \
+                         INSERT INTO \"product\" (id, version, data) \
+                         SELECT i, 1, json_object('name', 'P' || i) FROM n;",
+                    )
+                    .map_err(super::failure)
+                })
+                .await
                 .unwrap();
             store.list(&products, &window(0, 1)).await.unwrap();
 
