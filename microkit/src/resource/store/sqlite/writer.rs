@@ -141,6 +141,9 @@ enum Ran {
 /// transaction's fate is known, refusals included: whatever a caller reads after its answer
 /// (the record of the key its write found taken, say) includes the batch's writes before it.
 fn commit(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
+    if batch.is_empty() {
+        return;
+    }
     if let Err(err) = exec(conn, "BEGIN IMMEDIATE") {
         return fail(batch, &err);
     }
