@@ -797,9 +797,11 @@ impl Store for PostgresStore {
             let mut client = self.client().await?;
             // Dropped without a commit on any error below: everything rolls back.
             let tx = client.transaction().await.map_err(failure)?;
-            if let Some(key) = &key {
+            // The key's names alone: the key holds its (unshared) response maker.
+            if let Some((scope, name)) = key.as_ref().map(|key| (&key.scope, &key.key)) {
+                let claim = tx.prepare_cached(CLAIM_KEY).await.map_err(failure)?;
                 let claimed = tx
-                    .query_opt(CLAIM_KEY, &[&key.scope, &key.key, &now])
+                    .query_opt(&claim, &[scope, name, &now])
                     .await
                     .map_err(failure)?;
                 if claimed.is_none() {
@@ -816,8 +818,9 @@ impl Store for PostgresStore {
                     let record = (key.respond)(&written)?;
                     let status = i32::from(record.status);
                     let headers = Json(&record.headers);
+                    let fill = tx.prepare_cached(FILL_KEY).await.map_err(failure)?;
                     tx.execute(
-                        FILL_KEY,
+                        &fill,
                         &[
                             &key.scope,
                             &key.key,
