@@ -205,12 +205,14 @@ async fn blocking<T: Send + 'static>(
 
 impl Inner {
     fn prepare(&self, c: Collection) -> Result<Arc<Sql>, StoreError> {
-        let mut tables = lock(&self.tables);
         let sql = Arc::new(Sql::new(c));
         let ddl = sql.ddl();
+        // Not under the tables' lock, which reads take on the async workers: the writer may
+        // be busy for a while. Two tasks preparing one collection at once both run its DDL,
+        // which creates only what does not exist yet.
         self.writer
             .write_blocking(move |conn| conn.execute_batch(&ddl).map_err(failure))?;
-        tables.insert(sql.collection.name().to_owned(), sql.clone());
+        lock(&self.tables).insert(sql.collection.name().to_owned(), sql.clone());
         Ok(sql)
     }
 }

@@ -96,16 +96,19 @@ fn bound(conn: &Connection, spent: &Arc<AtomicU32>) -> rusqlite::Result<()> {
 }
 
 /// Undoes [`bound`], and says whether `conn` is fit to keep: one that could not be given its
-/// patience back, or freed of the budget, or that a stopped read left inside a transaction
-/// (holding on to an old snapshot of the database), is closed instead.
+/// patience back, or freed of the budget, is closed instead.
 fn unbound(conn: &Connection) -> bool {
     conn.progress_handler(0, None::<fn() -> bool>).is_ok()
         && conn.busy_timeout(BUSY_TIMEOUT).is_ok()
-        && conn.is_autocommit()
 }
 
 impl Inner {
+    /// Keeps `conn` for the next read, unless a read left it inside a transaction (a stopped
+    /// read whose rollback failed): it would hold on to an old snapshot of the database.
     fn keep_idle(&self, conn: Connection) {
+        if !conn.is_autocommit() {
+            return;
+        }
         let mut readers = lock(&self.readers);
         if readers.len() < MAX_IDLE_READERS {
             readers.push(conn);

@@ -38,6 +38,10 @@ impl Writer {
 
     /// Runs `write` inside the next transaction the writer commits, and answers with its value
     /// once that transaction is committed (or with the error that kept it from being).
+    ///
+    /// `write` must leave the transaction to the writer (no `COMMIT`, `ROLLBACK` or `RELEASE`
+    /// of its own): the writer takes a connection back in autocommit mode for a transaction
+    /// that SQLite rolled back.
     pub(super) async fn write<T: Send + 'static>(
         &self,
         write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -144,6 +148,10 @@ fn commit(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
     if batch.is_empty() {
         return;
     }
+    // A transaction a failed rollback left open would refuse every batch from here on.
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
     if let Err(err) = exec(conn, "BEGIN IMMEDIATE") {
         return fail(batch, &err);
     }
@@ -153,16 +161,23 @@ fn commit(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
     while let Some(mut job) = jobs.next() {
         match run(conn, job.as_mut()) {
             Ran::Written => written.push(job),
-            Ran::Refused(error) => refused.push((job, error)),
+            Ran::Refused(error) => refused.push(Refusal {
+                job,
+                error,
+                saw_writes: !written.is_empty(),
+            }),
             Ran::Lost(error) => {
                 let lost = error.to_string();
                 job.answer(Err(error));
-                for job in written {
-                    job.answer(Err(StoreError::unavailable(format!(
+                let rolled_back = || {
+                    StoreError::unavailable(format!(
                         "rolled back with another write of its transaction, which failed: {lost}"
-                    ))));
+                    ))
+                };
+                for job in written {
+                    job.answer(Err(rolled_back()));
                 }
-                answer_refused(refused);
+                answer_refused(refused, rolled_back);
                 // The rest, not yet run, in a transaction of their own.
                 return commit(conn, jobs.collect());
             }
@@ -173,20 +188,44 @@ fn commit(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
             for job in written {
                 job.answer(Ok(()));
             }
+            for refusal in refused {
+                refusal.job.answer(Err(refusal.error));
+            }
         }
         Err(err) => {
             if !conn.is_autocommit() {
                 let _ = exec(conn, "ROLLBACK");
             }
+            let failed = err.to_string();
             fail(written, &err);
+            answer_refused(refused, || {
+                StoreError::unavailable(format!("its transaction failed to commit: {failed}"))
+            });
         }
     }
-    answer_refused(refused);
 }
 
-fn answer_refused(refused: Vec<(Box<dyn Job>, StoreError)>) {
-    for (job, error) in refused {
-        job.answer(Err(error));
+/// A write refused in a transaction that is still open.
+struct Refusal {
+    job: Box<dyn Job>,
+    error: StoreError,
+    /// Whether the transaction held other writes when it was refused: then it may have been
+    /// refused because of them (a duplicate of a record written just before, a version just
+    /// changed).
+    saw_writes: bool,
+}
+
+/// Answers the refusals of a transaction that did not commit: one that saw other writes, now
+/// undone, with `undone()` (its refusal no longer holds, and the write may well succeed if
+/// made again), the others with their own error.
+fn answer_refused(refused: Vec<Refusal>, undone: impl Fn() -> StoreError) {
+    for refusal in refused {
+        let error = if refusal.saw_writes {
+            undone()
+        } else {
+            refusal.error
+        };
+        refusal.job.answer(Err(error));
     }
 }
 
@@ -273,6 +312,13 @@ mod tests {
         }
     }
 
+    /// A write that fails and takes its transaction with it, as SQLite does itself on a full
+    /// disk.
+    fn losing_the_transaction(conn: &Connection) -> Result<(), StoreError> {
+        conn.execute_batch("ROLLBACK").map_err(failure)?;
+        Err(StoreError::unavailable("the disk is full"))
+    }
+
     fn stored(reader: &Connection) -> Vec<i64> {
         let mut stmt = reader.prepare("SELECT v FROM t ORDER BY v").unwrap();
         stmt.query_map([], |row| row.get(0))
@@ -327,12 +373,7 @@ mod tests {
         let (_dir, writer, reader) = writer();
         let release = hold(&writer).await;
         let before = writer.queue(insert(1)).unwrap();
-        let losing = writer
-            .queue(|conn| {
-                conn.execute_batch("ROLLBACK").map_err(failure)?;
-                Err::<(), _>(StoreError::unavailable("the disk is full"))
-            })
-            .unwrap();
+        let losing = writer.queue(losing_the_transaction).unwrap();
         let after = writer.queue(insert(2)).unwrap();
         release.send(()).unwrap();
         let before = before.await.unwrap().unwrap_err();
@@ -340,6 +381,29 @@ mod tests {
         assert!(losing.await.unwrap().is_err());
         assert_eq!(after.await.unwrap().unwrap(), 2);
         assert_eq!(stored(&reader), [2]);
+    }
+
+    /// In a transaction that is lost, a refusal that may have come from the batch's earlier
+    /// writes (a duplicate of a record written just before) no longer holds: it is answered
+    /// as the writes are (503, try again); one made before any write keeps its own error.
+    #[tokio::test]
+    async fn a_refusal_caused_by_a_lost_write_is_not_kept() {
+        let (_dir, writer, reader) = writer();
+        writer.write(insert(5)).await.unwrap();
+        let release = hold(&writer).await;
+        let genuine = writer.queue(insert(5)).unwrap();
+        let first = writer.queue(insert(1)).unwrap();
+        let duplicate = writer.queue(insert(1)).unwrap();
+        let losing = writer.queue(losing_the_transaction).unwrap();
+        release.send(()).unwrap();
+        let genuine = genuine.await.unwrap().unwrap_err();
+        assert!(!genuine.is_unavailable(), "{genuine}");
+        let first = first.await.unwrap().unwrap_err();
+        assert!(first.is_unavailable(), "{first}");
+        let duplicate = duplicate.await.unwrap().unwrap_err();
+        assert!(duplicate.is_unavailable(), "{duplicate}");
+        assert!(losing.await.unwrap().is_err());
+        assert_eq!(stored(&reader), [5]);
     }
 
     /// A write that panics is refused; the writer goes on.
