@@ -59,12 +59,13 @@ const PURGE_EVERY: u32 = 256;
 /// contend for the file lock through `busy_timeout`'s sleep-and-retry. The writer commits the
 /// writes queued while it was busy together (group commit): one `BEGIN IMMEDIATE`
 /// transaction and one fsync for all of them, each write in a savepoint of its own (one that
-/// fails is undone alone), every write answered only once the transaction is committed. With
-/// sixteen clients creating products in the shop's catalog on one CPU, 2.4-2.6k writes a
+/// fails is undone alone), every write answered only once its transaction's fate is known.
+/// With sixteen clients creating products in the shop's catalog on one CPU, 2.4-2.6k writes a
 /// second -> 9-11.6k, and 290 -> 70-80 us of CPU each. WAL lets readers run alongside the
 /// writer, each on a consistent snapshot. Anything else that may wait for a lock or open a
-/// file happens in `tokio::task::spawn_blocking`, never on the async workers. A read ([`get`](Store::get), [`list`](Store::list), an idempotency key's record) runs on
-/// the task that asks for it when a read connection is idle, without waiting for any lock and
+/// file happens in `tokio::task::spawn_blocking`, never on the async workers. A read
+/// ([`get`](Store::get), [`list`](Store::list), an idempotency key's record) runs on the task
+/// that asks for it when a read connection is idle, without waiting for any lock and
 /// within a budget of SQLite's work (about 80 us: a page and count of a few hundred records);
 /// a busy database, or a read that outgrows the budget (stopped, and its snapshot let go),
 /// sends it to the blocking pool. The pool's two thread hand-offs cost more than such a read
@@ -149,9 +150,20 @@ impl SqliteStore {
                 return Ok(sql.clone());
             }
         }
-        let inner = self.inner.clone();
-        let c = c.clone();
-        blocking(move || inner.prepare(c)).await
+        self.prepare_tables(c.clone()).await
+    }
+
+    /// Creates a collection's table and indexes (what does not exist yet) and keeps its
+    /// statements. Not under the tables' lock, which reads take on the async workers: the
+    /// writer may be busy for a while. Two tasks preparing one collection at once both run its
+    /// DDL, which creates only what does not exist yet.
+    async fn prepare_tables(&self, c: Collection) -> Result<Arc<Sql>, StoreError> {
+        let sql = Arc::new(Sql::new(c));
+        let ddl = sql.ddl();
+        self.write(move |conn| conn.execute_batch(&ddl).map_err(failure))
+            .await?;
+        lock(&self.inner.tables).insert(sql.collection.name().to_owned(), sql.clone());
+        Ok(sql)
     }
 
     /// Creates the key records' table, once.
@@ -201,20 +213,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(StoreError::backend)?
-}
-
-impl Inner {
-    fn prepare(&self, c: Collection) -> Result<Arc<Sql>, StoreError> {
-        let sql = Arc::new(Sql::new(c));
-        let ddl = sql.ddl();
-        // Not under the tables' lock, which reads take on the async workers: the writer may
-        // be busy for a while. Two tasks preparing one collection at once both run its DDL,
-        // which creates only what does not exist yet.
-        self.writer
-            .write_blocking(move |conn| conn.execute_batch(&ddl).map_err(failure))?;
-        lock(&self.tables).insert(sql.collection.name().to_owned(), sql.clone());
-        Ok(sql)
-    }
 }
 
 /// A collection and the SQL of its operations.
@@ -567,11 +565,7 @@ fn insert_key(
 
 impl Store for SqliteStore {
     fn prepare<'a>(&'a self, c: &'a Collection) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let inner = self.inner.clone();
-            let c = c.clone();
-            blocking(move || inner.prepare(c)).await.map(drop)
-        })
+        Box::pin(async move { self.prepare_tables(c.clone()).await.map(drop) })
     }
 
     fn create<'a>(
@@ -775,9 +769,10 @@ impl Store for SqliteStore {
                 let now = now_millis();
                 // The writer's `BEGIN IMMEDIATE` holds the database's write lock from before
                 // this to the commit, across processes: no other commit can record the key in
-                // between. The key is checked as it is written, after the writes: a taken key rolls
-                // them back. A write that fails where the key is taken (the first request's
-                // record makes this one a duplicate, say) is that key's replay all the same.
+                // between. The key is checked as it is written, after the writes: a taken key
+                // rolls them back. A write that fails where the key is taken (the first
+                // request's record makes this one a duplicate, say) is that key's replay all
+                // the same.
                 let mut written = Vec::with_capacity(planned.len());
                 for (sql, write) in planned {
                     match apply(conn, &sql, write) {

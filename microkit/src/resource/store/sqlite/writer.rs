@@ -49,14 +49,6 @@ impl Writer {
         self.queue(write)?.await.map_err(|_| stopped())?
     }
 
-    /// [`write`](Self::write), for a thread that may block (on the blocking pool).
-    pub(super) fn write_blocking<T: Send + 'static>(
-        &self,
-        write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.queue(write)?.blocking_recv().map_err(|_| stopped())?
-    }
-
     fn queue<T: Send + 'static>(
         &self,
         write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
