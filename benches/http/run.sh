@@ -12,7 +12,10 @@
 # five minutes.
 #
 #   benches/http/run.sh [--rounds N] [--duration SECONDS] [--connections N]
-#                       [--only servers|gateway] [--port-base PORT] [--no-build]
+#                       [--only servers|gateway] [--port-base PORT] [--no-build] [--control]
+#
+# --control runs a second raw hyper server among the servers' targets and shows raw hyper
+# against itself: the ratio one run gives two identical servers, the noise floor of the others.
 set -euo pipefail
 
 ROUNDS=3
@@ -21,9 +24,10 @@ CONNECTIONS=64
 ONLY=all
 PORT_BASE=18080
 BUILD=1
+CONTROL=0
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
         --only) ONLY=$2; shift 2 ;;
         --port-base) PORT_BASE=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --control) CONTROL=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "run.sh: unknown option $1" >&2; usage 2 ;;
     esac
@@ -261,19 +266,24 @@ if [ "$ONLY" != gateway ]; then
     start microkit $((P + 0)) "$BIN/bench_server" --listen "127.0.0.1:$((P + 0))" --threads 1
     start axum $((P + 1)) "$BIN/bench_axum" --listen "127.0.0.1:$((P + 1))" --threads 1
     start hyper $((P + 2)) "$BIN/bench_hyper" --listen "127.0.0.1:$((P + 2))" --threads 1
+    SERVERS=(microkit axum hyper)
+    if [ "$CONTROL" = 1 ]; then
+        start control $((P + 7)) "$BIN/bench_hyper" --listen "127.0.0.1:$((P + 7))" --threads 1
+        SERVERS+=(control)
+    fi
     for endpoint in plaintext json user echo; do
-        same_answers "$endpoint" microkit axum hyper
+        same_answers "$endpoint" "${SERVERS[@]}"
     done
     ENDPOINTS=(plaintext json user echo github)
     echo "warming up..."
-    for target in microkit axum hyper; do
+    for target in "${SERVERS[@]}"; do
         for endpoint in "${ENDPOINTS[@]}"; do
             measure servers "$endpoint" "$target" 0 1 "${PID_OF[$target]}"
         done
     done
     for round in $(seq 1 "$ROUNDS"); do
         for endpoint in "${ENDPOINTS[@]}"; do
-            for target in $(rotate "$round" microkit axum hyper); do
+            for target in $(rotate "$round" "${SERVERS[@]}"); do
                 measure servers "$endpoint" "$target" "$round" "$DURATION" "${PID_OF[$target]}"
             done
         done
@@ -318,17 +328,30 @@ fi
 
 echo
 if [ "$ONLY" != gateway ]; then
-    echo "| endpoint | microkit req/s | axum req/s | raw hyper req/s | microkit / axum req/s | microkit / axum CPU per request | microkit / raw hyper req/s |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| endpoint | microkit req/s | axum req/s | raw hyper req/s | microkit / axum req/s | microkit / axum CPU per request | microkit / raw hyper req/s | microkit / raw hyper CPU per request | CPU us/req (user) microkit / raw hyper |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for endpoint in plaintext json user echo github; do
         mk=$(stat servers "$endpoint" microkit 5)
         ax=$(stat servers "$endpoint" axum 5)
         hy=$(stat servers "$endpoint" hyper 5)
-        printf '| %s | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$endpoint" "$mk" "$ax" "$hy" \
+        printf '| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.1f (%.1f) / %.1f (%.1f) |\n' "$endpoint" "$mk" "$ax" "$hy" \
             "$(paired servers "$endpoint" microkit axum 5)" "$(paired servers "$endpoint" microkit axum 6)" \
-            "$(paired servers "$endpoint" microkit hyper 5)"
+            "$(paired servers "$endpoint" microkit hyper 5)" "$(paired servers "$endpoint" microkit hyper 6)" \
+            "$(stat servers "$endpoint" microkit 6)" "$(stat servers "$endpoint" microkit 8)" \
+            "$(stat servers "$endpoint" hyper 6)" "$(stat servers "$endpoint" hyper 8)"
     done
     echo
+    if [ "$CONTROL" = 1 ]; then
+        echo "Control, raw hyper / a second raw hyper (1.00 on a quiet machine):"
+        echo
+        echo "| endpoint | req/s | CPU per request |"
+        echo "|---|---|---|"
+        for endpoint in plaintext json user echo github; do
+            printf '| %s | %s | %s |\n' "$endpoint" "$(paired servers "$endpoint" hyper control 5)" \
+                "$(paired servers "$endpoint" hyper control 6)"
+        done
+        echo
+    fi
 fi
 if [ "$ONLY" != servers ]; then
     echo "| endpoint | gateway req/s | nginx req/s | gateway / nginx req/s | gateway CPU us/req (user) | nginx CPU us/req (user) | gateway / nginx CPU per request | upstream CPU us/req behind gateway / nginx |"
