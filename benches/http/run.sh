@@ -14,8 +14,9 @@
 #   benches/http/run.sh [--rounds N] [--duration SECONDS] [--connections N]
 #                       [--only servers|gateway] [--port-base PORT] [--no-build] [--control]
 #
-# --control runs a second raw hyper server among the servers' targets and shows raw hyper
-# against itself: the ratio one run gives two identical servers, the noise floor of the others.
+# --control runs a second raw hyper server among the servers' targets, and a second nginx
+# among the proxies, and shows each against its twin: the ratio one run gives two identical
+# servers, the noise floor of the others.
 set -euo pipefail
 
 ROUNDS=3
@@ -297,27 +298,32 @@ if [ "$ONLY" != servers ]; then
         --upstream "127.0.0.1:$UPSTREAM" --threads 1
     # nginx's master forks the worker that does the proxying: count both.
     declare -A PROXY_PIDS=([gateway]="${PID_OF[gateway]}")
-    for fields in usual gateway; do
-        name=nginx; port=$((P + 5))
-        [ "$fields" = gateway ] && name=nginx_fields && port=$((P + 6))
+    PROXIES=(gateway nginx nginx_fields)
+    [ "$CONTROL" = 1 ] && PROXIES+=(nginx_control)
+    for name in "${PROXIES[@]:1}"; do
+        case "$name" in
+            nginx) fields=usual port=$((P + 5)) ;;
+            nginx_fields) fields=gateway port=$((P + 6)) ;;
+            nginx_control) fields=usual port=$((P + 8)) ;;
+        esac
         write_nginx_conf "$WORK/$name" "$port" "$UPSTREAM" on "$fields"
         start "$name" "$port" "$NGINX" -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/logs/error.log"
         PROXY_PIDS[$name]="${PID_OF[$name]} $(ps -o pid= --ppid "${PID_OF[$name]}" | tr '\n' ' ')"
     done
     for endpoint in plaintext user echo; do
-        same_answers "$endpoint" upstream gateway nginx nginx_fields
+        same_answers "$endpoint" upstream "${PROXIES[@]}"
     done
     UPSTREAM_PID=${PID_OF[upstream]}
     echo "warming up..."
     for endpoint in plaintext user echo; do
-        for target in gateway nginx nginx_fields; do
+        for target in "${PROXIES[@]}"; do
             # shellcheck disable=SC2086 # the pids are words
             measure gateway "$endpoint" "$target" 0 1 ${PROXY_PIDS[$target]}
         done
     done
     for round in $(seq 1 "$ROUNDS"); do
         for endpoint in plaintext user echo; do
-            for target in $(rotate "$round" gateway nginx nginx_fields); do
+            for target in $(rotate "$round" "${PROXIES[@]}"); do
                 # shellcheck disable=SC2086
                 measure gateway "$endpoint" "$target" "$round" "$DURATION" ${PROXY_PIDS[$target]}
             done
@@ -377,4 +383,15 @@ if [ "$ONLY" != servers ]; then
         printf '| %s | %.0f | %s | %.1f (%.1f) | %s | %.1f |\n' "$endpoint" "$ng" "$(paired gateway "$endpoint" gateway nginx_fields 5)" \
             "$ng_cpu" "$(stat gateway "$endpoint" nginx_fields 8)" "$(paired gateway "$endpoint" gateway nginx_fields 6)" "$(stat gateway "$endpoint" nginx_fields 7)"
     done
+    if [ "$CONTROL" = 1 ]; then
+        echo
+        echo "Control, nginx / a second nginx (1.00 on a quiet machine):"
+        echo
+        echo "| endpoint | req/s | CPU per request |"
+        echo "|---|---|---|"
+        for endpoint in plaintext user echo; do
+            printf '| %s | %s | %s |\n' "$endpoint" "$(paired gateway "$endpoint" nginx nginx_control 5)" \
+                "$(paired gateway "$endpoint" nginx nginx_control 6)"
+        done
+    fi
 fi
