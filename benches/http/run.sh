@@ -259,6 +259,21 @@ paired() {
             }'
 }
 
+# control_table TITLE SUITE A B ENDPOINTS...: A against its twin B (--control), endpoint by
+# endpoint.
+control_table() {
+    local title=$1 suite=$2 a=$3 b=$4 endpoint
+    shift 4
+    echo "Control, $title (1.00 on a quiet machine):"
+    echo
+    echo "| endpoint | req/s | CPU per request |"
+    echo "|---|---|---|"
+    for endpoint in "$@"; do
+        printf '| %s | %s | %s |\n' "$endpoint" "$(paired "$suite" "$endpoint" "$a" "$b" 5)" \
+            "$(paired "$suite" "$endpoint" "$a" "$b" 6)"
+    done
+}
+
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU"
 
@@ -348,14 +363,7 @@ if [ "$ONLY" != gateway ]; then
     done
     echo
     if [ "$CONTROL" = 1 ]; then
-        echo "Control, raw hyper / a second raw hyper (1.00 on a quiet machine):"
-        echo
-        echo "| endpoint | req/s | CPU per request |"
-        echo "|---|---|---|"
-        for endpoint in plaintext json user echo github; do
-            printf '| %s | %s | %s |\n' "$endpoint" "$(paired servers "$endpoint" hyper control 5)" \
-                "$(paired servers "$endpoint" hyper control 6)"
-        done
+        control_table "raw hyper / a second raw hyper" servers hyper control plaintext json user echo github
         echo
     fi
 fi
@@ -385,13 +393,6 @@ if [ "$ONLY" != servers ]; then
     done
     if [ "$CONTROL" = 1 ]; then
         echo
-        echo "Control, nginx / a second nginx (1.00 on a quiet machine):"
-        echo
-        echo "| endpoint | req/s | CPU per request |"
-        echo "|---|---|---|"
-        for endpoint in plaintext user echo; do
-            printf '| %s | %s | %s |\n' "$endpoint" "$(paired gateway "$endpoint" nginx nginx_control 5)" \
-                "$(paired gateway "$endpoint" nginx nginx_control 6)"
-        done
+        control_table "nginx / a second nginx" gateway nginx nginx_control plaintext user echo
     fi
 fi
