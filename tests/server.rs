@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use microkit::extract::RemoteAddr;
+use microkit::extract::{Extension, MatchedPath, Path, RemoteAddr};
 use microkit::http::{Method, StatusCode, Version};
 use microkit::router::{get, post};
 use microkit::{Json, Router, ServerConfig};
@@ -390,6 +390,45 @@ async fn remote_addr_is_the_clients_address() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), conn.local_addr().to_string());
     assert!(reply.text().starts_with("127.0.0.1:"));
+    server.stop().await;
+}
+
+/// What a layer around the router read: the server keeps the address with the route match,
+/// and a layer (which runs before routing) finds it with `RemoteAddr::of`.
+#[derive(Clone)]
+struct SeenByLayer(Option<RemoteAddr>);
+
+#[tokio::test]
+async fn a_layer_reads_the_clients_address_and_the_route_still_matches() {
+    let app = Router::new()
+        .route(
+            "/user/{id}",
+            get(
+                |Extension(SeenByLayer(seen)): Extension<SeenByLayer>,
+                 RemoteAddr(addr): RemoteAddr,
+                 matched: MatchedPath,
+                 Path(id): Path<u32>| async move {
+                    let seen = seen.map_or("none".to_owned(), |RemoteAddr(addr)| addr.to_string());
+                    format!("{seen} {addr} {} {id}", matched.as_str())
+                },
+            ),
+        )
+        .layer(tower::util::MapRequestLayer::new(
+            |mut request: microkit::Request| {
+                let seen = SeenByLayer(RemoteAddr::of(request.extensions()));
+                request.extensions_mut().insert(seen);
+                request
+            },
+        ));
+    let server = spawn(app, config()).await;
+    let mut conn = Http1Conn::open(server.addr).await;
+    let reply = conn
+        .send(request(Method::GET, "/user/7", Bytes::new()))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    let client = conn.local_addr().to_string();
+    assert_eq!(reply.text(), format!("{client} {client} /user/{{id}} 7"));
     server.stop().await;
 }
 

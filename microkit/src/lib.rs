@@ -75,6 +75,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+mod request_context;
 pub mod resource;
 pub mod response;
 pub mod router;

@@ -7,9 +7,9 @@ use futures_util::FutureExt;
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 
-use super::path::RouteMatch;
 use super::{FromRequest, Rejection, RejectionKind};
 use crate::body::{BodyError, CollectLimited};
+use crate::request_context::RequestContext;
 use crate::Request;
 
 /// The largest request body a body extractor reads, unless the route or server says otherwise.
@@ -26,9 +26,7 @@ pub struct BodyLimit(pub usize);
 impl BodyLimit {
     /// The limit that applies to a request: the route's, else the server's, else the default.
     pub(crate) fn of(parts: &Parts) -> usize {
-        parts
-            .extensions
-            .get::<RouteMatch>()
+        RequestContext::route(&parts.extensions)
             .and_then(|matched| matched.body_limit)
             .or_else(|| parts.extensions.get::<BodyLimit>().map(|limit| limit.0))
             .unwrap_or(DEFAULT_BODY_LIMIT)

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::path_de::PathDeserializer;
 use super::{FromRequestParts, OptionalFromRequestParts, Rejection, RejectionKind};
+use crate::request_context::RequestContext;
 
 /// Path parameters, deserialized with serde: one value, a tuple in route order, or a struct
 /// (or map) by parameter name.
@@ -49,7 +50,7 @@ where
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(matched) = parts.extensions.get::<RouteMatch>() else {
+        let Some(matched) = RequestContext::route(&parts.extensions) else {
             return Err(Rejection::new(
                 RejectionKind::MissingContext,
                 "path parameters are only available to handlers of a route",
@@ -73,7 +74,7 @@ where
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Rejection> {
-        let matched = parts.extensions.get::<RouteMatch>();
+        let matched = RequestContext::route(&parts.extensions);
         if matched.is_none_or(|matched| matched.params.len() == 0) {
             return Ok(None);
         }
@@ -84,8 +85,7 @@ where
 }
 
 /// What the router learned while matching: the route pattern, the raw parameters and the
-/// route's body limit. Kept in the request's extensions as one value, so routing costs one
-/// extension insert.
+/// route's body limit. Kept in the request's [`RequestContext`], beside the client's address.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteMatch {
     pub(crate) pattern: Arc<str>,
@@ -242,11 +242,14 @@ mod tests {
             path_params.push(key, value);
         }
         let (mut parts, ()) = http::Request::new(()).into_parts();
-        parts.extensions.insert(RouteMatch {
-            pattern: Arc::from("/test"),
-            params: path_params,
-            body_limit: None,
-        });
+        RequestContext::matched(
+            &mut parts.extensions,
+            RouteMatch {
+                pattern: Arc::from("/test"),
+                params: path_params,
+                body_limit: None,
+            },
+        );
         parts
     }
 

@@ -425,7 +425,7 @@ impl Forwarder {
         let (mut parts, body) = request.into_parts();
         let mut lines = HeaderLines::new();
         if refusal.is_none() {
-            let remote = parts.extensions.get::<RemoteAddr>().copied();
+            let remote = RemoteAddr::of(&parts.extensions);
             headers::strip_hop_by_hop(&mut parts.headers);
             headers::write_forwarding(
                 &mut parts.headers,

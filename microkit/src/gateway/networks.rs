@@ -154,12 +154,9 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let nearby = request
-            .extensions()
-            .get::<RemoteAddr>()
-            .is_some_and(|RemoteAddr(addr)| {
-                self.networks.iter().any(|net| net.contains(addr.ip()))
-            });
+        let nearby = RemoteAddr::of(request.extensions()).is_some_and(|RemoteAddr(addr)| {
+            self.networks.iter().any(|net| net.contains(addr.ip()))
+        });
         let detail = if is_marked(request.headers()) {
             "this route is internal: it does not answer requests forwarded by the gateway"
         } else if nearby {

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 
 use super::IdempotencyConfig;
-use crate::extract::RouteMatch;
+use crate::request_context::RequestContext;
 use crate::Problem;
 
 /// `Idempotency-Key`: the request header carrying the key.
@@ -57,9 +57,7 @@ pub(crate) fn key(
 
 /// Where a key is valid: the method and route pattern, and the caller when known.
 pub(crate) fn scope(parts: &Parts) -> String {
-    let route = parts
-        .extensions
-        .get::<RouteMatch>()
+    let route = RequestContext::route(&parts.extensions)
         .map_or_else(|| parts.uri.path(), |matched| &matched.pattern);
     let method = parts.method.as_str();
     let mut scope = String::with_capacity(method.len() + route.len() + 1);

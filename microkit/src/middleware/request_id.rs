@@ -8,7 +8,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::extract::{FromRequestParts, Rejection};
-use crate::trace::{random_u64, ServerSpan};
+use crate::request_context::RequestContext;
+use crate::trace::random_u64;
 
 tokio::task_local! {
     static CURRENT: RequestId;
@@ -151,7 +152,7 @@ where
                 id
             }
         };
-        if let Some(span) = request.extensions().get::<ServerSpan>() {
+        if let Some(span) = RequestContext::span(request.extensions()) {
             span.request_id(id.as_str());
         }
         request.extensions_mut().insert(id.clone());

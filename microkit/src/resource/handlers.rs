@@ -21,8 +21,9 @@ use super::query;
 use super::repo::{Repo, Stored};
 use super::spec::{canonical_param, Resource};
 use super::store::{Id, ListQuery, Record, StoreError, Written};
-use crate::extract::{is_json, parse_document, read_limited, RouteMatch, State};
+use crate::extract::{is_json, parse_document, read_limited, State};
 use crate::idempotency::{Begin, Claim, Idempotency, Reply};
+use crate::request_context::RequestContext;
 use crate::response::IntoResponse;
 use crate::{Json, Problem, Request, Response};
 
@@ -105,7 +106,7 @@ impl Target {
 
 /// The decoded value of a route parameter (borrowed when it has no escapes).
 fn param<'p>(parts: &'p Parts, name: &str) -> Result<Option<Cow<'p, str>>, Problem> {
-    let Some(matched) = parts.extensions.get::<RouteMatch>() else {
+    let Some(matched) = RequestContext::route(&parts.extensions) else {
         return Ok(None);
     };
     match matched.params.iter().find(|(key, _)| *key == name) {

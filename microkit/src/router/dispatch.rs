@@ -21,8 +21,8 @@ use super::route::{CallRoute, Endpoint, Route, RouteFuture};
 use super::Router;
 use crate::extract::{PathParams, RouteMatch};
 use crate::handler::HandlerFuture;
+use crate::request_context::RequestContext;
 use crate::response::IntoResponse;
-use crate::trace::ServerSpan;
 use crate::{Body, BoxError, Problem, Request, Response};
 
 /// A frozen [`Router`]: a tower service answering requests, cheap to clone.
@@ -170,26 +170,31 @@ impl RouterCore {
             }
             None => return Answer::ready(method_not_allowed(&request, &table.allow)),
         };
-        if let Some(span) = request.extensions().get::<ServerSpan>() {
-            span.matched(method, pattern);
-        }
+        // Owned, for the span once the route match is in: cheap, a standard method is a tag.
+        let method = method.clone();
         let mut params = PathParams::default();
         for (key, value) in matched.params.iter() {
             params.push(key, value);
         }
         let extensions = request.extensions_mut();
-        // Taken out, its work done, rather than read: the route match goes in next, and a
-        // service's layers (request id, metrics) and its server have by then filled the
-        // extensions' first table (three entries); a fourth would make it grow, a new table
-        // and every entry moved, on every request.
+        // Taken out, its work done, rather than read: a service's layers (request id,
+        // metrics) and its server have by then filled the extensions' first table (three
+        // entries; the route match joins the server's), and a fourth, from a route's own
+        // layer, would make it grow: a new table and every entry moved.
         let report = extensions
             .remove::<ReportMatchedRoute>()
             .map(|_| MatchedRoute::new(pattern.clone(), table.allow.clone()));
-        extensions.insert(RouteMatch {
-            pattern: pattern.clone(),
-            params,
-            body_limit: table.body_limit,
-        });
+        let span = RequestContext::matched(
+            extensions,
+            RouteMatch {
+                pattern: pattern.clone(),
+                params,
+                body_limit: table.body_limit,
+            },
+        );
+        if let Some(span) = span {
+            span.matched(&method, pattern);
+        }
         Answer::Running {
             future: route.call(request),
             head,

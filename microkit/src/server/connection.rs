@@ -19,7 +19,8 @@ use super::within::{deadline_passed, Within};
 use super::PeerIdentity;
 use crate::body::BodyPace;
 use crate::deadline;
-use crate::extract::{BodyLimit, RemoteAddr, DEFAULT_BODY_LIMIT};
+use crate::extract::{BodyLimit, DEFAULT_BODY_LIMIT};
+use crate::request_context::RequestContext;
 use crate::response::IntoResponse;
 use crate::router::{RouterFuture, RouterService};
 use crate::trace::{ServerTrace, Traced};
@@ -184,7 +185,7 @@ impl<IO: Transport> Connection<IO> {
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = InFlight::start(&requests, request.version());
             let mut request = request.map(|body| Body::from_connection(body, body_pace));
-            request.extensions_mut().insert(RemoteAddr(remote));
+            RequestContext::arrived(request.extensions_mut(), remote);
             if let Some(peer) = &peer {
                 request.extensions_mut().insert(peer.clone());
             }

@@ -10,6 +10,7 @@ use tracing::Span;
 
 use super::TraceContext;
 use crate::extract::RemoteAddr;
+use crate::request_context::RequestContext;
 use crate::Response;
 
 /// What a server does around each request: read its trace context, open its span, and make
@@ -38,7 +39,7 @@ pub struct ServerTrace {
     span: Span,
 }
 
-/// The request's span, in its extensions while a subscriber listens, for the router to
+/// The request's span, in its [`RequestContext`] while a subscriber listens, for the router to
 /// record the matched route on.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerSpan(Span);
@@ -95,7 +96,7 @@ impl ServerTrace {
         if !span.is_disabled() {
             context.recorded();
             describe(&span, &context, request);
-            request.extensions_mut().insert(ServerSpan(span.clone()));
+            RequestContext::traced(request.extensions_mut(), ServerSpan(span.clone()));
         }
         Self { context, span }
     }
@@ -171,7 +172,7 @@ fn describe<B>(span: &Span, context: &TraceContext, request: &http::Request<B>) 
     if let Some(parent) = context.parent_id() {
         span.record("parent_span_id", tracing::field::display(parent));
     }
-    if let Some(RemoteAddr(remote)) = request.extensions().get::<RemoteAddr>() {
+    if let Some(RemoteAddr(remote)) = RemoteAddr::of(request.extensions()) {
         span.record("client.address", tracing::field::display(remote.ip()));
         span.record("client.port", remote.port());
     }

@@ -1,0 +1,117 @@
+//! What the server, its trace and the router learn about a request, kept together in one
+//! extension entry.
+//!
+//! Why one: every entry in `http::Extensions` is a boxed value in a hash map, and every lookup
+//! hashes and probes. The server knows the client's address, its trace the request's span
+//! (while a subscriber listens), the router the route that matched; as three entries they
+//! cost every routed request two allocations, two inserts and their drops more than one does,
+//! and the router a lookup for each. As one, the trace and the router fill in the entry the
+//! server made.
+
+use std::net::SocketAddr;
+
+use http::Extensions;
+
+use crate::extract::{RemoteAddr, RouteMatch};
+use crate::trace::ServerSpan;
+
+/// The client's address (from the server), the request's span (from its trace) and the route
+/// match (from the router).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestContext {
+    remote: Option<SocketAddr>,
+    span: Option<ServerSpan>,
+    route: Option<RouteMatch>,
+}
+
+impl RequestContext {
+    /// The server's part: a request arrived from `remote`.
+    pub(crate) fn arrived(extensions: &mut Extensions, remote: SocketAddr) {
+        extensions.insert(Self {
+            remote: Some(remote),
+            ..Self::default()
+        });
+    }
+
+    /// The trace's part: the request's span, for the router and the request id layer to
+    /// record on. (The entry is made here, and by the router, for a request that did not come
+    /// through microkit's server: one dispatched in process, in a test.)
+    pub(crate) fn traced(extensions: &mut Extensions, span: ServerSpan) {
+        extensions.get_or_insert_default::<Self>().span = Some(span);
+    }
+
+    /// The router's part: `route` matched. It replaces an earlier match (a nested router's
+    /// outer one), as a second insert would. Returns the request's span, to be named after
+    /// the route.
+    pub(crate) fn matched(extensions: &mut Extensions, route: RouteMatch) -> Option<&ServerSpan> {
+        let context = extensions.get_or_insert_default::<Self>();
+        context.route = Some(route);
+        context.span.as_ref()
+    }
+
+    /// The route that matched, if the request went through a router and one did.
+    pub(crate) fn route(extensions: &Extensions) -> Option<&RouteMatch> {
+        extensions.get::<Self>()?.route.as_ref()
+    }
+
+    /// The request's span, while a subscriber listens.
+    pub(crate) fn span(extensions: &Extensions) -> Option<&ServerSpan> {
+        extensions.get::<Self>()?.span.as_ref()
+    }
+
+    /// The client's address from the server, else one put in by hand as a [`RemoteAddr`].
+    pub(crate) fn remote(extensions: &Extensions) -> Option<SocketAddr> {
+        extensions
+            .get::<Self>()
+            .and_then(|context| context.remote)
+            .or_else(|| extensions.get::<RemoteAddr>().map(|RemoteAddr(addr)| *addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::extract::PathParams;
+
+    fn route(pattern: &str) -> RouteMatch {
+        RouteMatch {
+            pattern: Arc::from(pattern),
+            params: PathParams::default(),
+            body_limit: None,
+        }
+    }
+
+    #[test]
+    fn the_route_joins_the_servers_entry() {
+        let mut extensions = Extensions::new();
+        let remote: SocketAddr = "192.0.2.7:5150".parse().unwrap();
+        RequestContext::arrived(&mut extensions, remote);
+        RequestContext::matched(&mut extensions, route("/user/{id}"));
+        assert_eq!(extensions.len(), 1);
+        assert_eq!(RequestContext::remote(&extensions), Some(remote));
+        let matched = RequestContext::route(&extensions).unwrap();
+        assert_eq!(&*matched.pattern, "/user/{id}");
+    }
+
+    #[test]
+    fn a_later_match_replaces_an_earlier_one() {
+        let mut extensions = Extensions::new();
+        RequestContext::matched(&mut extensions, route("/api/{*rest}"));
+        RequestContext::matched(&mut extensions, route("/user/{id}"));
+        assert_eq!(extensions.len(), 1);
+        let matched = RequestContext::route(&extensions).unwrap();
+        assert_eq!(&*matched.pattern, "/user/{id}");
+        assert_eq!(RequestContext::remote(&extensions), None);
+    }
+
+    #[test]
+    fn an_address_put_in_by_hand_is_read() {
+        let mut extensions = Extensions::new();
+        let remote: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        extensions.insert(RemoteAddr(remote));
+        RequestContext::matched(&mut extensions, route("/"));
+        assert_eq!(RequestContext::remote(&extensions), Some(remote));
+    }
+}
