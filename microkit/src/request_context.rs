@@ -3,10 +3,9 @@
 //!
 //! Why one: every entry in `http::Extensions` is a boxed value in a hash map, and every lookup
 //! hashes and probes. The server knows the client's address, its trace the request's span
-//! (while a subscriber listens), the router the route that matched; as three entries they
-//! cost every routed request two allocations, two inserts and their drops more than one does,
-//! and the router a lookup for each. As one, the trace and the router fill in the entry the
-//! server made.
+//! (while a subscriber listens), the router the route that matched; each as an entry of its
+//! own would cost every routed request an allocation, an insert, a drop and the router a
+//! lookup. As one, the trace and the router fill in the entry the server made.
 
 use std::net::SocketAddr;
 
@@ -59,12 +58,14 @@ impl RequestContext {
         extensions.get::<Self>()?.span.as_ref()
     }
 
-    /// The client's address from the server, else one put in by hand as a [`RemoteAddr`].
+    /// The client's address: one put in as a [`RemoteAddr`], else the server's. The one put
+    /// in wins: a layer that learns the client's address from a trusted proxy's field says so
+    /// by inserting it, as it did when the server's was an entry of its own.
     pub(crate) fn remote(extensions: &Extensions) -> Option<SocketAddr> {
-        extensions
-            .get::<Self>()
-            .and_then(|context| context.remote)
-            .or_else(|| extensions.get::<RemoteAddr>().map(|RemoteAddr(addr)| *addr))
+        match extensions.get::<RemoteAddr>() {
+            Some(RemoteAddr(addr)) => Some(*addr),
+            None => extensions.get::<Self>()?.remote,
+        }
     }
 }
 
@@ -113,5 +114,14 @@ mod tests {
         extensions.insert(RemoteAddr(remote));
         RequestContext::matched(&mut extensions, route("/"));
         assert_eq!(RequestContext::remote(&extensions), Some(remote));
+    }
+
+    #[test]
+    fn an_address_put_in_overrides_the_servers() {
+        let mut extensions = Extensions::new();
+        RequestContext::arrived(&mut extensions, "127.0.0.1:40000".parse().unwrap());
+        let client: SocketAddr = "203.0.113.9:5150".parse().unwrap();
+        extensions.insert(RemoteAddr(client));
+        assert_eq!(RequestContext::remote(&extensions), Some(client));
     }
 }

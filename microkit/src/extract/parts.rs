@@ -28,14 +28,15 @@ clone_from_parts!(Version, version);
 ///
 /// The server keeps it with every request it reads, beside the route match in one extension
 /// entry (one allocation fewer per request than an entry of its own): take it as a handler
-/// argument, or in a layer with [`RemoteAddr::of`]. A request built by hand (in a test, say)
-/// can carry one with `request.extensions_mut().insert(RemoteAddr(addr))`.
+/// argument, or in a layer with [`RemoteAddr::of`]. One inserted with
+/// `request.extensions_mut().insert(RemoteAddr(addr))` takes its place: in a request built by
+/// hand (a test), or from a layer that learns the client's address from a trusted proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RemoteAddr(pub SocketAddr);
 
 impl RemoteAddr {
-    /// The client's address of the request with these extensions: the one the server
-    /// accepted, else one inserted by hand; `None` for a request that has neither.
+    /// The client's address of the request with these extensions: one inserted, else the one
+    /// the server accepted; `None` for a request that has neither.
     ///
     /// ```
     /// use microkit::extract::RemoteAddr;
