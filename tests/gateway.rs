@@ -16,6 +16,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use microkit::client::{ClientConfig, ServiceClient};
 use microkit::discovery::MemoryRegistry;
+use microkit::extract::RemoteAddr;
 use microkit::gateway::{AllowNetworksLayer, Gateway, Network};
 use microkit::http::{header, Method, Request as HttpRequest, StatusCode};
 use microkit::router::{any, get};
@@ -458,6 +459,44 @@ async fn services_guard_their_internal_routes_by_the_real_client_address() {
         StatusCode::OK,
         "other routes are open"
     );
+}
+
+/// A layer behind a trusted proxy puts the client's address from the proxy's field in the
+/// server's place; the guard then judges that address, not the proxy's.
+#[tokio::test]
+async fn an_address_a_layer_puts_in_is_the_one_the_guard_judges() {
+    let from_proxy = tower::util::MapRequestLayer::new(|mut request: Request| {
+        let real = request
+            .headers()
+            .get("x-real-ip")
+            .and_then(|value| value.to_str().ok()?.parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = real {
+            let addr = std::net::SocketAddr::new(ip, 0);
+            request.extensions_mut().insert(RemoteAddr(addr));
+        }
+        request
+    });
+    let ten: Network = "10.0.0.0/8".parse().expect("a network");
+    let app = Router::new()
+        .route("/internal/stats", get(|| async { "stats" }))
+        .route_layer(AllowNetworksLayer::new([ten]))
+        .layer(from_proxy);
+    let server = spawn(app, server_config()).await;
+    // From 127.0.0.1, outside 10/8: refused.
+    assert_problem(
+        &get_path(server.addr, "/internal/stats").await,
+        StatusCode::FORBIDDEN,
+    );
+    let mut relayed = request(Method::GET, "/internal/stats", Bytes::new());
+    relayed
+        .headers_mut()
+        .insert("x-real-ip", support::value("10.1.2.3"));
+    assert_eq!(send(server.addr, relayed).await.status, StatusCode::OK);
+    let mut outside = request(Method::GET, "/internal/stats", Bytes::new());
+    outside
+        .headers_mut()
+        .insert("x-real-ip", support::value("192.0.2.1"));
+    assert_problem(&send(server.addr, outside).await, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

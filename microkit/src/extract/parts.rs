@@ -24,13 +24,15 @@ clone_from_parts!(Method, method);
 clone_from_parts!(Uri, uri);
 clone_from_parts!(Version, version);
 
-/// The client's socket address, as the server accepted it.
+/// The client's socket address: the one the server accepted, or one put in its place.
 ///
-/// The server keeps it with every request it reads, beside the route match in one extension
-/// entry (one allocation fewer per request than an entry of its own): take it as a handler
-/// argument, or in a layer with [`RemoteAddr::of`]. One inserted with
-/// `request.extensions_mut().insert(RemoteAddr(addr))` takes its place: in a request built by
-/// hand (a test), or from a layer that learns the client's address from a trusted proxy.
+/// Take it as a handler argument, or in a layer with [`RemoteAddr::of`] (the server keeps its
+/// own with the request's other context, not as an extension of its own, so
+/// `extensions().get::<RemoteAddr>()` does not find it). One inserted with
+/// `request.extensions_mut().insert(RemoteAddr(addr))` takes the server's place: in a request
+/// built by hand (a test), or from a layer that learns the client's address from a trusted
+/// proxy's field. The gateway's `Forwarded` and
+/// [`AllowNetworksLayer`](crate::gateway::AllowNetworksLayer) read it the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RemoteAddr(pub SocketAddr);
 
@@ -121,7 +123,7 @@ where
     }
 }
 
-/// `None` for a request that did not come through microkit's server.
+/// `None` when neither the server nor a layer gave the request one.
 impl<S: Send + Sync> OptionalFromRequestParts<S> for RemoteAddr {
     type Rejection = std::convert::Infallible;
 

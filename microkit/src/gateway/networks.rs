@@ -96,8 +96,9 @@ impl FromStr for Network {
     }
 }
 
-/// Lets a request through only when its real client address (the connection's, never a
-/// forwarded header) is in one of the allowed networks and it did not come through the
+/// Lets a request through only when its real client address ([`RemoteAddr::of`]: the
+/// connection's, never a forwarded header, unless a layer put another in its place) is in one
+/// of the allowed networks and it did not come through the
 /// gateway (it carries no [`GATEWAY_MARK`](super::GATEWAY_MARK)); others get a 403 problem.
 /// Put it on internal routes with [`Router::route_layer`](crate::Router::route_layer).
 ///
