@@ -111,9 +111,11 @@ macro_rules! impl_handler {
             $last: FromRequest<S, M> + OperationInput + Send,
         {
             fn call(self, request: Request, state: S) -> HandlerFuture {
+                // Split before the future is made: a future keeps what it captures beside its
+                // own variables, so splitting inside would hold the request twice.
+                #[allow(unused_mut)]
+                let (mut parts, body) = request.into_parts();
                 Box::pin(async move {
-                    #[allow(unused_mut)]
-                    let (mut parts, body) = request.into_parts();
                     $(
                         let $part = match $part::from_request_parts(&mut parts, &state).await {
                             Ok(value) => value,
