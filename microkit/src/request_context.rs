@@ -79,7 +79,7 @@ mod tests {
     fn route(pattern: &str) -> RouteMatch {
         RouteMatch {
             pattern: Arc::from(pattern),
-            params: PathParams::default(),
+            params: PathParams::from_pairs(&[]),
             body_limit: None,
         }
     }

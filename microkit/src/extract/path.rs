@@ -2,12 +2,14 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::request::Parts;
+use http::uri::PathAndQuery;
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 
 use super::path_de::PathDeserializer;
 use super::{FromRequestParts, OptionalFromRequestParts, Rejection, RejectionKind};
 use crate::request_context::RequestContext;
+use crate::router::matcher::{ParamRanges, Params};
 
 /// Path parameters, deserialized with serde: one value, a tuple in route order, or a struct
 /// (or map) by parameter name.
@@ -93,106 +95,63 @@ pub(crate) struct RouteMatch {
     pub(crate) body_limit: Option<usize>,
 }
 
-/// Raw (still percent-encoded) path parameters, copied out of the matched path.
+/// Raw (still percent-encoded) path parameters: where their values lie in the matched path.
 ///
-/// Why in place: nearly every match has a parameter or two, and short ones (an id, a slug).
-/// Kept inside the route match they cost no allocation of their own; a match with more, or
-/// longer, keeps keys and values in one heap buffer, two allocations whatever their number.
-#[derive(Debug, Clone)]
-pub(crate) enum PathParams {
-    /// Keys and values back to back in `text`, each parameter's key starting at `spans[i].0`,
-    /// its value at `spans[i].1` and ending at `spans[i].2`.
-    Inline {
-        text: [u8; INLINE_TEXT],
-        spans: [(u8, u8, u8); INLINE_PARAMS],
-        count: u8,
-    },
-    /// The same, on the heap.
-    Heap {
-        buffer: String,
-        spans: Vec<(usize, usize, usize)>,
-    },
-}
-
-/// The most bytes of keys and values kept in place.
-const INLINE_TEXT: usize = 64;
-/// The most parameters kept in place.
-const INLINE_PARAMS: usize = 4;
-
-impl Default for PathParams {
-    fn default() -> Self {
-        Self::Inline {
-            text: [0; INLINE_TEXT],
-            spans: [(0, 0, 0); INLINE_PARAMS],
-            count: 0,
-        }
-    }
+/// Why ranges of a shared path rather than copies: the path is a handle on the request's own
+/// bytes (a reference count, no copy), and the names are the route's, so a match costs no
+/// allocation and no copy however many or long its parameters are. Keeping the path rather
+/// than reading the request's URI again keeps the values those routed, whatever a layer
+/// does to the URI afterwards.
+#[derive(Clone)]
+pub(crate) struct PathParams {
+    path: PathAndQuery,
+    names: Arc<[Box<str>]>,
+    ranges: ParamRanges,
 }
 
 impl PathParams {
-    pub(crate) fn push(&mut self, key: &str, value: &str) {
-        if let Self::Inline { text, spans, count } = self {
-            let start = spans[..usize::from(*count)]
-                .last()
-                .map_or(0, |span| usize::from(span.2));
-            let middle = start + key.len();
-            let end = middle + value.len();
-            if usize::from(*count) < INLINE_PARAMS && end <= INLINE_TEXT {
-                text[start..middle].copy_from_slice(key.as_bytes());
-                text[middle..end].copy_from_slice(value.as_bytes());
-                // `end` fits in a byte: it is at most `INLINE_TEXT`.
-                spans[usize::from(*count)] = (start as u8, middle as u8, end as u8);
-                *count += 1;
-                return;
-            }
-            self.spill();
-        }
-        if let Self::Heap { buffer, spans } = self {
-            let start = buffer.len();
-            buffer.push_str(key);
-            let middle = buffer.len();
-            buffer.push_str(value);
-            spans.push((start, middle, buffer.len()));
-        }
-    }
-
-    /// Moves the parameters kept in place to the heap, to make room for more.
-    fn spill(&mut self) {
-        let kept = std::mem::replace(
-            self,
-            Self::Heap {
-                buffer: String::new(),
-                spans: Vec::new(),
-            },
-        );
-        for (key, value) in kept.iter() {
-            self.push(key, value);
+    /// The parameters `matched` found in `path`, the path it was looked up in.
+    pub(crate) fn new(path: PathAndQuery, matched: &Params<'_, '_>) -> Self {
+        Self {
+            path,
+            names: Arc::clone(matched.names()),
+            ranges: matched.ranges().clone(),
         }
     }
 
     /// How many parameters there are.
     pub(crate) fn len(&self) -> usize {
-        match self {
-            Self::Inline { count, .. } => usize::from(*count),
-            Self::Heap { spans, .. } => spans.len(),
-        }
+        self.names.len().min(self.ranges.len())
+    }
+
+    /// The parameters of a route `/{key}/...` matched in the path `/value/...`: for tests
+    /// that need a match without a router.
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let route: String = pairs.iter().map(|(key, _)| format!("/{{{key}}}")).collect();
+        let path: String = pairs.iter().map(|(_, value)| format!("/{value}")).collect();
+        let (route, path) = if pairs.is_empty() {
+            ("/".to_owned(), "/".to_owned())
+        } else {
+            (route, path)
+        };
+        let mut matcher = crate::router::matcher::Matcher::new();
+        matcher.insert(route, ()).expect("a route of parameters");
+        let matched = matcher
+            .at(&path)
+            .expect("the path has a value per parameter");
+        Self::new(
+            PathAndQuery::try_from(path.as_str()).expect("a path"),
+            &matched.params,
+        )
     }
 
     /// The raw parameters in route order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        (0..self.len()).map(move |i| match self {
-            Self::Inline { text, spans, .. } => {
-                let (start, middle, end) = spans[i];
-                (
-                    inline_str(&text[usize::from(start)..usize::from(middle)]),
-                    inline_str(&text[usize::from(middle)..usize::from(end)]),
-                )
-            }
-            Self::Heap { buffer, spans } => {
-                let (start, middle, end) = spans[i];
-                (&buffer[start..middle], &buffer[middle..end])
-            }
-        })
+        self.names
+            .iter()
+            .map(|name| &**name)
+            .zip(self.ranges.values(self.path.path()))
     }
 
     /// Calls `use_decoded` with the parameters percent-decoded, on the stack for a few (the
@@ -201,8 +160,8 @@ impl PathParams {
         &self,
         use_decoded: impl FnOnce(&[(&str, Cow<'_, str>)]) -> R,
     ) -> Result<R, Rejection> {
-        if self.len() <= INLINE_PARAMS {
-            let mut decoded: [(&str, Cow<'_, str>); INLINE_PARAMS] = Default::default();
+        if self.len() <= DECODED_ON_STACK {
+            let mut decoded: [(&str, Cow<'_, str>); DECODED_ON_STACK] = Default::default();
             for (slot, (key, raw)) in decoded.iter_mut().zip(self.iter()) {
                 *slot = (key, decode(key, raw)?);
             }
@@ -216,13 +175,20 @@ impl PathParams {
     }
 }
 
-/// A key or value kept in place: pushed as a `str` and cut where it was pushed, so it is
-/// UTF-8.
-fn inline_str(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).expect("cut from pushed strings at their ends")
+impl std::fmt::Debug for PathParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
 }
 
+/// How many decoded parameters are kept on the stack rather than in a vector.
+const DECODED_ON_STACK: usize = 4;
+
 fn decode<'a>(key: &str, raw: &'a str) -> Result<Cow<'a, str>, Rejection> {
+    // The usual value (an id, a slug) has nothing to decode, and is UTF-8 already.
+    if !raw.contains('%') {
+        return Ok(Cow::Borrowed(raw));
+    }
     percent_decode_str(raw).decode_utf8().map_err(|_| {
         Rejection::new(
             RejectionKind::InvalidPath,
@@ -237,10 +203,7 @@ mod tests {
     use serde::Deserialize;
 
     fn parts_with(params: &[(&str, &str)]) -> Parts {
-        let mut path_params = PathParams::default();
-        for (key, value) in params {
-            path_params.push(key, value);
-        }
+        let path_params = PathParams::from_pairs(params);
         let (mut parts, ()) = http::Request::new(()).into_parts();
         RequestContext::matched(
             &mut parts.extensions,
@@ -298,8 +261,8 @@ mod tests {
     }
 
     #[test]
-    fn parameters_past_what_fits_in_place_move_to_the_heap_in_order() {
-        let long = "x".repeat(INLINE_TEXT);
+    fn many_and_long_parameters_are_kept_in_route_order() {
+        let long = "x".repeat(300);
         let cases: [&[(&str, &str)]; 4] = [
             &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")],
             &[
@@ -311,21 +274,13 @@ mod tests {
                 ("f", "6"),
             ],
             &[("id", "7"), ("rest", &long), ("tail", "é")],
-            &[("rest", &long)],
+            &[],
         ];
         for params in cases {
-            let mut stored = PathParams::default();
-            for (key, value) in params {
-                stored.push(key, value);
-            }
+            let stored = PathParams::from_pairs(params);
             let kept: Vec<(&str, &str)> = stored.iter().collect();
             assert_eq!(kept, params.to_vec());
             assert_eq!(stored.len(), params.len());
-            let in_place = matches!(stored, PathParams::Inline { .. });
-            assert_eq!(
-                in_place,
-                params.len() <= INLINE_PARAMS && params.iter().all(|(_, v)| v.len() < 8)
-            );
         }
     }
 

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, LOCATION};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, StatusCode};
 use http_body::Body as _;
 use tower_service::Service;
@@ -172,10 +173,11 @@ impl RouterCore {
         };
         // Owned, for the span once the route match is in: cheap, a standard method is a tag.
         let method = method.clone();
-        let mut params = PathParams::default();
-        for (key, value) in matched.params.iter() {
-            params.push(key, value);
-        }
+        let path = request.uri().path_and_query().cloned();
+        let params = PathParams::new(
+            path.unwrap_or_else(|| PathAndQuery::from_static("/")),
+            &matched.params,
+        );
         let extensions = request.extensions_mut();
         // Taken out, its work done, rather than read: a service's layers (request id,
         // metrics) and its server have by then filled the extensions' first table (three
@@ -463,6 +465,36 @@ mod tests {
         let response = service.call(request).await;
         assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(response.headers()[LOCATION], "/shop");
+    }
+
+    #[tokio::test]
+    async fn parameters_are_those_routed_whatever_a_route_layer_does_to_the_uri() {
+        let rewrite = tower::util::MapRequestLayer::new(|mut request: Request| {
+            *request.uri_mut() = "/elsewhere/99?x=1".parse().unwrap();
+            request
+        });
+        let long = "l".repeat(200);
+        let service = Router::new()
+            .route(
+                "/user/{id}/files/{*rest}",
+                get(
+                    |crate::extract::Path((id, rest)): crate::extract::Path<(u64, String)>| async move {
+                        format!("{id} {rest}")
+                    },
+                ),
+            )
+            .route_layer(rewrite)
+            .into_service();
+        let request = Request::get(format!("/user/7/files/a%20b/{long}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = service.call(request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, format!("7 a b/{long}"));
     }
 
     #[tokio::test]

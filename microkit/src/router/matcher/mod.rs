@@ -115,6 +115,7 @@ mod params;
 mod tree;
 
 pub use self::error::{InsertError, MatchError, MergeError};
+pub(crate) use self::params::ParamRanges;
 pub use self::params::Params;
 
 use self::tree::Node;

@@ -1,6 +1,7 @@
 //! The parameters captured by a successful lookup.
 
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 /// How many parameter values are stored without a heap allocation.
 const INLINE_CAPACITY: usize = 4;
@@ -14,28 +15,16 @@ const INLINE_CAPACITY: usize = 4;
 /// vector. Offsets are `u32`: [`Matcher::at`](super::Matcher::at) rejects
 /// paths of 4 GiB or more.
 #[derive(Clone, Default)]
-pub(super) struct ParamValues<'v> {
-    path: &'v str,
+pub(crate) struct ParamRanges {
     inline: [(u32, u32); INLINE_CAPACITY],
     spilled: Vec<(u32, u32)>,
     len: usize,
 }
 
-impl<'v> ParamValues<'v> {
-    /// Starts capturing values from `path`, which must be shorter than 4 GiB.
+impl ParamRanges {
+    /// Captures `start..end`.
     #[inline]
-    pub(super) fn new(path: &'v str) -> Self {
-        Self {
-            path,
-            inline: [(0, 0); INLINE_CAPACITY],
-            spilled: Vec::new(),
-            len: 0,
-        }
-    }
-
-    /// Captures `path[start..end]`.
-    #[inline]
-    pub(super) fn push(&mut self, start: usize, end: usize) {
+    fn push(&mut self, start: usize, end: usize) {
         // Lossless: the path is shorter than 4 GiB.
         let range = (start as u32, end as u32);
         match self.inline.get_mut(self.len) {
@@ -45,29 +34,71 @@ impl<'v> ParamValues<'v> {
         self.len += 1;
     }
 
+    /// Forgets the ranges captured after the first `len`, when backtracking.
     #[inline]
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Forgets the values captured after the first `len`, when backtracking.
-    #[inline]
-    pub(super) fn truncate(&mut self, len: usize) {
+    fn truncate(&mut self, len: usize) {
         if len < self.len {
             self.spilled.truncate(len.saturating_sub(INLINE_CAPACITY));
             self.len = len;
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &'v str> + '_ {
+    /// How many values were captured.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The values, cut out of `path`: the path these ranges were captured in.
+    pub(crate) fn values<'a, 'p: 'a>(
+        &'a self,
+        path: &'p str,
+    ) -> impl Iterator<Item = &'p str> + 'a {
         let inline_len = self.len.min(INLINE_CAPACITY);
-        let path = self.path;
         self.inline[..inline_len]
             .iter()
             .chain(self.spilled.iter())
             // Ranges end at `/`, at the end of the path, or around static
             // bytes copied from a route, so they lie on char boundaries.
             .map(move |&(start, end)| path.get(start as usize..end as usize).unwrap_or_default())
+    }
+}
+
+/// The values captured while walking the tree, with the path they are cut from.
+#[derive(Clone, Default)]
+pub(super) struct ParamValues<'v> {
+    path: &'v str,
+    ranges: ParamRanges,
+}
+
+impl<'v> ParamValues<'v> {
+    /// Starts capturing values from `path`, which must be shorter than 4 GiB.
+    #[inline]
+    pub(super) fn new(path: &'v str) -> Self {
+        Self {
+            path,
+            ranges: ParamRanges::default(),
+        }
+    }
+
+    /// Captures `path[start..end]`.
+    #[inline]
+    pub(super) fn push(&mut self, start: usize, end: usize) {
+        self.ranges.push(start, end);
+    }
+
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Forgets the values captured after the first `len`, when backtracking.
+    #[inline]
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.ranges.truncate(len);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'v str> + '_ {
+        self.ranges.values(self.path)
     }
 }
 
@@ -88,17 +119,27 @@ impl<'v> ParamValues<'v> {
 /// let pairs: Vec<_> = matched.params.iter().collect();
 /// assert_eq!(pairs, [("id", "7"), ("path", "a%20b/c")]);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Params<'k, 'v> {
-    keys: &'k [Box<str>],
+    keys: &'k Arc<[Box<str>]>,
     values: ParamValues<'v>,
 }
 
 impl<'k, 'v> Params<'k, 'v> {
     /// Pairs the parameter names of a route with the captured values.
-    pub(super) fn new(keys: &'k [Box<str>], values: ParamValues<'v>) -> Self {
+    pub(super) fn new(keys: &'k Arc<[Box<str>]>, values: ParamValues<'v>) -> Self {
         debug_assert_eq!(keys.len(), values.len());
         Self { keys, values }
+    }
+
+    /// The route's parameter names, shared: a match outlives the lookup without copying them.
+    pub(crate) fn names(&self) -> &'k Arc<[Box<str>]> {
+        self.keys
+    }
+
+    /// Where the values lie in the looked-up path.
+    pub(crate) fn ranges(&self) -> &ParamRanges {
+        &self.values.ranges
     }
 
     /// The value of the parameter named `key`, if the route has one.
@@ -125,6 +166,16 @@ impl<'k, 'v> Params<'k, 'v> {
     }
 }
 
+impl Default for Params<'_, '_> {
+    fn default() -> Self {
+        static NO_NAMES: LazyLock<Arc<[Box<str>]>> = LazyLock::new(|| Arc::from([]));
+        Self {
+            keys: &NO_NAMES,
+            values: ParamValues::default(),
+        }
+    }
+}
+
 impl fmt::Debug for Params<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
@@ -137,7 +188,7 @@ mod tests {
 
     #[test]
     fn spills_after_inline_capacity_and_truncates() {
-        let keys: Vec<Box<str>> = ["a", "b", "c", "d", "e", "f"]
+        let keys: Arc<[Box<str>]> = ["a", "b", "c", "d", "e", "f"]
             .into_iter()
             .map(Box::from)
             .collect();

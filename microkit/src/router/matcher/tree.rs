@@ -24,6 +24,7 @@ use super::escape::{UnescapedRef, UnescapedRoute};
 use super::params::ParamValues;
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// What a node matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,8 +88,9 @@ struct Leaf {
     /// The original names of the normalized parameters, in route order.
     remapping: Vec<Vec<u8>>,
     /// Every parameter name (including a trailing catch-all), in route
-    /// order: the keys of [`Params`](super::Params).
-    param_names: Box<[Box<str>]>,
+    /// order: the keys of [`Params`](super::Params), shared with the matches
+    /// a router keeps.
+    param_names: Arc<[Box<str>]>,
 }
 
 impl Node {
@@ -171,7 +173,7 @@ impl Node {
         let leaf = Leaf {
             slot,
             remapping: prepared.remapping,
-            param_names: prepared.param_names,
+            param_names: prepared.param_names.into(),
         };
         let mut remaining = route.as_ref();
 
@@ -767,7 +769,7 @@ fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 }
 
 /// A successful lookup: the value slot, the parameter names and values.
-pub(super) type Found<'n, 'p> = (usize, &'n [Box<str>], ParamValues<'p>);
+pub(super) type Found<'n, 'p> = (usize, &'n Arc<[Box<str>]>, ParamValues<'p>);
 
 impl Node {
     /// Finds the route matching `path`, which must be shorter than 4 GiB.
