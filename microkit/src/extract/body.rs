@@ -4,8 +4,9 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::CONTENT_LENGTH;
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
+use http::HeaderMap;
 
 use super::{FromRequest, Rejection, RejectionKind};
 use crate::body::{BodyError, CollectLimited};
@@ -33,16 +34,44 @@ impl BodyLimit {
     }
 }
 
+/// What a request's fields say about its body, read in one walk over them: a JSON body
+/// asks three questions, and three hashed lookups cost more than one walk over the few
+/// fields a request carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BodyFields<'h> {
+    /// The first `Content-Type`.
+    pub(crate) content_type: Option<&'h HeaderValue>,
+    /// A content coding other than `identity` applies.
+    pub(crate) encoded: bool,
+    /// The declared length, when the first `Content-Length` is a number.
+    pub(crate) length: Option<u64>,
+}
+
+impl<'h> BodyFields<'h> {
+    pub(crate) fn of(headers: &'h HeaderMap) -> Self {
+        let mut fields = Self::default();
+        let mut length = None;
+        for (name, value) in headers {
+            if *name == CONTENT_TYPE {
+                fields.content_type.get_or_insert(value);
+            } else if *name == CONTENT_LENGTH {
+                length.get_or_insert(value);
+            } else if *name == CONTENT_ENCODING {
+                fields.encoded |= !value.as_bytes().eq_ignore_ascii_case(b"identity");
+            }
+        }
+        fields.length = length
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
+        fields
+    }
+}
+
 /// Reads the whole body, refusing it as soon as it is known to exceed the limit: at once when
-/// `Content-Length` says so, else when the bytes arrive.
-pub(crate) fn read_limited(request: Request) -> ReadLimited {
+/// the `declared` length (see [`BodyFields`]) says so, else when the bytes arrive.
+pub(crate) fn read_limited(request: Request, declared: Option<u64>) -> ReadLimited {
     let (parts, body) = request.into_parts();
     let limit = BodyLimit::of(&parts);
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
     let collect = if declared.is_some_and(|length| length > limit as u64) {
         // Refused without reading a byte.
         CollectLimited::too_large(limit)
@@ -103,7 +132,8 @@ impl<S: Send + Sync> FromRequest<S> for Bytes {
         request: Request,
         _: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        read_limited(request).map(|read| read.map(|(_, bytes)| bytes))
+        let declared = BodyFields::of(request.headers()).length;
+        read_limited(request, declared).map(|read| read.map(|(_, bytes)| bytes))
     }
 }
 
@@ -114,7 +144,8 @@ impl<S: Send + Sync> FromRequest<S> for String {
         request: Request,
         _: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        read_limited(request).map(|read| {
+        let declared = BodyFields::of(request.headers()).length;
+        read_limited(request, declared).map(|read| {
             let (_, bytes) = read?;
             String::from_utf8(bytes.into()).map_err(|_| {
                 Rejection::new(

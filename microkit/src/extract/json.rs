@@ -4,11 +4,10 @@ use bytes::{BufMut, BytesMut};
 use futures_util::future::{ready, Either};
 use futures_util::FutureExt;
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::body::read_limited;
+use super::body::{read_limited, BodyFields};
 use super::whole_number::whole_numbers_as_integers;
 use super::{FromRequest, OptionalFromRequest, Rejection, RejectionKind};
 use crate::problem::FieldError;
@@ -50,15 +49,11 @@ const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static(APPLICATION_JSON
 
 /// Whether the body is JSON the server can read: a JSON media type, and no content coding
 /// (a gzip body read as JSON would be garbage, or worse, valid JSON by accident).
-pub(crate) fn is_json(headers: &HeaderMap) -> bool {
-    let encoded = headers
-        .get_all(http::header::CONTENT_ENCODING)
-        .iter()
-        .any(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if encoded {
+pub(crate) fn is_json(fields: &BodyFields<'_>) -> bool {
+    if fields.encoded {
         return false;
     }
-    let Some(content_type) = headers.get(CONTENT_TYPE) else {
+    let Some(content_type) = fields.content_type else {
         return false;
     };
     // The usual form first: the general parse below costs a request a few hundred instructions.
@@ -95,8 +90,10 @@ where
         request: Request,
         _: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        let read = if is_json(request.headers()) {
-            Either::Left(read_limited(request))
+        let fields = BodyFields::of(request.headers());
+        let read = if is_json(&fields) {
+            let declared = fields.length;
+            Either::Left(read_limited(request, declared))
         } else {
             Either::Right(ready(Err(Rejection::new(
                 RejectionKind::UnsupportedMediaType,
@@ -375,6 +372,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
     use serde::Deserialize;
 
     #[derive(Deserialize, Debug)]
@@ -397,16 +395,21 @@ mod tests {
             ("application/jsonp", false),
         ] {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
-            assert_eq!(is_json(&headers), expected, "{value}");
+            assert_eq!(is_json(&BodyFields::of(&headers)), expected, "{value}");
         }
-        assert!(!is_json(&HeaderMap::new()));
+        assert!(!is_json(&BodyFields::of(&HeaderMap::new())));
         let mut gzipped = HeaderMap::new();
         gzipped.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         gzipped.insert(
             http::header::CONTENT_ENCODING,
             HeaderValue::from_static("gzip"),
         );
-        assert!(!is_json(&gzipped));
+        assert!(!is_json(&BodyFields::of(&gzipped)));
+        gzipped.insert(
+            http::header::CONTENT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        assert!(is_json(&BodyFields::of(&gzipped)));
     }
 
     #[test]

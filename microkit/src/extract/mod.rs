@@ -39,7 +39,7 @@ use std::future::Future;
 
 use http::request::Parts;
 
-pub(crate) use self::body::read_limited;
+pub(crate) use self::body::{read_limited, BodyFields};
 pub use self::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 pub use self::json::Json;
 pub(crate) use self::json::{

@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::reply::KEPT_HEADERS;
 use super::request::honours;
 use super::{Begin, Idempotency, Reply};
-use crate::extract::read_limited;
+use crate::extract::{read_limited, BodyFields};
 use crate::response::IntoResponse;
 use crate::{Body, BoxError, Request, Response};
 
@@ -100,7 +100,8 @@ where
         }
         let keys = self.keys.clone();
         Box::pin(async move {
-            let (parts, bytes) = match read_limited(request).await {
+            let declared = BodyFields::of(request.headers()).length;
+            let (parts, bytes) = match read_limited(request, declared).await {
                 Ok(read) => read,
                 Err(rejection) => return Ok(rejection.into_response()),
             };

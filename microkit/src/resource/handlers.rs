@@ -21,7 +21,7 @@ use super::query;
 use super::repo::{Repo, Stored};
 use super::spec::{canonical_param, Resource};
 use super::store::{Id, ListQuery, Record, StoreError, Written};
-use crate::extract::{is_json, parse_document, read_limited, State};
+use crate::extract::{is_json, parse_document, read_limited, BodyFields, State};
 use crate::idempotency::{Begin, Claim, Idempotency, Reply};
 use crate::request_context::RequestContext;
 use crate::response::IntoResponse;
@@ -177,11 +177,13 @@ async fn scope<R: Resource, H: Hooks<R>>(
 
 /// Reads a JSON body's bytes as the `Json` extractor would (415, 413), keeping the parts.
 async fn json_body(request: Request) -> Result<(Parts, bytes::Bytes), Problem> {
-    if !is_json(request.headers()) {
+    let fields = BodyFields::of(request.headers());
+    if !is_json(&fields) {
         return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE)
             .with_detail("expected a request body with `Content-Type: application/json`"));
     }
-    Ok(read_limited(request).await?)
+    let declared = fields.length;
+    Ok(read_limited(request, declared).await?)
 }
 
 /// Reads a JSON body as a document (415, 413, 400), keeping the parts.
