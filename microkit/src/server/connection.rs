@@ -195,22 +195,24 @@ impl<IO: Transport> Connection<IO> {
             let checked = header_limits.check(&request);
             // Everything answered from here on, refusals included, is in the request's trace.
             let trace = ServerTrace::start(&mut request);
-            let answer = trace.in_scope(|| {
+            let answer = {
+                // Entered rather than a closure that the request would be moved into.
+                let _scope = trace.enter();
                 if checked.too_large {
-                    return RouterFuture::ready(headers_too_large());
-                }
-                if checked.unmet_expectation {
-                    return RouterFuture::ready(expectation_failed());
-                }
-                match checked.deadline {
-                    None => router.call(request),
-                    // No time left: refused before routing, so that no work starts.
-                    Some(deadline) if deadline <= Instant::now() => {
-                        RouterFuture::ready(deadline_passed())
+                    RouterFuture::ready(headers_too_large())
+                } else if checked.unmet_expectation {
+                    RouterFuture::ready(expectation_failed())
+                } else {
+                    match checked.deadline {
+                        None => router.call(request),
+                        // No time left: refused before routing, so that no work starts.
+                        Some(deadline) if deadline <= Instant::now() => {
+                            RouterFuture::ready(deadline_passed())
+                        }
+                        Some(deadline) => deadline::in_scope(deadline, || router.call(request)),
                     }
-                    Some(deadline) => deadline::in_scope(deadline, || router.call(request)),
                 }
-            });
+            };
             Answering {
                 answer: trace.run(Within::new(answer, checked.deadline)),
                 _in_flight: in_flight,

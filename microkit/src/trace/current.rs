@@ -27,13 +27,38 @@ pub(super) fn with_slot<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() -> 
         }
     }
 
-    fn swap(slot: &mut Option<TraceContext>) {
-        CURRENT.with(|current| std::mem::swap(&mut *current.borrow_mut(), slot));
-    }
-
     swap(slot);
     let _restore = Restore(slot);
     f()
+}
+
+/// A context made current until this drops (also when unwinding), when what was current
+/// before is current again: for code that runs once in a context and keeps nothing it
+/// changed, without moving what it works on into a closure.
+pub(super) struct Entered {
+    /// What was current before.
+    previous: Option<TraceContext>,
+}
+
+impl Entered {
+    #[inline(always)]
+    pub(super) fn new(context: TraceContext) -> Self {
+        let mut previous = Some(context);
+        swap(&mut previous);
+        Self { previous }
+    }
+}
+
+impl Drop for Entered {
+    #[inline(always)]
+    fn drop(&mut self) {
+        swap(&mut self.previous);
+    }
+}
+
+#[inline(always)]
+fn swap(slot: &mut Option<TraceContext>) {
+    CURRENT.with(|current| std::mem::swap(&mut *current.borrow_mut(), slot));
 }
 
 /// Reads the current context, if any.
@@ -76,5 +101,40 @@ impl<F> std::fmt::Debug for InTrace<F> {
         f.debug_struct("InTrace")
             .field("context", &self.context)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::current;
+
+    fn current_trace() -> Option<crate::trace::TraceId> {
+        current().map(|context| context.trace_id())
+    }
+
+    #[test]
+    fn an_entered_context_is_current_until_dropped_then_the_one_before_is() {
+        let (outer, inner) = (TraceContext::root(), TraceContext::root());
+        let entered_outer = Entered::new(outer.clone());
+        {
+            let _inner = Entered::new(inner.clone());
+            assert_eq!(current_trace(), Some(inner.trace_id()));
+        }
+        assert_eq!(current_trace(), Some(outer.trace_id()));
+        drop(entered_outer);
+        assert_eq!(current_trace(), None);
+    }
+
+    #[test]
+    fn a_panic_inside_leaves_the_context_that_was_current() {
+        let outer = TraceContext::root();
+        let _outer = Entered::new(outer.clone());
+        let panicked = std::panic::catch_unwind(|| {
+            let _inner = Entered::new(TraceContext::root());
+            panic!("on purpose");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(current_trace(), Some(outer.trace_id()));
     }
 }
