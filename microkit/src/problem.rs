@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
 use http::header::IntoHeaderName;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -247,10 +246,8 @@ impl Problem {
 
     /// Serializes the problem to its JSON body.
     pub fn to_json(&self) -> bytes::Bytes {
-        let mut writer = BytesMut::with_capacity(128).writer();
         // Serializing a struct of strings and JSON values cannot fail.
-        let _ = serde_json::to_writer(&mut writer, self);
-        writer.into_inner().freeze()
+        crate::body::json_bytes(self).unwrap_or_default()
     }
 }
 

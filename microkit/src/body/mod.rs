@@ -12,6 +12,7 @@
 //! [`ServerConfig`]: crate::ServerConfig
 
 mod collect;
+mod json;
 mod pace;
 
 use std::any::Any;
@@ -25,6 +26,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 pub use self::collect::CollectLimited;
+pub(crate) use self::json::to_bytes as json_bytes;
 pub(crate) use self::pace::BodyPace;
 pub use self::pace::BodyTimeout;
 use self::pace::Pacer;

@@ -609,15 +609,16 @@ impl ServiceClient {
     where
         B: Serialize + ?Sized,
     {
-        let mut request = Request::new(match body {
-            Some(body) => {
-                Body::from(serde_json::to_vec(body).map_err(|err| ClientError::Decode {
-                    service: service.to_owned(),
-                    source: err.into(),
-                })?)
-            }
-            None => Body::empty(),
-        });
+        let mut request =
+            Request::new(match body {
+                Some(body) => Body::from(crate::body::json_bytes(body).map_err(|err| {
+                    ClientError::Decode {
+                        service: service.to_owned(),
+                        source: err.into(),
+                    }
+                })?),
+                None => Body::empty(),
+            });
         *request.method_mut() = method;
         *request.uri_mut() = path.parse::<Uri>().map_err(|err| ClientError::Transport {
             service: service.to_owned(),

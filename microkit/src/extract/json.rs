@@ -1,6 +1,5 @@
 use std::future::Future;
 
-use bytes::{BufMut, BytesMut};
 use futures_util::future::{ready, Either};
 use futures_util::FutureExt;
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -352,10 +351,9 @@ fn malformed(err: &serde_json::Error) -> Rejection {
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        let mut writer = BytesMut::with_capacity(128).writer();
-        match serde_json::to_writer(&mut writer, &self.0) {
-            Ok(()) => {
-                let mut response = Response::new(Body::from(writer.into_inner().freeze()));
+        match crate::body::json_bytes(&self.0) {
+            Ok(bytes) => {
+                let mut response = Response::new(Body::from(bytes));
                 response
                     .headers_mut()
                     .insert(CONTENT_TYPE, JSON_CONTENT_TYPE);
