@@ -98,8 +98,8 @@ pub(crate) struct RouteMatch {
 /// Raw (still percent-encoded) path parameters: where their values lie in the matched path.
 ///
 /// Why ranges of a shared path rather than copies: the path is a handle on the request's own
-/// bytes (a reference count, no copy), and the names are the route's, so a match costs no
-/// allocation and no copy however many or long its parameters are. Keeping the path rather
+/// bytes (a reference count, no copy), and the names are the route's, so a match copies no
+/// text and, up to four parameters, allocates nothing, however long they are. Keeping the path rather
 /// than reading the request's URI again keeps the values those routed, whatever a layer
 /// does to the URI afterwards.
 #[derive(Clone)]

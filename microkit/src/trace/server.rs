@@ -123,9 +123,10 @@ impl ServerTrace {
     /// without a closure, so that the server does not move the request into one (a copy of
     /// some 300 bytes, twice, on every request). Not to be held across an `.await`.
     pub(crate) fn enter(&self) -> TraceScope<'_> {
+        // The context first and the span inside it, as they are left in the other order.
         TraceScope {
-            _span: (!self.span.is_disabled()).then(|| self.span.enter()),
             _context: Entered::new(self.context.clone()),
+            _span: (!self.span.is_disabled()).then(|| self.span.enter()),
         }
     }
 
@@ -139,7 +140,8 @@ impl ServerTrace {
     }
 }
 
-/// The guard of [`ServerTrace::enter`]: the span is left, then the context no longer current.
+/// The guard of [`ServerTrace::enter`]: the span is left, then the context no longer current
+/// (fields drop in the order they are declared).
 pub(crate) struct TraceScope<'a> {
     _span: Option<tracing::span::Entered<'a>>,
     _context: Entered,
