@@ -47,10 +47,11 @@ pub(crate) fn in_scope<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether `name` is [`DEADLINE_HEADER`]'s: the server finds the field in the one walk over
-/// a request's fields it makes anyway, rather than hashing this long custom name in a lookup.
-pub(crate) fn is_deadline_field(name: &HeaderName) -> bool {
-    name.as_str() == DEADLINE_NAME
+/// Whether a field named `name` (its lowercase text, as [`HeaderName::as_str`] gives it) is
+/// [`DEADLINE_HEADER`]: the server finds the field in the one walk over a request's fields it
+/// makes anyway, rather than hashing this long custom name in a lookup.
+pub(crate) fn is_deadline_field(name: &str) -> bool {
+    name == DEADLINE_NAME
 }
 
 /// The deadline a [`DEADLINE_HEADER`] value points to, from now. `None` when it is not a

@@ -23,7 +23,7 @@ use crate::extract::{BodyLimit, DEFAULT_BODY_LIMIT};
 use crate::request_context::RequestContext;
 use crate::response::IntoResponse;
 use crate::router::{RouterFuture, RouterService};
-use crate::trace::{ServerTrace, Traced};
+use crate::trace::{ServerTrace, TraceContext, TraceFields, Traced};
 use crate::Body;
 use crate::{Problem, Response};
 
@@ -77,6 +77,8 @@ struct FieldCheck {
     unmet_expectation: bool,
     /// The caller's deadline, from the first [`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER).
     deadline: Option<Instant>,
+    /// The request's trace context, from its `traceparent` and `tracestate`.
+    context: TraceContext,
 }
 
 impl HeaderLimits {
@@ -85,12 +87,17 @@ impl HeaderLimits {
         // The request line and each `name: value\r\n`, as they came on the wire.
         let mut bytes = request.method().as_str().len() + request_target_len(request.uri()) + 12;
         let (mut expect, mut deadline) = (None, None);
+        let mut trace = TraceFields::default();
         for (name, value) in headers {
-            bytes += name.as_str().len() + value.len() + 4;
+            // Once per field: for a standard name it is a lookup in a table of names.
+            let name_text = name.as_str();
+            bytes += name_text.len() + value.len() + 4;
             if *name == EXPECT {
                 expect.get_or_insert(value);
-            } else if deadline.is_none() && deadline::is_deadline_field(name) {
+            } else if deadline.is_none() && deadline::is_deadline_field(name_text) {
                 deadline = Some(value);
+            } else {
+                trace.see(name_text, value);
             }
         }
         FieldCheck {
@@ -98,6 +105,7 @@ impl HeaderLimits {
             unmet_expectation: expect
                 .is_some_and(|expect| !expect.as_bytes().eq_ignore_ascii_case(b"100-continue")),
             deadline: deadline.and_then(deadline::from_value),
+            context: TraceContext::from_fields(trace, headers),
         }
     }
 }
@@ -194,7 +202,7 @@ impl<IO: Transport> Connection<IO> {
             }
             let checked = header_limits.check(&request);
             // Everything answered from here on, refusals included, is in the request's trace.
-            let trace = ServerTrace::start(&mut request);
+            let trace = ServerTrace::start_in(&mut request, checked.context);
             let answer = {
                 // Entered rather than a closure that the request would be moved into.
                 let _scope = trace.enter();
@@ -283,5 +291,54 @@ mod tests {
             let uri: http::Uri = target.parse().unwrap();
             assert_eq!(request_target_len(&uri), uri.to_string().len(), "{target}");
         }
+    }
+}
+
+#[cfg(test)]
+mod field_check_tests {
+    use super::HeaderLimits;
+    use crate::deadline::DEADLINE_HEADER;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn one_walk_finds_the_expectation_the_deadline_and_the_trace() {
+        let limits = HeaderLimits {
+            bytes: 8 * 1024,
+            count: 100,
+        };
+        let request = http::Request::get("/user/7")
+            .header("expect", "something-else")
+            .header(DEADLINE_HEADER, "250")
+            .header("traceparent", PARENT)
+            .header("accept", "*/*")
+            .body(())
+            .unwrap();
+        let checked = limits.check(&request);
+        assert!(checked.unmet_expectation);
+        assert!(checked.deadline.is_some());
+        assert!(!checked.too_large);
+        assert_eq!(
+            checked.context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            checked
+                .context
+                .parent_id()
+                .map(|id| id.to_string())
+                .as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+
+        let tight = HeaderLimits {
+            bytes: 64,
+            count: 3,
+        };
+        assert!(tight.check(&request).too_large);
+        let plain = http::Request::get("/").body(()).unwrap();
+        let checked = limits.check(&plain);
+        assert!(!checked.unmet_expectation && checked.deadline.is_none());
+        assert_eq!(checked.context.parent_id(), None);
     }
 }

@@ -189,6 +189,33 @@ pub struct TraceContext {
     passed_on: bool,
 }
 
+/// The trace fields of a request, as a walk over its fields finds them: one pass instead of
+/// two hashed lookups (most names are standard ones, told apart from these two by their
+/// length before their bytes).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TraceFields<'h> {
+    /// The last `traceparent`, and how many there are (more than one is malformed).
+    parent: Option<&'h HeaderValue>,
+    parents: usize,
+    /// A `tracestate` is there.
+    has_state: bool,
+}
+
+impl<'h> TraceFields<'h> {
+    /// Notes the field `name` (its lowercase text) if it is one of the trace's.
+    #[inline]
+    pub(crate) fn see(&mut self, name: &str, value: &'h HeaderValue) {
+        match name {
+            "traceparent" => {
+                self.parents += 1;
+                self.parent = Some(value);
+            }
+            "tracestate" => self.has_state = true,
+            _ => {}
+        }
+    }
+}
+
 impl TraceContext {
     /// The first span of a new trace.
     pub fn root() -> Self {
@@ -206,21 +233,21 @@ impl TraceContext {
     /// carry one valid `traceparent` (and its `tracestate`, kept when well formed), the root of
     /// a new trace otherwise. Never fails: a malformed header only means a new trace.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        // One pass over the fields instead of two hashed lookups: most names are standard
-        // ones, told apart from these two by a tag, and the rest by their length.
-        let mut parent = None;
-        let mut parents = 0;
-        let mut has_state = false;
+        let mut fields = TraceFields::default();
         for (name, value) in headers {
-            match name.as_str() {
-                "traceparent" => {
-                    parents += 1;
-                    parent = Some(value);
-                }
-                "tracestate" => has_state = true,
-                _ => {}
-            }
+            fields.see(name.as_str(), value);
         }
+        Self::from_fields(fields, headers)
+    }
+
+    /// [`Self::from_headers`] with the walk over the fields done: by the server, in the one
+    /// it makes anyway.
+    pub(crate) fn from_fields(fields: TraceFields<'_>, headers: &HeaderMap) -> Self {
+        let TraceFields {
+            parent,
+            parents,
+            has_state,
+        } = fields;
         let parent = match (parents, parent) {
             (1, Some(value)) => traceparent::parse(value.as_bytes()),
             _ => None,

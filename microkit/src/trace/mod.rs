@@ -60,7 +60,7 @@ use std::future::Future;
 use tracing::Instrument;
 
 pub(crate) use self::client::{in_span, CallTrace};
-pub(crate) use self::context::random_u64;
+pub(crate) use self::context::{random_u64, TraceFields};
 pub use self::context::{InvalidId, SpanId, TraceContext, TraceId};
 pub use self::current::InTrace;
 pub(crate) use self::server::ServerSpan;

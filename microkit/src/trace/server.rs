@@ -63,7 +63,13 @@ impl ServerTrace {
     /// Reads `request`'s trace context (a new trace when it carries none, or a malformed
     /// one) and opens its span, with the client's address from [`RemoteAddr`] when present.
     pub fn start<B>(request: &mut http::Request<B>) -> Self {
-        let mut context = TraceContext::from_headers(request.headers());
+        let context = TraceContext::from_headers(request.headers());
+        Self::start_in(request, context)
+    }
+
+    /// [`Self::start`] with the request's context already read from its fields (the server
+    /// reads them in its one walk over them).
+    pub(crate) fn start_in<B>(request: &mut http::Request<B>, mut context: TraceContext) -> Self {
         // Checked first so that, with nobody listening at this level, not even a disabled span
         // is made (with `tracing`'s `log` feature on, one costs a visit of every field).
         if !tracing::level_enabled!(tracing::Level::INFO) {
