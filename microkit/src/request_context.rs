@@ -40,8 +40,8 @@ impl RequestContext {
     }
 
     /// The router's part: `route` matched. It replaces an earlier match (the outer router's,
-    /// for a router mounted as a route's service), as a second insert would. Returns the request's span, to be named after
-    /// the route.
+    /// for a router mounted as a route's service), as a second insert would. Returns the
+    /// request's span, to be named after the route.
     pub(crate) fn matched(extensions: &mut Extensions, route: RouteMatch) -> Option<&ServerSpan> {
         let context = extensions.get_or_insert_default::<Self>();
         context.route = Some(route);

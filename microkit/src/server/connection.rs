@@ -82,7 +82,7 @@ struct FieldCheck {
 }
 
 impl HeaderLimits {
-    fn check<B>(&self, request: &http::Request<B>) -> FieldCheck {
+    fn read_fields<B>(&self, request: &http::Request<B>) -> FieldCheck {
         let headers = request.headers();
         // The request line and each `name: value\r\n`, as they came on the wire.
         let mut bytes = request.method().as_str().len() + request_target_len(request.uri()) + 12;
@@ -200,7 +200,7 @@ impl<IO: Transport> Connection<IO> {
             if let Some(limit) = custom_limit {
                 request.extensions_mut().insert(limit);
             }
-            let checked = header_limits.check(&request);
+            let checked = header_limits.read_fields(&request);
             // Everything answered from here on, refusals included, is in the request's trace.
             let trace = ServerTrace::start_in(&mut request, checked.context);
             let answer = {
@@ -277,7 +277,8 @@ impl<IO: Transport> Connection<IO> {
 
 #[cfg(test)]
 mod tests {
-    use super::request_target_len;
+    use super::{request_target_len, HeaderLimits};
+    use crate::deadline::DEADLINE_HEADER;
 
     #[test]
     fn request_target_length_matches_the_written_form() {
@@ -292,12 +293,6 @@ mod tests {
             assert_eq!(request_target_len(&uri), uri.to_string().len(), "{target}");
         }
     }
-}
-
-#[cfg(test)]
-mod field_check_tests {
-    use super::HeaderLimits;
-    use crate::deadline::DEADLINE_HEADER;
 
     const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -314,7 +309,7 @@ mod field_check_tests {
             .header("accept", "*/*")
             .body(())
             .unwrap();
-        let checked = limits.check(&request);
+        let checked = limits.read_fields(&request);
         assert!(checked.unmet_expectation);
         assert!(checked.deadline.is_some());
         assert!(!checked.too_large);
@@ -335,9 +330,9 @@ mod field_check_tests {
             bytes: 64,
             count: 3,
         };
-        assert!(tight.check(&request).too_large);
+        assert!(tight.read_fields(&request).too_large);
         let plain = http::Request::get("/").body(()).unwrap();
-        let checked = limits.check(&plain);
+        let checked = limits.read_fields(&plain);
         assert!(!checked.unmet_expectation && checked.deadline.is_none());
         assert_eq!(checked.context.parent_id(), None);
     }
