@@ -17,6 +17,8 @@ pub(crate) struct Endpoint {
     pub(crate) instance: Instance,
     /// The `Host` header of requests to it, made once.
     pub(crate) host: http::HeaderValue,
+    /// Where its connections go, made once (for `https`, the name is an allocation).
+    pub(crate) target: super::pool::Target,
     in_flight: AtomicUsize,
     /// Attempts sent to it, and how many failed: for metrics and the console.
     attempts: AtomicU64,
@@ -48,6 +50,7 @@ impl Endpoint {
         let host = http::HeaderValue::try_from(instance.addr.to_string())
             .expect("a socket address is a valid header value");
         Self {
+            target: super::pool::Target::of(&instance),
             instance,
             host,
             in_flight: AtomicUsize::new(0),

@@ -43,6 +43,7 @@ pub(crate) mod probed_io;
 mod tls;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,7 +65,7 @@ use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
 pub use self::error::ClientError;
 pub use self::idempotency::{new_idempotency_key, IdempotencyKeyExt, IDEMPOTENCY_KEY};
 pub(crate) use self::lines::{remove_fields, HeaderLines};
-use self::pool::{Pool, SendError, Target};
+use self::pool::{Pool, SendError};
 #[cfg(feature = "tls")]
 pub use self::tls::ClientTls;
 use crate::deadline;
@@ -100,6 +101,17 @@ impl CallOutcome {
             Self::NoInstances => "no_instances",
             Self::Timeout => "timeout",
             Self::Transport => "transport",
+        }
+    }
+
+    fn of(result: &Result<Response, ClientError>) -> Self {
+        match result {
+            Ok(response) if response.status().is_server_error() => Self::ServerError,
+            Ok(response) if response.status().is_client_error() => Self::ClientError,
+            Ok(_) => Self::Success,
+            Err(ClientError::NoInstances { .. } | ClientError::Discovery(_)) => Self::NoInstances,
+            Err(err) if err.is_timeout() => Self::Timeout,
+            Err(_) => Self::Transport,
         }
     }
 }
@@ -159,10 +171,17 @@ impl std::fmt::Debug for ServiceClient {
 }
 
 /// What to send on each attempt: buffered bodies can be sent again, streamed ones once
-/// (or again when they come back unsent).
-enum Payload {
+/// (or again when they come back unsent). A caller's body starts as `Once`; the call buffers
+/// it if it may be sent again.
+pub(crate) enum Payload {
     Replayable(Bytes),
     Once(Option<Body>),
+}
+
+impl From<Body> for Payload {
+    fn from(body: Body) -> Self {
+        Self::Once(Some(body))
+    }
 }
 
 impl Payload {
@@ -275,44 +294,50 @@ impl ServiceClient {
     /// Sends `request` (its URI a path and query, such as `/product/7?full=1`) to an instance
     /// of `service`, and returns the answer whatever its status. Errors are what kept an
     /// answer from arriving.
-    pub async fn send(&self, service: &str, request: Request) -> Result<Response, ClientError> {
+    pub fn send<'a>(
+        &'a self,
+        service: &'a str,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, ClientError>> + Send + 'a {
         let (mut head, body) = request.into_parts();
-        self.send_with_lines(service, &mut head, body, HeaderLines::new())
-            .await
+        let mut payload = Payload::from(body);
+        let mut lines = HeaderLines::new();
+        async move {
+            self.send_with_lines(service, &mut head, &mut payload, &mut lines)
+                .await
+        }
     }
 
-    /// [`send`](Self::send) of a request as its `head` and `body`, with header fields of the
-    /// caller's own written as `lines` after the head's (the gateway's forwarding fields): the
-    /// head must not carry them too. The head is borrowed, not moved: every async function
-    /// keeps its own copy of what it is given for as long as it runs, and a head moved down
-    /// the calls would be stored once per level in the request's future; the attempts leave it
-    /// in origin form, without the fields they write themselves.
-    pub(crate) async fn send_with_lines(
-        &self,
-        service: &str,
-        head: &mut http::request::Parts,
-        body: Body,
-        lines: HeaderLines,
-    ) -> Result<Response, ClientError> {
-        let started = Instant::now();
-        let call = CallTrace::start(service, &head.method, head.uri.path());
-        let attempts = pin!(self.send_inner(service, head, body, lines, started, &call));
-        let result = in_span(call.span(), attempts).await;
-        call.finish(&result);
-        if let Some(observer) = &self.inner.observer {
-            let outcome = match &result {
-                Ok(response) if response.status().is_server_error() => CallOutcome::ServerError,
-                Ok(response) if response.status().is_client_error() => CallOutcome::ClientError,
-                Ok(_) => CallOutcome::Success,
-                Err(ClientError::NoInstances { .. } | ClientError::Discovery(_)) => {
-                    CallOutcome::NoInstances
-                }
-                Err(err) if err.is_timeout() => CallOutcome::Timeout,
-                Err(_) => CallOutcome::Transport,
+    /// [`send`](Self::send) of a request as its `head` and `payload`, with header fields of
+    /// the caller's own written as `lines` after the head's (the gateway's forwarding
+    /// fields): the head must not carry them too.
+    ///
+    /// All of it is borrowed, and the functions below return futures rather than being
+    /// `async fn`s: a value moved into a future, or passed to an `async fn`, is stored again
+    /// at each level for as long as the call runs, and the call's future is the largest of a
+    /// forwarded request's (it is boxed, and so copied, once per request). The attempts leave
+    /// the head in origin form, without the fields they write themselves.
+    #[allow(clippy::manual_async_fn)] // not `async fn`: see above
+    pub(crate) fn send_with_lines<'a>(
+        &'a self,
+        service: &'a str,
+        head: &'a mut http::request::Parts,
+        payload: &'a mut Payload,
+        lines: &'a mut HeaderLines,
+    ) -> impl Future<Output = Result<Response, ClientError>> + Send + 'a {
+        async move {
+            let started = Instant::now();
+            let call = CallTrace::start(service, &head.method, head.uri.path());
+            let result = {
+                let attempts = pin!(self.attempts(service, head, payload, lines, started, &call));
+                in_span(call.span(), attempts).await
             };
-            observer.observe(service, outcome, started.elapsed());
+            call.finish(&result);
+            if let Some(observer) = &self.inner.observer {
+                observer.observe(service, CallOutcome::of(&result), started.elapsed());
+            }
+            result
         }
-        result
     }
 
     /// Puts this client's service token for `service` on an attempt, if it signs its calls
@@ -325,174 +350,176 @@ impl ServiceClient {
         }
     }
 
-    async fn send_inner(
-        &self,
-        service: &str,
-        head: &mut http::request::Parts,
-        body: Body,
-        mut lines: HeaderLines,
+    /// The attempts of one call: an instance picked, the request sent, and on a failure that
+    /// allows it another instance after a backoff, within the budget and the deadline. (A
+    /// function returning a future for the reason `send_with_lines` gives.)
+    #[allow(clippy::manual_async_fn)]
+    fn attempts<'a>(
+        &'a self,
+        service: &'a str,
+        head: &'a mut http::request::Parts,
+        payload: &'a mut Payload,
+        lines: &'a mut HeaderLines,
         started: Instant,
-        call: &CallTrace,
-    ) -> Result<Response, ClientError> {
-        let config = &self.inner.config;
-        let balancer = self.balancer(service).await?;
-        let deadline = match deadline::current() {
-            Some(inherited) => inherited.min(started + config.deadline),
-            None => started + config.deadline,
-        };
-        let idempotent = idempotency::is_retry_safe(&head.method, &head.headers);
-        let mut payload = if body.is_end_stream() {
-            Payload::Replayable(Bytes::new())
-        } else {
-            self.payload(service, idempotent, body).await?
-        };
-        head.uri = origin_form(std::mem::take(&mut head.uri));
-        // Each attempt writes these itself, as header lines (see `HeaderLines`): the caller's
-        // copies go, and the head stays as it is for every attempt, without a clone.
-        remove_fields(&mut head.headers, &ATTEMPT_FIELDS);
-        let callers_lines = lines.len();
-
-        self.inner.budget.deposit();
-        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ClientError::DeadlineExceeded {
-                    service: service.to_owned(),
-                });
-            }
-            let Some(endpoint) = balancer.pick(&tried, now) else {
-                return Err(ClientError::NoInstances {
-                    service: service.to_owned(),
-                });
+        call: &'a CallTrace,
+    ) -> impl Future<Output = Result<Response, ClientError>> + Send + 'a {
+        async move {
+            let config = &self.inner.config;
+            let balancer = self.balancer(service).await?;
+            let deadline = match deadline::current() {
+                Some(inherited) => inherited.min(started + config.deadline),
+                None => started + config.deadline,
             };
-            let replayable = payload.is_replayable();
-            let trace = call.attempt(
-                attempt,
-                &head.method,
-                &endpoint.instance.id,
-                endpoint.instance.addr,
-            );
-            lines.truncate(callers_lines);
-            lines.push(&HOST, endpoint.host.as_bytes());
-            deadline::write_line(&mut lines, deadline - now);
-            trace.write_lines(&head.headers, &mut lines);
-            #[cfg(feature = "auth")]
-            self.stamp_token(service, &mut head.headers);
-            let attempt_deadline = (now + config.attempt_timeout).min(deadline);
-            let in_flight = endpoint.start();
-            let target = Target::of(&endpoint.instance);
-            let result = {
-                let exchange = pin!(self.inner.pool.send(
-                    &target,
-                    head,
-                    lines.as_bytes(),
-                    payload.body(),
-                    attempt_deadline,
-                ));
-                in_span(trace.span(), exchange).await
-            };
-            drop(in_flight);
+            let idempotent = idempotency::is_retry_safe(&head.method, &head.headers);
+            self.buffer_if_replayable(service, idempotent, payload)
+                .await?;
+            head.uri = origin_form(std::mem::take(&mut head.uri));
+            // Each attempt writes these itself, as header lines (see `HeaderLines`): the
+            // caller's copies go, and the head stays as it is for every attempt, without a
+            // clone.
+            remove_fields(&mut head.headers, &ATTEMPT_FIELDS);
+            let callers_lines = lines.len();
 
-            let (error, retry_safe) = match result {
-                Ok(response) => {
-                    let status = response.status();
-                    trace.answered(status);
-                    let response =
-                        response.map(|body| Body::new(DeadlineBody::new(body, deadline)));
-                    if !is_gateway_failure(status) {
-                        let answered = Instant::now();
-                        balancer.record_success(&endpoint, answered, answered - now);
-                        return Ok(response);
-                    }
-                    trace
-                        .span()
-                        .in_scope(|| balancer.record_failure(&endpoint, config));
-                    if !(idempotent
-                        && replayable
-                        && self
-                            .may_retry(attempt, deadline, &mut tried, endpoint)
-                            .await)
-                    {
-                        return Ok(response);
-                    }
-                    continue;
-                }
-                Err(SendError::NotSent { source, body }) => {
-                    // Nothing was written: whatever the method, the request can go elsewhere,
-                    // its body with it.
-                    trace
-                        .span()
-                        .in_scope(|| balancer.record_failure(&endpoint, config));
-                    if let Payload::Once(slot) = &mut payload {
-                        *slot = Some(body);
-                    }
-                    let error = ClientError::Connect {
-                        service: service.to_owned(),
-                        source,
-                    };
-                    (error, true)
-                }
-                Err(SendError::Invalid(source)) => {
-                    // The caller's request, not the instance: no failure recorded, no retry.
-                    let error = ClientError::Transport {
-                        service: service.to_owned(),
-                        source,
-                    };
-                    trace.failed(&error);
-                    return Err(error);
-                }
-                Err(SendError::Failed(source)) => {
-                    trace
-                        .span()
-                        .in_scope(|| balancer.record_failure(&endpoint, config));
-                    let error = ClientError::Transport {
-                        service: service.to_owned(),
-                        source,
-                    };
-                    (error, replayable && idempotent)
-                }
-                Err(SendError::TimedOut) => {
-                    trace
-                        .span()
-                        .in_scope(|| balancer.record_failure(&endpoint, config));
-                    let error = if attempt_deadline >= deadline {
-                        ClientError::DeadlineExceeded {
+            self.inner.budget.deposit();
+            let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                // One attempt, in a block of its own: what it made (its trace, its answer) is
+                // gone before the backoff, and takes no room in the future while the timer
+                // waits.
+                let wake = {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(ClientError::DeadlineExceeded {
                             service: service.to_owned(),
+                        });
+                    }
+                    let Some(endpoint) = balancer.pick(&tried, now) else {
+                        return Err(ClientError::NoInstances {
+                            service: service.to_owned(),
+                        });
+                    };
+                    let replayable = payload.is_replayable();
+                    lines.truncate(callers_lines);
+                    lines.push(&HOST, endpoint.host.as_bytes());
+                    deadline::write_line(lines, deadline - now);
+                    let trace = call.attempt(attempt, head, &endpoint.instance, lines);
+                    #[cfg(feature = "auth")]
+                    self.stamp_token(service, &mut head.headers);
+                    let attempt_deadline = (now + config.attempt_timeout).min(deadline);
+                    let in_flight = endpoint.start();
+                    let result = {
+                        let exchange = pin!(self.inner.pool.send(
+                            &endpoint.target,
+                            head,
+                            lines.as_bytes(),
+                            payload.body(),
+                            attempt_deadline,
+                        ));
+                        in_span(trace.span(), exchange).await
+                    };
+                    drop(in_flight);
+
+                    // What this attempt ends the call with unless another follows, and whether
+                    // one may.
+                    let (answer, retry_safe) = match result {
+                        Ok(response) => {
+                            let status = response.status();
+                            trace.answered(status);
+                            let response =
+                                response.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+                            if !is_gateway_failure(status) {
+                                let answered = Instant::now();
+                                balancer.record_success(&endpoint, answered, answered - now);
+                                return Ok(response);
+                            }
+                            trace
+                                .span()
+                                .in_scope(|| balancer.record_failure(&endpoint, config));
+                            (Ok(response), idempotent && replayable)
                         }
-                    } else {
-                        ClientError::Timeout {
-                            service: service.to_owned(),
+                        Err(SendError::NotSent { source, body }) => {
+                            // Nothing was written: whatever the method, the request can go
+                            // elsewhere, its body with it.
+                            trace
+                                .span()
+                                .in_scope(|| balancer.record_failure(&endpoint, config));
+                            if let Payload::Once(slot) = payload {
+                                *slot = Some(body);
+                            }
+                            let error = ClientError::Connect {
+                                service: service.to_owned(),
+                                source,
+                            };
+                            trace.failed(&error);
+                            (Err(error), true)
+                        }
+                        Err(SendError::Invalid(source)) => {
+                            // The caller's request, not the instance: no failure recorded, no
+                            // retry.
+                            let error = ClientError::Transport {
+                                service: service.to_owned(),
+                                source,
+                            };
+                            trace.failed(&error);
+                            return Err(error);
+                        }
+                        Err(SendError::Failed(source)) => {
+                            trace
+                                .span()
+                                .in_scope(|| balancer.record_failure(&endpoint, config));
+                            let error = ClientError::Transport {
+                                service: service.to_owned(),
+                                source,
+                            };
+                            trace.failed(&error);
+                            (Err(error), replayable && idempotent)
+                        }
+                        Err(SendError::TimedOut) => {
+                            trace
+                                .span()
+                                .in_scope(|| balancer.record_failure(&endpoint, config));
+                            let error = if attempt_deadline >= deadline {
+                                ClientError::DeadlineExceeded {
+                                    service: service.to_owned(),
+                                }
+                            } else {
+                                ClientError::Timeout {
+                                    service: service.to_owned(),
+                                }
+                            };
+                            trace.failed(&error);
+                            (Err(error), replayable && idempotent)
                         }
                     };
-                    (error, replayable && idempotent)
-                }
-            };
-            trace.failed(&error);
-            if !(retry_safe
-                && self
-                    .may_retry(attempt, deadline, &mut tried, endpoint)
-                    .await)
-            {
-                return Err(error);
+                    let retry = match retry_safe {
+                        true => self.retry_at(attempt, deadline, &mut tried, endpoint),
+                        false => None,
+                    };
+                    let Some(wake) = retry else {
+                        return answer;
+                    };
+                    wake
+                };
+                // Boxed: retries are rare, and a timer inline would enlarge every call's future.
+                Box::pin(tokio::time::sleep_until(wake)).await;
             }
         }
     }
 
-    /// Whether another attempt may follow: attempts left, a token in the budget, time left
-    /// after the backoff (which it sleeps).
-    async fn may_retry(
+    /// When another attempt may follow, if one may: attempts left, a token in the budget, time
+    /// left after the backoff.
+    fn retry_at(
         &self,
         attempt: u32,
         deadline: Instant,
         tried: &mut Vec<Arc<Endpoint>>,
         endpoint: Arc<Endpoint>,
-    ) -> bool {
+    ) -> Option<Instant> {
         let config = &self.inner.config;
         if attempt >= config.max_attempts || !self.inner.budget.withdraw() {
-            return false;
+            return None;
         }
         tried.push(endpoint);
         let ceiling = config
@@ -502,25 +529,28 @@ impl ServiceClient {
         let backoff = ceiling.mul_f64(fastrand::f64());
         let wake = Instant::now() + backoff;
         if wake >= deadline {
-            return false;
+            return None;
         }
         tracing::info!(attempt, backoff_ms = backoff.as_millis() as u64, "retrying");
-        // Boxed: retries are rare, and a timer inline would enlarge every call's future.
-        Box::pin(tokio::time::sleep_until(wake)).await;
-        true
+        Some(wake)
     }
 
-    /// What the attempts will send. Only an idempotent request can be sent again once it
-    /// reached a server, so only its body is buffered (up to the replay limit); any other
-    /// streams through, and comes back whole if no byte of it was sent.
-    async fn payload(
+    /// Makes `payload` replayable if the request may be sent again. Only an idempotent request
+    /// can be sent again once it reached a server, so only its body is buffered (up to the
+    /// replay limit); any other streams through, and comes back whole if no byte of it was
+    /// sent.
+    async fn buffer_if_replayable(
         &self,
         service: &str,
         idempotent: bool,
-        body: Body,
-    ) -> Result<Payload, ClientError> {
+        payload: &mut Payload,
+    ) -> Result<(), ClientError> {
+        let Payload::Once(Some(body)) = payload else {
+            return Ok(());
+        };
         if body.is_end_stream() {
-            return Ok(Payload::Replayable(Bytes::new()));
+            *payload = Payload::Replayable(Bytes::new());
+            return Ok(());
         }
         let limit = self.inner.config.max_replay_body;
         let small = body
@@ -528,17 +558,20 @@ impl ServiceClient {
             .upper()
             .is_some_and(|upper| upper <= limit as u64);
         if !(idempotent && small) {
-            return Ok(Payload::Once(Some(body)));
+            return Ok(());
         }
+        let body = std::mem::take(body);
         // Boxed: most requests have no body to buffer, and the state of collecting one would
         // otherwise enlarge the future of every call.
-        Box::pin(body.collect_limited(limit))
-            .await
-            .map(Payload::Replayable)
-            .map_err(|err| ClientError::Transport {
-                service: service.to_owned(),
-                source: err.into(),
-            })
+        let bytes =
+            Box::pin(body.collect_limited(limit))
+                .await
+                .map_err(|err| ClientError::Transport {
+                    service: service.to_owned(),
+                    source: err.into(),
+                })?;
+        *payload = Payload::Replayable(bytes);
+        Ok(())
     }
 
     /// Calls `service` with an optional JSON body and parses a JSON answer; an error status

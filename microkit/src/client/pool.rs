@@ -139,65 +139,74 @@ impl Pool {
     /// waits for the answer's head until `deadline`. A request that a pooled connection could
     /// not carry because the server had closed it is sent again on another connection. The
     /// head is only read, so the caller keeps it for a retry.
-    pub(crate) async fn send(
-        &self,
-        target: &Target,
-        head: &http::request::Parts,
-        lines: &[u8],
+    ///
+    /// A function returning a future, not an `async fn`: an `async fn` keeps a copy of each
+    /// argument beside the one it was given for as long as it runs, and this future is part
+    /// of every call's.
+    #[allow(clippy::manual_async_fn)] // not `async fn`: see above
+    pub(crate) fn send<'a>(
+        &'a self,
+        target: &'a Target,
+        head: &'a http::request::Parts,
+        lines: &'a [u8],
         body: Body,
         deadline: Instant,
-    ) -> Result<http::Response<PooledBody>, SendError> {
-        // A pooled connection the server closed is found out before anything is written on
-        // it, and the next one is tried.
-        let reused = loop {
-            let Some((mut connection, probe)) = self.checkout(target) else {
-                break None;
-            };
-            if probe && connection.h1.io().closed_by_peer() {
-                continue;
-            }
-            if poll_fn(|cx| Poll::Ready(connection.h1.poll_idle(cx))).await {
-                break Some(connection);
-            }
-        };
-        let mut connection = match reused {
-            Some(connection) => connection,
-            // Boxed: connecting is rare, and its state would otherwise enlarge (and make
-            // slower to move) the future of every request.
-            None => match Box::pin(timeout_at(deadline, self.connect(target, deadline))).await {
-                Err(_) => return Err(SendError::TimedOut),
-                Ok(Ok(mut connection)) => {
-                    if !poll_fn(|cx| Poll::Ready(connection.h1.poll_idle(cx))).await {
-                        return Err(SendError::NotSent {
-                            source: h1::Error::ClosedBeforeRequest.into(),
-                            body,
-                        });
-                    }
-                    connection
+    ) -> impl Future<Output = Result<http::Response<PooledBody>, SendError>> + Send + 'a {
+        async move {
+            // A pooled connection the server closed is found out before anything is written on
+            // it, and the next one is tried.
+            let reused = loop {
+                let Some((mut connection, probe)) = self.checkout(target) else {
+                    break None;
+                };
+                if probe && connection.h1.io().closed_by_peer() {
+                    continue;
                 }
-                Ok(Err(source)) => return Err(SendError::NotSent { source, body }),
-            },
-        };
-        if let Err(err) = connection.h1.start(head, lines, body) {
-            return Err(SendError::Invalid(err.into()));
-        }
-        connection.timer.as_mut().reset(deadline);
-        let answered = poll_fn(|cx| {
-            if let Poll::Ready(answered) = connection.h1.poll_head(cx) {
-                return Poll::Ready(Some(answered));
+                if poll_fn(|cx| Poll::Ready(connection.h1.poll_idle(cx))).await {
+                    break Some(connection);
+                }
+            };
+            let mut connection = match reused {
+                Some(connection) => connection,
+                // Boxed: connecting is rare, and its state would otherwise enlarge (and make
+                // slower to move) the future of every request.
+                None => {
+                    match Box::pin(timeout_at(deadline, self.connect(target, deadline))).await {
+                        Err(_) => return Err(SendError::TimedOut),
+                        Ok(Ok(mut connection)) => {
+                            if !poll_fn(|cx| Poll::Ready(connection.h1.poll_idle(cx))).await {
+                                return Err(SendError::NotSent {
+                                    source: h1::Error::ClosedBeforeRequest.into(),
+                                    body,
+                                });
+                            }
+                            connection
+                        }
+                        Ok(Err(source)) => return Err(SendError::NotSent { source, body }),
+                    }
+                }
+            };
+            if let Err(err) = connection.h1.start(head, lines, body) {
+                return Err(SendError::Invalid(err.into()));
             }
-            connection.timer.as_mut().poll(cx).map(|()| None)
-        });
-        match answered.await {
-            None => Err(SendError::TimedOut),
-            Some(Ok(parts)) => {
-                let pool = Arc::downgrade(&self.shared);
-                Ok(http::Response::from_parts(
-                    parts,
-                    PooledBody::new(connection, pool),
-                ))
+            connection.timer.as_mut().reset(deadline);
+            let answered = poll_fn(|cx| {
+                if let Poll::Ready(answered) = connection.h1.poll_head(cx) {
+                    return Poll::Ready(Some(answered));
+                }
+                connection.timer.as_mut().poll(cx).map(|()| None)
+            });
+            match answered.await {
+                None => Err(SendError::TimedOut),
+                Some(Ok(parts)) => {
+                    let pool = Arc::downgrade(&self.shared);
+                    Ok(http::Response::from_parts(
+                        parts,
+                        PooledBody::new(connection, pool),
+                    ))
+                }
+                Some(Err(err)) => Err(SendError::Failed(err.into())),
             }
-            Some(Err(err)) => Err(SendError::Failed(err.into())),
         }
     }
 

@@ -38,7 +38,6 @@ mod openapi;
 #[cfg(feature = "auth")]
 mod requirements;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use http::header::{HeaderValue, ALLOW, CONNECTION};
@@ -48,9 +47,10 @@ use serde_json::json;
 
 pub use self::mark::GATEWAY_MARK;
 pub use self::networks::{AllowNetworks, AllowNetworksLayer, Network};
-use crate::client::{HeaderLines, ServiceClient};
+use crate::client::{HeaderLines, Payload, ServiceClient};
 use crate::console::Console;
 use crate::extract::{RemoteAddr, DEFAULT_BODY_LIMIT};
+use crate::handler::HandlerFuture;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::middleware::RequestIdLayer;
 use crate::response::IntoResponse;
@@ -287,7 +287,7 @@ impl Gateway {
             // box would also hold the request the handler was given, and the future would be
             // moved into it once more.
             let forward = Route::from_fn(move |request: Request| {
-                Box::pin(Forwarder::forward(Arc::clone(&forwarder), request))
+                Forwarder::forward(Arc::clone(&forwarder), request)
             });
             match method {
                 Some(method) if hidden.contains(method) => {}
@@ -407,49 +407,38 @@ impl Forwarder {
     /// Forwards `request` (the whole request, not extractors: each extractor splits and
     /// rebuilds it, and this runs for every request crossing the gateway).
     ///
-    /// Why a function returning a future rather than an `async fn`: the request's head is
-    /// rewritten before anything waits, and only what crosses the wait is kept in the future.
-    /// An `async fn` would keep the request it was given and the parts split from it side by
-    /// side, and this future is moved and boxed on every request.
-    fn forward(
-        self: Arc<Self>,
-        request: Request,
-    ) -> impl Future<Output = Response> + Send + 'static {
-        let refusal = if request.method() == Method::CONNECT {
-            Some(Refusal::Tunnel)
-        } else if self.declares_too_much(&request) {
-            Some(Refusal::TooLarge)
-        } else {
-            None
-        };
+    /// The head is rewritten before the future is made, and the future owns what the call
+    /// borrows (the head, the body, the lines): it is boxed, and so copied, once per request,
+    /// and what it holds beside the call's own state is all it costs.
+    fn forward(self: Arc<Self>, request: Request) -> HandlerFuture {
+        if request.method() == Method::CONNECT {
+            return Box::pin(std::future::ready(self.refuse_tunnel()));
+        }
+        if self.declares_too_much(&request) {
+            return Box::pin(std::future::ready(self.too_large()));
+        }
         let (mut parts, body) = request.into_parts();
         let mut lines = HeaderLines::new();
-        if refusal.is_none() {
-            let remote = RemoteAddr::of(&parts.extensions);
-            headers::strip_hop_by_hop(&mut parts.headers);
-            headers::write_forwarding(
-                &mut parts.headers,
-                remote.map(|RemoteAddr(addr)| addr),
-                &mut lines,
-            );
-            if let Some(ForwardHook(hook)) = &self.on_forward {
-                hook(&mut parts);
-                headers::let_hook_override(&parts.headers, &mut lines);
-            }
+        let remote = RemoteAddr::of(&parts.extensions);
+        headers::strip_hop_by_hop(&mut parts.headers);
+        headers::write_forwarding(
+            &mut parts.headers,
+            remote.map(|RemoteAddr(addr)| addr),
+            &mut lines,
+        );
+        if let Some(ForwardHook(hook)) = &self.on_forward {
+            hook(&mut parts);
+            headers::let_hook_override(&parts.headers, &mut lines);
         }
         let http1 = parts.version < Version::HTTP_2;
         let (body, fault) = inbound::watch(body, self.body_limit);
-        async move {
-            match refusal {
-                Some(Refusal::TooLarge) => return self.too_large(),
-                Some(Refusal::Tunnel) => return self.refuse_tunnel(),
-                None => {}
-            }
-            match self
+        let mut payload = Payload::from(body);
+        Box::pin(async move {
+            let sent = self
                 .client
-                .send_with_lines(&self.service, &mut parts, body, lines)
-                .await
-            {
+                .send_with_lines(&self.service, &mut parts, &mut payload, &mut lines)
+                .await;
+            match sent {
                 Ok(mut response) => {
                     headers::strip_hop_by_hop(response.headers_mut());
                     hide_methods(&mut response, &self.hidden);
@@ -472,17 +461,8 @@ impl Forwarder {
                     None => err.to_problem().into_response(),
                 },
             }
-        }
+        })
     }
-}
-
-/// Why a request is answered at the edge rather than forwarded.
-#[derive(Debug, Clone, Copy)]
-enum Refusal {
-    /// Its declared body is past the limit.
-    TooLarge,
-    /// A `CONNECT`: the gateway forwards requests, it does not open tunnels.
-    Tunnel,
 }
 
 async fn refuse_internal() -> Problem {

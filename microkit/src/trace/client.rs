@@ -2,7 +2,6 @@
 //! attempt whose ids travel to the next hop.
 
 use std::future::{poll_fn, Future};
-use std::net::SocketAddr;
 use std::pin::Pin;
 
 use http::{HeaderMap, Method, StatusCode};
@@ -12,6 +11,7 @@ use tracing::Span;
 use super::TraceContext;
 use crate::client::ClientError;
 use crate::client::HeaderLines;
+use crate::discovery::Instance;
 use crate::middleware::current_request_id;
 use crate::middleware::{X_REQUEST_ID, X_REQUEST_ID_NAME};
 
@@ -32,9 +32,10 @@ pub(crate) struct CallTrace {
     span: Span,
 }
 
-/// One attempt's trace: the context the next hop receives as its parent.
+/// One attempt's trace: its span. (Its context, the next hop's parent, is written as the
+/// attempt's lines when the span opens, and not kept: this waits for the answer in every
+/// call's future.)
 pub(crate) struct AttemptTrace {
-    context: TraceContext,
     span: Span,
 }
 
@@ -80,23 +81,24 @@ impl CallTrace {
         &self.span
     }
 
-    /// Opens the span of attempt `number` (from 1) at `addr`, a child of the call's.
+    /// Opens the span of attempt `number` (from 1) of the request `head` at `instance`, a
+    /// child of the call's, and writes its context and, when the head has none, the request
+    /// id as the attempt's header lines: this attempt's span is the parent of the next hop's.
     pub(crate) fn attempt(
         &self,
         number: u32,
-        method: &Method,
-        instance: &str,
-        addr: SocketAddr,
+        head: &http::request::Parts,
+        instance: &Instance,
+        lines: &mut HeaderLines,
     ) -> AttemptTrace {
         // A child of the call's context, passed on when the call's is (the attempt's span is
         // recorded when the call's is: same target, same level).
         let context = self.context.child();
+        write_lines(&context, &head.headers, lines);
         if self.span.is_disabled() {
-            return AttemptTrace {
-                context,
-                span: Span::none(),
-            };
+            return AttemptTrace { span: Span::none() };
         }
+        let (method, addr) = (&head.method, instance.addr);
         let span = tracing::info_span!(
             target: "microkit::client",
             parent: &self.span,
@@ -108,7 +110,7 @@ impl CallTrace {
             http.request.resend_count = Empty,
             server.address = Empty,
             server.port = addr.port(),
-            service.instance.id = instance,
+            service.instance.id = instance.id.as_str(),
             http.response.status_code = Empty,
             error.type = Empty,
             trace_id = %context.trace_id(),
@@ -122,7 +124,7 @@ impl CallTrace {
             }
         }
         self.span.record("attempts", number);
-        AttemptTrace { context, span }
+        AttemptTrace { span }
     }
 
     /// Records how the call ended.
@@ -142,21 +144,6 @@ impl AttemptTrace {
         &self.span
     }
 
-    /// Writes the trace context and, when `headers` have none, the request id as the attempt's
-    /// header lines: this attempt's span is the parent of the next hop's.
-    pub(crate) fn write_lines(&self, headers: &HeaderMap, lines: &mut HeaderLines) {
-        self.context.write_lines(lines);
-        // A walk over the request's few names costs less than hashing this custom one.
-        if !headers
-            .keys()
-            .any(|name| name.as_str() == X_REQUEST_ID_NAME)
-        {
-            if let Some(id) = current_request_id() {
-                lines.push(&X_REQUEST_ID, id.header_value().as_bytes());
-            }
-        }
-    }
-
     /// Records the answer's status.
     pub(crate) fn answered(&self, status: StatusCode) {
         if !self.span.is_disabled() {
@@ -168,6 +155,21 @@ impl AttemptTrace {
     pub(crate) fn failed(&self, err: &ClientError) {
         if !self.span.is_disabled() {
             record_error(&self.span, err);
+        }
+    }
+}
+
+/// Writes an attempt's trace `context` and, when `headers` have none, the request id as its
+/// header lines.
+fn write_lines(context: &TraceContext, headers: &HeaderMap, lines: &mut HeaderLines) {
+    context.write_lines(lines);
+    // A walk over the request's few names costs less than hashing this custom one.
+    if !headers
+        .keys()
+        .any(|name| name.as_str() == X_REQUEST_ID_NAME)
+    {
+        if let Some(id) = current_request_id() {
+            lines.push(&X_REQUEST_ID, id.header_value().as_bytes());
         }
     }
 }
