@@ -87,7 +87,7 @@ async fn traced(app: &microkit::router::RouterService) -> microkit::Response {
     let mut request = http::Request::get("/user/12345")
         .body(microkit::Body::empty())
         .expect("a request");
-    let trace = microkit::trace::ServerTrace::start(&mut request);
+    let mut trace = microkit::trace::ServerTrace::start(&mut request);
     let answer = trace.in_scope(|| app.call(request));
     let response = trace.run(answer).await;
     assert_eq!(response.status(), 200);

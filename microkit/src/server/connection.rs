@@ -202,7 +202,7 @@ impl<IO: Transport> Connection<IO> {
             }
             let checked = header_limits.read_fields(&request);
             // Everything answered from here on, refusals included, is in the request's trace.
-            let trace = ServerTrace::start_in(&mut request, checked.context);
+            let mut trace = ServerTrace::start_in(&mut request, checked.context);
             let answer = {
                 // Entered rather than a closure that the request would be moved into.
                 let _scope = trace.enter();

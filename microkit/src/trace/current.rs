@@ -19,40 +19,30 @@ thread_local! {
 /// Always inlined: it runs twice per request, and called it costs as much again as its swaps.
 #[inline(always)]
 pub(super) fn with_slot<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() -> R) -> R {
-    struct Restore<'a>(&'a mut Option<TraceContext>);
-
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            swap(self.0);
-        }
-    }
-
-    swap(slot);
-    let _restore = Restore(slot);
+    let _entered = Entered::new(slot);
     f()
 }
 
-/// A context made current until this drops (also when unwinding), when what was current
-/// before is current again: for code that runs once in a context and keeps nothing it
-/// changed, without moving what it works on into a closure.
-pub(super) struct Entered {
-    /// What was current before.
-    previous: Option<TraceContext>,
+/// `slot`'s context made current until this drops (also when unwinding), when it goes back
+/// into the slot and what was current before is current again: for code that runs once in a
+/// context without moving what it works on into a closure. The context is moved, not cloned:
+/// while entered, the slot holds what was current before.
+pub(super) struct Entered<'a> {
+    slot: &'a mut Option<TraceContext>,
 }
 
-impl Entered {
+impl<'a> Entered<'a> {
     #[inline(always)]
-    pub(super) fn new(context: TraceContext) -> Self {
-        let mut previous = Some(context);
-        swap(&mut previous);
-        Self { previous }
+    pub(super) fn new(slot: &'a mut Option<TraceContext>) -> Self {
+        swap(slot);
+        Self { slot }
     }
 }
 
-impl Drop for Entered {
+impl Drop for Entered<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        swap(&mut self.previous);
+        swap(self.slot);
     }
 }
 
@@ -116,22 +106,34 @@ mod tests {
     #[test]
     fn an_entered_context_is_current_until_dropped_then_the_one_before_is() {
         let (outer, inner) = (TraceContext::root(), TraceContext::root());
-        let entered_outer = Entered::new(outer.clone());
+        let (mut outer_slot, mut inner_slot) = (Some(outer.clone()), Some(inner.clone()));
+        let entered_outer = Entered::new(&mut outer_slot);
         {
-            let _inner = Entered::new(inner.clone());
+            let _inner = Entered::new(&mut inner_slot);
             assert_eq!(current_trace(), Some(inner.trace_id()));
         }
         assert_eq!(current_trace(), Some(outer.trace_id()));
         drop(entered_outer);
         assert_eq!(current_trace(), None);
+        // Each context is back in its slot.
+        assert_eq!(
+            outer_slot.map(|context| context.trace_id()),
+            Some(outer.trace_id())
+        );
+        assert_eq!(
+            inner_slot.map(|context| context.trace_id()),
+            Some(inner.trace_id())
+        );
     }
 
     #[test]
     fn a_panic_inside_leaves_the_context_that_was_current() {
         let outer = TraceContext::root();
-        let _outer = Entered::new(outer.clone());
+        let mut outer_slot = Some(outer.clone());
+        let _outer = Entered::new(&mut outer_slot);
         let panicked = std::panic::catch_unwind(|| {
-            let _inner = Entered::new(TraceContext::root());
+            let mut inner_slot = Some(TraceContext::root());
+            let _inner = Entered::new(&mut inner_slot);
             panic!("on purpose");
         });
         assert!(panicked.is_err());

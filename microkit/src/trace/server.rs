@@ -29,14 +29,16 @@ use crate::Response;
 /// # async fn run() {
 /// let app = Router::new().route("/", get(|| async { "hi" })).into_service();
 /// let mut request = http::Request::get("/").body(Body::empty()).unwrap();
-/// let trace = ServerTrace::start(&mut request);
+/// let mut trace = ServerTrace::start(&mut request);
 /// let answer = trace.in_scope(|| app.call(request));
 /// let response = trace.run(answer).await;
 /// # }
 /// ```
 #[derive(Debug)]
 pub struct ServerTrace {
-    context: TraceContext,
+    /// Always there but while [`ServerTrace::enter`]ed (moved in and out rather than cloned),
+    /// when nothing else can reach it.
+    context: Option<TraceContext>,
     span: Span,
 }
 
@@ -74,7 +76,7 @@ impl ServerTrace {
         // is made (with `tracing`'s `log` feature on, one costs a visit of every field).
         if !tracing::level_enabled!(tracing::Level::INFO) {
             return Self {
-                context,
+                context: Some(context),
                 span: Span::none(),
             };
         }
@@ -105,12 +107,17 @@ impl ServerTrace {
             describe(&span, &context, request);
             RequestContext::traced(request.extensions_mut(), ServerSpan(span.clone()));
         }
-        Self { context, span }
+        Self {
+            context: Some(context),
+            span,
+        }
     }
 
     /// The request's trace context.
     pub fn context(&self) -> &TraceContext {
-        &self.context
+        self.context
+            .as_ref()
+            .expect("a trace's context is away only while entered, borrowing the trace")
     }
 
     /// The request's span.
@@ -120,18 +127,19 @@ impl ServerTrace {
 
     /// Runs `f` (routing the request, which may answer at once) in the request's context and
     /// span.
-    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let _scope = self.enter();
         f()
     }
 
     /// The request's context and span entered until the guard drops: [`Self::in_scope`]
     /// without a closure, so that the server does not move the request into one (a copy of
-    /// some 300 bytes, twice, on every request). Not to be held across an `.await`.
-    pub(crate) fn enter(&self) -> TraceScope<'_> {
+    /// some 300 bytes, twice, on every request). Not to be held across an `.await`. The
+    /// context is moved in and back, not cloned: hence `&mut self`.
+    pub(crate) fn enter(&mut self) -> TraceScope<'_> {
         // The context first and the span inside it, as they are left in the other order.
         TraceScope {
-            _context: Entered::new(self.context.clone()),
+            _context: Entered::new(&mut self.context),
             _span: (!self.span.is_disabled()).then(|| self.span.enter()),
         }
     }
@@ -140,7 +148,7 @@ impl ServerTrace {
     pub fn run<F: Future<Output = Response>>(self, answer: F) -> Traced<F> {
         Traced {
             answer,
-            context: Some(self.context),
+            context: self.context,
             span: self.span,
         }
     }
@@ -150,7 +158,7 @@ impl ServerTrace {
 /// (fields drop in the order they are declared).
 pub(crate) struct TraceScope<'a> {
     _span: Option<tracing::span::Entered<'a>>,
-    _context: Entered,
+    _context: Entered<'a>,
 }
 
 pin_project_lite::pin_project! {
