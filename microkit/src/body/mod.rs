@@ -30,6 +30,7 @@ pub(crate) use self::json::to_bytes as json_bytes;
 pub(crate) use self::pace::BodyPace;
 pub use self::pace::BodyTimeout;
 use self::pace::Pacer;
+use crate::client::DeadlineBody;
 use crate::BoxError;
 
 /// The body of a [`Request`](crate::Request) or a [`Response`](crate::Response).
@@ -42,6 +43,9 @@ enum Kind {
     Empty,
     Full(Option<Bytes>),
     Incoming(Lingering),
+    /// The answer to a `ServiceClient` call: a kind of its own rather than a boxed body, as
+    /// every call's answer is one (the gateway's for every request).
+    Answer(DeadlineBody),
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
 
@@ -135,6 +139,13 @@ impl Body {
         }
     }
 
+    /// The answer's body of a `ServiceClient` call.
+    pub(crate) fn from_answer(body: DeadlineBody) -> Self {
+        Self {
+            kind: Kind::Answer(body),
+        }
+    }
+
     /// A request body read from a server's connection, kept to `pace` when there is one.
     pub(crate) fn from_connection(incoming: Incoming, pace: Option<BodyPace>) -> Self {
         Self {
@@ -189,6 +200,7 @@ impl std::fmt::Debug for Body {
             Kind::Empty => "empty",
             Kind::Full(_) => "full",
             Kind::Incoming(_) => "incoming",
+            Kind::Answer(_) => "answer",
             Kind::Boxed(_) => "boxed",
         };
         f.debug_tuple("Body").field(&kind).finish()
@@ -256,6 +268,7 @@ impl http_body::Body for Body {
                     .map(|bytes| Ok(Frame::data(bytes))),
             ),
             Kind::Incoming(lingering) => lingering.poll_frame(cx),
+            Kind::Answer(body) => body.poll_frame(cx),
             Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -272,6 +285,7 @@ impl http_body::Body for Body {
                     .is_none()
                     && lingering.body.as_ref().is_none_or(Incoming::is_end_stream)
             }
+            Kind::Answer(body) => body.is_end_stream(),
             Kind::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -284,6 +298,7 @@ impl http_body::Body for Body {
                 .body
                 .as_ref()
                 .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint),
+            Kind::Answer(body) => body.size_hint(),
             Kind::Boxed(body) => body.size_hint(),
         }
     }

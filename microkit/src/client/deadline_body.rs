@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
-use pin_project_lite::pin_project;
+use http_body::{Body as _, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use super::pooled_body::PooledBody;
 use crate::BoxError;
 
 /// The error a body gives when the call's deadline passes before its end.
@@ -23,60 +23,50 @@ impl std::fmt::Display for BodyDeadlinePassed {
 
 impl std::error::Error for BodyDeadlinePassed {}
 
-pin_project! {
-    /// A body that fails with [`BodyDeadlinePassed`] once `deadline` passes: the deadline
-    /// covers the whole exchange, not only the answer's head. The timer is armed only when
-    /// the body has to wait, so a body that is already there costs no timer.
-    pub(crate) struct DeadlineBody<B> {
-        #[pin]
-        inner: B,
-        deadline: Instant,
-        #[pin]
-        timer: Option<Sleep>,
-    }
+/// An answer's body from a pooled connection that fails with [`BodyDeadlinePassed`] once
+/// `deadline` passes: the deadline covers the whole exchange, not only the answer's head. The
+/// timer is armed (and boxed) only when the body has to wait, so a body that is already there
+/// costs no timer, and the body is small enough (40 bytes) to be one of [`Body`]'s own kinds
+/// rather than a boxed one: every call's answer is one.
+///
+/// [`Body`]: crate::Body
+pub(crate) struct DeadlineBody {
+    inner: PooledBody,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl<B> DeadlineBody<B> {
-    pub(crate) fn new(inner: B, deadline: Instant) -> Self {
+impl DeadlineBody {
+    pub(crate) fn new(inner: PooledBody, deadline: Instant) -> Self {
         Self {
             inner,
             deadline,
             timer: None,
         }
     }
-}
 
-impl<B> http_body::Body for DeadlineBody<B>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
+    pub(crate) fn poll_frame(
+        &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        if this.timer.is_none() {
-            this.timer
-                .set(Some(tokio::time::sleep_until(*this.deadline)));
-        }
-        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(BodyDeadlinePassed)))),
-            _ => Poll::Pending,
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyDeadlinePassed)))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
-    fn is_end_stream(&self) -> bool {
+    pub(crate) fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
     }
 
-    fn size_hint(&self) -> SizeHint {
+    pub(crate) fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
 }

@@ -61,7 +61,8 @@ pub(crate) use self::balancer::{ClientStats, ClientView, InstanceStats, Retired,
 use self::balancer::{Endpoint, ServiceBalancer};
 use self::budget::RetryBudget;
 pub use self::config::{Balance, ClientConfig};
-use self::deadline_body::{BodyDeadlinePassed, DeadlineBody};
+use self::deadline_body::BodyDeadlinePassed;
+pub(crate) use self::deadline_body::DeadlineBody;
 pub use self::error::ClientError;
 pub use self::idempotency::{new_idempotency_key, IdempotencyKeyExt, IDEMPOTENCY_KEY};
 pub(crate) use self::lines::{remove_fields, HeaderLines};
@@ -427,8 +428,8 @@ impl ServiceClient {
                         Ok(response) => {
                             let status = response.status();
                             trace.answered(status);
-                            let response =
-                                response.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+                            let response = response
+                                .map(|body| Body::from_answer(DeadlineBody::new(body, deadline)));
                             if !is_gateway_failure(status) {
                                 let answered = Instant::now();
                                 balancer.record_success(&endpoint, answered, answered - now);
