@@ -423,7 +423,7 @@ impl ServiceClient {
                     drop(in_flight);
 
                     // What this attempt ends the call with unless another follows, and whether
-                    // one may.
+                    // one may: every outcome that gets here is the instance's failure.
                     let (answer, retry_safe) = match result {
                         Ok(response) => {
                             let status = response.status();
@@ -435,17 +435,11 @@ impl ServiceClient {
                                 balancer.record_success(&endpoint, answered, answered - now);
                                 return Ok(response);
                             }
-                            trace
-                                .span()
-                                .in_scope(|| balancer.record_failure(&endpoint, config));
                             (Ok(response), idempotent && replayable)
                         }
                         Err(SendError::NotSent { source, body }) => {
                             // Nothing was written: whatever the method, the request can go
                             // elsewhere, its body with it.
-                            trace
-                                .span()
-                                .in_scope(|| balancer.record_failure(&endpoint, config));
                             if let Payload::Once(slot) = payload {
                                 *slot = Some(body);
                             }
@@ -453,7 +447,6 @@ impl ServiceClient {
                                 service: service.to_owned(),
                                 source,
                             };
-                            trace.failed(&error);
                             (Err(error), true)
                         }
                         Err(SendError::Invalid(source)) => {
@@ -467,20 +460,13 @@ impl ServiceClient {
                             return Err(error);
                         }
                         Err(SendError::Failed(source)) => {
-                            trace
-                                .span()
-                                .in_scope(|| balancer.record_failure(&endpoint, config));
                             let error = ClientError::Transport {
                                 service: service.to_owned(),
                                 source,
                             };
-                            trace.failed(&error);
                             (Err(error), replayable && idempotent)
                         }
                         Err(SendError::TimedOut) => {
-                            trace
-                                .span()
-                                .in_scope(|| balancer.record_failure(&endpoint, config));
                             let error = if attempt_deadline >= deadline {
                                 ClientError::DeadlineExceeded {
                                     service: service.to_owned(),
@@ -490,10 +476,15 @@ impl ServiceClient {
                                     service: service.to_owned(),
                                 }
                             };
-                            trace.failed(&error);
                             (Err(error), replayable && idempotent)
                         }
                     };
+                    trace
+                        .span()
+                        .in_scope(|| balancer.record_failure(&endpoint, config));
+                    if let Err(error) = &answer {
+                        trace.failed(error);
+                    }
                     let retry = match retry_safe {
                         true => self.retry_at(attempt, deadline, &mut tried, endpoint),
                         false => None,
