@@ -68,40 +68,54 @@ impl<'h> BodyFields<'h> {
 }
 
 /// Reads the whole body, refusing it as soon as it is known to exceed the limit: at once when
-/// the `declared` length (see [`BodyFields`]) says so, else when the bytes arrive.
+/// the `declared` length (see [`BodyFields`]) says so, else when the bytes arrive. The parts
+/// are let go of at once: what reads only the body (the `Json`, `Bytes` and `String`
+/// extractors) would otherwise carry 224 bytes through the read and out of it, moved at each
+/// step, in every such handler's future.
+pub(crate) fn read_body(request: Request, declared: Option<u64>) -> ReadBody {
+    let (parts, body) = request.into_parts();
+    ReadBody::new(&parts, body, declared)
+}
+
+/// [`read_body`], keeping the parts for the caller.
 pub(crate) fn read_limited(request: Request, declared: Option<u64>) -> ReadLimited {
     let (parts, body) = request.into_parts();
-    let limit = BodyLimit::of(&parts);
-    let collect = if declared.is_some_and(|length| length > limit as u64) {
-        // Refused without reading a byte.
-        CollectLimited::too_large(limit)
-    } else {
-        body.collect_limited(limit)
-    };
+    let read = ReadBody::new(&parts, body, declared);
     ReadLimited {
         parts: Some(parts),
-        collect,
+        read,
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`read_limited`], written out rather than an `async fn`, which would keep
-    /// the request it was given beside the parts and the collection (see
+    /// The future of [`read_body`], written out rather than an `async fn`, which would keep
+    /// the request it was given beside the collection (see
     /// [`CollectLimited`](crate::body::CollectLimited)).
-    pub(crate) struct ReadLimited {
-        parts: Option<Parts>,
+    pub(crate) struct ReadBody {
         #[pin]
         collect: CollectLimited,
     }
 }
 
-impl Future for ReadLimited {
-    type Output = Result<(Parts, Bytes), Rejection>;
+impl ReadBody {
+    fn new(parts: &Parts, body: crate::Body, declared: Option<u64>) -> Self {
+        let limit = BodyLimit::of(parts);
+        let collect = if declared.is_some_and(|length| length > limit as u64) {
+            // Refused without reading a byte.
+            CollectLimited::too_large(limit)
+        } else {
+            body.collect_limited(limit)
+        };
+        Self { collect }
+    }
+}
+
+impl Future for ReadBody {
+    type Output = Result<Bytes, Rejection>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        Poll::Ready(match ready!(this.collect.poll(cx)) {
-            Ok(bytes) => Ok((this.parts.take().expect("polled after completion"), bytes)),
+        Poll::Ready(match ready!(self.project().collect.poll(cx)) {
+            Ok(bytes) => Ok(bytes),
             Err(BodyError::TooLarge { limit }) => Err(too_large(limit)),
             Err(BodyError::TimedOut(timeout)) => Err(Rejection::new(
                 RejectionKind::BodyTimeout,
@@ -112,6 +126,28 @@ impl Future for ReadLimited {
                 format!("the request body could not be read: {err}"),
             )),
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`read_limited`]: the body's read, and the parts it hands back.
+    pub(crate) struct ReadLimited {
+        parts: Option<Parts>,
+        #[pin]
+        read: ReadBody,
+    }
+}
+
+impl Future for ReadLimited {
+    type Output = Result<(Parts, Bytes), Rejection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let bytes = ready!(this.read.poll(cx))?;
+        Poll::Ready(Ok((
+            this.parts.take().expect("polled after completion"),
+            bytes,
+        )))
     }
 }
 
@@ -133,7 +169,7 @@ impl<S: Send + Sync> FromRequest<S> for Bytes {
         _: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         let declared = BodyFields::of(request.headers()).length;
-        read_limited(request, declared).map(|read| read.map(|(_, bytes)| bytes))
+        read_body(request, declared)
     }
 }
 
@@ -145,9 +181,8 @@ impl<S: Send + Sync> FromRequest<S> for String {
         _: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         let declared = BodyFields::of(request.headers()).length;
-        read_limited(request, declared).map(|read| {
-            let (_, bytes) = read?;
-            String::from_utf8(bytes.into()).map_err(|_| {
+        read_body(request, declared).map(|read| {
+            String::from_utf8(read?.into()).map_err(|_| {
                 Rejection::new(
                     RejectionKind::MalformedBody,
                     "the request body is not valid UTF-8",

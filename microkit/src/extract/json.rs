@@ -6,7 +6,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::body::{read_limited, BodyFields};
+use super::body::{read_body, BodyFields};
 use super::whole_number::whole_numbers_as_integers;
 use super::{FromRequest, OptionalFromRequest, Rejection, RejectionKind};
 use crate::problem::FieldError;
@@ -84,7 +84,7 @@ where
     type Rejection = Rejection;
 
     // Not an `async fn`: it would keep the request beside the read that took it over (see
-    // `ReadLimited`), and this future sits inside every JSON handler's.
+    // `ReadBody`), and this future sits inside every JSON handler's.
     fn from_request(
         request: Request,
         _: &S,
@@ -92,17 +92,14 @@ where
         let fields = BodyFields::of(request.headers());
         let read = if is_json(&fields) {
             let declared = fields.length;
-            Either::Left(read_limited(request, declared))
+            Either::Left(read_body(request, declared))
         } else {
             Either::Right(ready(Err(Rejection::new(
                 RejectionKind::UnsupportedMediaType,
                 "expected a request body with `Content-Type: application/json`",
             ))))
         };
-        read.map(|read| {
-            let (_, bytes) = read?;
-            Self::from_bytes(&bytes)
-        })
+        read.map(|read| Self::from_bytes(&read?))
     }
 }
 
