@@ -39,6 +39,11 @@ fn app() -> RouterService {
             post(|body: Bytes| async move { body.len().to_string() }).body_limit(8),
         )
         .route(
+            "/text",
+            post(|text: String| async move { text.chars().rev().collect::<String>() })
+                .body_limit(8),
+        )
+        .route(
             "/maybe",
             post(|body: Option<Json<Product>>| async move { body.is_some().to_string() }),
         )
@@ -257,6 +262,31 @@ async fn oversized_bodies_are_413() {
         text(call(&service, "POST", "/small", Some(("text/plain", "1234"))).await).await,
         "4"
     );
+}
+
+#[tokio::test]
+async fn a_string_body_is_utf8_within_the_limit() {
+    let service = app();
+    assert_eq!(
+        text(call(&service, "POST", "/text", Some(("text/plain", "héllo"))).await).await,
+        "olléh"
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/text")
+        .header(CONTENT_TYPE, "text/plain")
+        .body(Body::from(Bytes::from_static(b"ab\xff\xfe")))
+        .unwrap();
+    let problem = expect_problem(service.call(request).await, 400).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("UTF-8"),
+        "{problem}"
+    );
+    expect_problem(
+        call(&service, "POST", "/text", Some(("text/plain", "123456789"))).await,
+        413,
+    )
+    .await;
 }
 
 #[tokio::test]
