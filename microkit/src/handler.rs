@@ -71,9 +71,9 @@ where
     }
 }
 
-/// A handler whose only argument takes the whole request: the request goes to it as it came,
-/// not split into its parts and put back together (each a move of the request, kept in the
-/// handler's future).
+/// A handler of one argument: how the argument is taken depends on its kind, a parts
+/// extractor or one that takes the whole request (see `only_argument` below), so that neither
+/// kind keeps the request in the handler's future twice.
 impl<F, Fut, S, Res, M, T1> Handler<(M, T1), S> for F
 where
     F: FnOnce(T1) -> Fut + Clone + Send + Sync + 'static,
@@ -81,20 +81,88 @@ where
     S: Send + Sync + 'static,
     Res: IntoResponse + OperationOutput,
     T1: FromRequest<S, M> + OperationInput + Send,
+    M: only_argument::Extraction<S, T1>,
 {
     fn call(self, request: Request, state: S) -> HandlerFuture {
-        Box::pin(async move {
-            let argument = match T1::from_request(request, &state).await {
-                Ok(value) => value,
-                Err(rejection) => return rejection.into_response(),
-            };
-            self(argument).await.into_response()
-        })
+        M::answer(self, request, state)
     }
 
     fn describe(operation: &mut Operation) {
         T1::describe_input(operation);
         Res::describe_output(operation);
+    }
+}
+
+/// The one-argument handler's two ways, chosen by the argument's [`FromRequest`] marker.
+/// Public in a private module, as the markers: it appears in a public impl's bounds, and no
+/// user names it.
+#[allow(unreachable_pub)]
+mod only_argument {
+    use std::future::Future;
+
+    use super::HandlerFuture;
+    use crate::extract::private::{ViaParts, ViaRequest};
+    use crate::extract::{FromRequest, FromRequestParts};
+    use crate::response::IntoResponse;
+    use crate::Request;
+
+    /// Takes a handler's only argument, of type `T`, from the request and calls the handler.
+    pub trait Extraction<S, T> {
+        /// The handler's future.
+        fn answer<F, Fut, Res>(handler: F, request: Request, state: S) -> HandlerFuture
+        where
+            F: FnOnce(T) -> Fut + Send + 'static,
+            Fut: Future<Output = Res> + Send,
+            Res: IntoResponse;
+    }
+
+    /// An argument read from the parts (`Path<T>`, `Query<T>`, ...): the request is split and
+    /// its body dropped before the future is made, which then holds the parts alone. (A future
+    /// keeps what it captures for its whole life: one that took the request would hold it
+    /// beside the extraction's future, which takes it over.)
+    impl<S, T> Extraction<S, T> for ViaParts
+    where
+        S: Send + Sync + 'static,
+        T: FromRequestParts<S> + Send,
+    {
+        fn answer<F, Fut, Res>(handler: F, request: Request, state: S) -> HandlerFuture
+        where
+            F: FnOnce(T) -> Fut + Send + 'static,
+            Fut: Future<Output = Res> + Send,
+            Res: IntoResponse,
+        {
+            let (mut parts, _) = request.into_parts();
+            Box::pin(async move {
+                let argument = match T::from_request_parts(&mut parts, &state).await {
+                    Ok(value) => value,
+                    Err(rejection) => return rejection.into_response(),
+                };
+                handler(argument).await.into_response()
+            })
+        }
+    }
+
+    /// An argument that takes the whole request (`Json<T>`, `Bytes`, `Request`, ...): the
+    /// request goes to it as it came, not split and put back together.
+    impl<S, T> Extraction<S, T> for ViaRequest
+    where
+        S: Send + Sync + 'static,
+        T: FromRequest<S> + Send,
+    {
+        fn answer<F, Fut, Res>(handler: F, request: Request, state: S) -> HandlerFuture
+        where
+            F: FnOnce(T) -> Fut + Send + 'static,
+            Fut: Future<Output = Res> + Send,
+            Res: IntoResponse,
+        {
+            Box::pin(async move {
+                let argument = match T::from_request(request, &state).await {
+                    Ok(value) => value,
+                    Err(rejection) => return rejection.into_response(),
+                };
+                handler(argument).await.into_response()
+            })
+        }
     }
 }
 

@@ -88,7 +88,7 @@ pub trait FromRequest<S, M = private::ViaRequest>: Sized {
 /// Public types in a private module, as axum's: they must appear in a public trait, and no
 /// user should name them.
 #[allow(unreachable_pub)]
-mod private {
+pub(crate) mod private {
     /// The extractor consumes the request.
     #[derive(Debug, Clone, Copy)]
     pub enum ViaRequest {}
