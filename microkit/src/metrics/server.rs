@@ -18,13 +18,18 @@ const MAX_FIELD: usize = 160;
 /// The series of one server.
 #[derive(Debug, Default)]
 pub(crate) struct ServerMetrics {
-    routes: RwLock<HashMap<Arc<str>, Arc<RouteSeries>>>,
+    routes: RwLock<Routes>,
     pub(crate) in_flight: AtomicI64,
     pub(crate) open_connections: AtomicI64,
     pub(crate) body_limit_rejections: AtomicU64,
     pub(crate) timeout_rejections: AtomicU64,
     problems: Mutex<VecDeque<ProblemSeen>>,
 }
+
+/// The series by route pattern, looked up on every request: hashed with foldhash rather than
+/// SipHash, as the keys are the service's own patterns (and `unmatched`), never a client's
+/// text, so a hash that resists chosen keys defends nothing.
+type Routes = HashMap<Arc<str>, Arc<RouteSeries>, foldhash::fast::RandomState>;
 
 /// The series of one route pattern, by method.
 #[derive(Debug)]

@@ -25,18 +25,11 @@ const FINE_BOUNDS: usize = 80;
 static BOUNDS: LazyLock<[f64; FINE_BOUNDS]> =
     LazyLock::new(|| std::array::from_fn(|k| FINEST * (k as f64 / PER_DOUBLING).exp2()));
 
+/// The bucket of a latency: the first whose bound is at least `seconds` (the bounds are
+/// inclusive), or the overflow bucket past the last. A binary search over the bounds, seven
+/// comparisons, rather than a logarithm and its rounding on every request.
 fn bucket_of(seconds: f64) -> usize {
-    if seconds <= FINEST {
-        return 0;
-    }
-    let index = ((seconds / FINEST).log2() * PER_DOUBLING).ceil() as usize;
-    // Float rounding at a bound: keep the upper bound inclusive.
-    let index = index.min(FINE_BOUNDS);
-    if index > 0 && index <= FINE_BOUNDS && seconds <= BOUNDS[index - 1] {
-        index - 1
-    } else {
-        index
-    }
+    BOUNDS.partition_point(|&bound| bound < seconds)
 }
 
 /// One slot of the ring.
