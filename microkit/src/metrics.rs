@@ -200,16 +200,17 @@ impl Metrics {
         Opened::new(self.clone(), Gauge::Connections)
     }
 
-    fn record_response(&self, asked: Asked, matched: Option<&MatchedRoute>, response: &Response) {
+    fn record_response(&self, asked: Asked, response: &Response) {
         let Asked {
             method,
             uri,
             request_id,
+            route,
             trace,
             started,
         } = asked;
         let elapsed = started.elapsed();
-        let (method, route) = labels(&method, matched);
+        let (method, route) = labels(&method, route.get());
         let status = response.status().as_u16();
         let now = unix_seconds();
         self.server
@@ -547,6 +548,47 @@ mod tests {
             text.contains("http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/user/{id}\",http_response_status_code=\"200\",le=\"0.005\"}"),
             "{text}"
         );
+    }
+
+    /// The route label is the outer router's pattern for a request a router mounted as a
+    /// route's service answers, and the route a handler's panic answered from; and a layer
+    /// asking for the route in the response's extensions still gets it beside the metrics.
+    #[tokio::test]
+    async fn the_outer_pattern_labels_and_the_public_report_still_works() {
+        let metrics = Arc::new(Metrics::new());
+        // A service mounted at a pattern sees the whole path.
+        let inner = Router::new()
+            .route("/api/user/{id}", get(|| async { "user" }))
+            .into_service();
+        let service = Router::new()
+            .route_service("/api/{*rest}", inner)
+            .route(
+                "/panics",
+                get(|| async {
+                    panic!("a handler's bug");
+                    #[allow(unreachable_code)]
+                    ""
+                }),
+            )
+            .layer(MetricsLayer::new(metrics.clone()))
+            .into_service();
+        let mut request = Request::get("/api/user/7").body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(crate::router::ReportMatchedRoute);
+        let response = service.call(request).await;
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let matched = response.extensions().get::<MatchedRoute>().unwrap();
+        assert_eq!(matched.pattern(), "/api/{*rest}");
+        let request = Request::get("/panics").body(Body::empty()).unwrap();
+        assert_eq!(service.call(request).await.status(), 500);
+        let text = metrics.encode();
+        for series in [
+            r#"http_requests_total{method="GET",route="/api/{*rest}",status="200"} 1"#,
+            r#"http_requests_total{method="GET",route="/panics",status="500"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
     }
 
     /// The label sets of `http_requests_total` in `text`.

@@ -212,6 +212,7 @@ mod tests {
                 params: path_params,
                 body_limit: None,
             },
+            || unreachable!("no layer asked for the route"),
         );
         parts
     }

@@ -11,8 +11,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Gauge, Metrics, Opened, SpanId, TraceId};
-use crate::middleware::X_REQUEST_ID;
-use crate::router::{MatchedRoute, ReportMatchedRoute};
+use crate::middleware::{RequestId, X_REQUEST_ID};
+use crate::request_context::{RequestContext, RouteSlot};
 use crate::{Request, Response};
 
 /// Records every request the wrapped router answers into [`Metrics`]. Put it on the whole
@@ -60,12 +60,19 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        request.extensions_mut().insert(ReportMatchedRoute);
+        let route = RequestContext::report_route(request.extensions_mut());
+        // The id a `RequestIdLayer` outside this one settled on, read from its extension
+        // rather than by the header's name (hashed a byte at a time); else the caller's.
+        let request_id = match request.extensions().get::<RequestId>() {
+            Some(id) => Some(id.header_value().clone()),
+            None => request.headers().get(X_REQUEST_ID).cloned(),
+        };
         let asked = Asked {
             method: request.method().clone(),
             // Cheap clones (shared bytes), kept for the rare problem answer.
             uri: request.uri().clone(),
-            request_id: request.headers().get(X_REQUEST_ID).cloned(),
+            request_id,
+            route,
             // The server's trace scope is current while the request is handed over.
             trace: crate::trace::current_ids(),
             started: Instant::now(),
@@ -103,8 +110,7 @@ where
         crate::trace::record_current();
         let response = std::task::ready!(this.answer.poll(cx))?;
         if let Some((asked, in_flight)) = this.waiting.take() {
-            let matched = response.extensions().get::<MatchedRoute>();
-            in_flight.metrics.record_response(asked, matched, &response);
+            in_flight.metrics.record_response(asked, &response);
         }
         Poll::Ready(Ok(response))
     }
@@ -121,6 +127,8 @@ pub(super) struct Asked {
     pub(super) method: Method,
     pub(super) uri: Uri,
     pub(super) request_id: Option<HeaderValue>,
+    /// Where the router leaves the route that answers.
+    pub(super) route: RouteSlot,
     /// The trace and the server span the request is in, for the exemplar and the problem.
     pub(super) trace: Option<(TraceId, SpanId)>,
     pub(super) started: Instant,

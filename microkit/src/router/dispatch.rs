@@ -193,6 +193,7 @@ impl RouterCore {
                 params,
                 body_limit: table.body_limit,
             },
+            || MatchedRoute::new(pattern.clone(), table.allow.clone()),
         );
         if let Some(span) = span {
             span.matched(&method, pattern);
