@@ -153,7 +153,8 @@ async fn failures_are_typed_errors() {
     let server = spawn(item_router(), server_config()).await;
     let registry = MemoryRegistry::new();
     let _items = register(&registry, "items", server.addr).await;
-    let _dead = register(&registry, "dead", refusing_addr().await).await;
+    let dead = refusing_addr();
+    let _dead = register(&registry, "dead", dead.addr).await;
     let client = ServiceClient::with_config(registry, config());
 
     let err = client
@@ -313,7 +314,8 @@ async fn a_request_that_cannot_be_framed_fails_without_blaming_an_instance() {
 async fn a_post_that_never_reached_a_server_is_retried_elsewhere() {
     let (healthy, healthy_hits) = backend("healthy", StatusCode::OK).await;
     let registry = MemoryRegistry::new();
-    let _dead = register(&registry, "svc", refusing_addr().await).await;
+    let dead = refusing_addr();
+    let _dead = register(&registry, "svc", dead.addr).await;
     let _b = register(&registry, "svc", healthy.addr).await;
     let client = ServiceClient::with_config(registry, round_robin());
     for _ in 0..10 {
@@ -1043,7 +1045,8 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 async fn a_dropped_clients_counters_stay_in_the_metrics() {
     let (healthy, _hits) = backend("healthy", StatusCode::OK).await;
     let registry = MemoryRegistry::new();
-    let _dead = register(&registry, "svc", refusing_addr().await).await;
+    let dead = refusing_addr();
+    let _dead = register(&registry, "svc", dead.addr).await;
     let _b = register(&registry, "svc", healthy.addr).await;
     let metrics = Arc::new(microkit::metrics::Metrics::new());
     let client = ServiceClient::with_observer(Arc::new(registry), round_robin(), metrics.clone());

@@ -33,14 +33,28 @@ pub async fn register(registry: &MemoryRegistry, service: &str, addr: SocketAddr
         .expect("a memory registry always registers")
 }
 
-/// A loopback address where nothing listens: connecting to it is refused at once.
-pub async fn refusing_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
+/// A loopback address where nothing listens: connecting to it is refused at once, for as
+/// long as this lives.
+///
+/// The port stays bound, without listening: a port bound and let go can be handed out again
+/// at once, to another test's server in the same process (or as a connection's own source
+/// port, which then connects to itself), and a call meant to be refused would hang instead.
+pub struct RefusingAddr {
+    /// The address that refuses.
+    pub addr: SocketAddr,
+    _bound: tokio::net::TcpSocket,
+}
+
+/// Binds a [`RefusingAddr`] on loopback.
+pub fn refusing_addr() -> RefusingAddr {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .expect("binding a loopback port");
-    let addr = listener.local_addr().expect("the listener's address");
-    drop(listener);
-    addr
+    RefusingAddr {
+        addr: socket.local_addr().expect("the socket's address"),
+        _bound: socket,
+    }
 }
 
 /// A server that accepts connections, reads whatever arrives and never answers: a peer that
