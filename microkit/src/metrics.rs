@@ -53,6 +53,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderValue, CONTENT_TYPE};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Method};
 
 use self::exposition::Exposition;
@@ -203,7 +204,7 @@ impl Metrics {
     fn record_response(&self, asked: Asked, response: &Response) {
         let Asked {
             method,
-            uri,
+            path,
             request_id,
             route,
             trace,
@@ -239,7 +240,7 @@ impl Metrics {
                 at_ms: (now * 1000.0) as u64,
                 method: method.to_owned(),
                 route: route.to_owned(),
-                path: uri.path().to_owned(),
+                path: path.as_ref().map_or("/", PathAndQuery::path).to_owned(),
                 status,
                 request_id,
                 trace_id: trace.map(|(trace_id, _)| trace_id),
