@@ -179,13 +179,15 @@ impl RouterCore {
             &matched.params,
         );
         let extensions = request.extensions_mut();
-        // Taken out, its work done, rather than read: a service's layers (request id,
-        // metrics) and its server have by then filled the extensions' first table (three
-        // entries; the route match joins the server's), and a fourth, from a route's own
-        // layer, would make it grow: a new table and every entry moved.
+        // What a layer outside the router is told, by either way it asked: the response's
+        // extensions (a marker) or the request's context (the metrics layer).
+        let matched_route = || MatchedRoute::new(pattern.clone(), table.allow.clone());
+        // Taken out, its work done, rather than read: the extensions' first table holds three
+        // entries, and the server's, the request id's and this marker fill it; a fourth, from a
+        // route's own layer, would make it grow: a new table and every entry moved.
         let report = extensions
             .remove::<ReportMatchedRoute>()
-            .map(|_| MatchedRoute::new(pattern.clone(), table.allow.clone()));
+            .map(|_| matched_route());
         let span = RequestContext::matched(
             extensions,
             RouteMatch {
@@ -193,7 +195,7 @@ impl RouterCore {
                 params,
                 body_limit: table.body_limit,
             },
-            || MatchedRoute::new(pattern.clone(), table.allow.clone()),
+            matched_route,
         );
         if let Some(span) = span {
             span.matched(&method, pattern);
